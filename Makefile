@@ -1,0 +1,36 @@
+# The two commands of the README, and the tools behind them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test install catalogs bench lint clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "coassess needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+	$(BIN)/python -m locales compile
+
+demo: install
+	$(BIN)/coassess demo
+
+test: install
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+catalogs: install
+	$(BIN)/pybabel extract -F babel.cfg -o locales/coassess.pot --no-location --sort-output \
+		--project coassess --msgid-bugs-address none bot dialogs
+	$(BIN)/python -m locales update
+	$(BIN)/python -m locales compile
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

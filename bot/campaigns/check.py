@@ -1,0 +1,416 @@
+"""Checking a campaign file: every problem, with its line and the question or option it concerns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from pydantic import ValidationError
+
+from bot.campaigns.schema import (
+    CAMPAIGN_ID_PATTERN,
+    ID_PATTERN,
+    INVITE_CODE_PATTERN,
+    MAX_INTRO_TEXT,
+    MAX_OPTION_TEXT,
+    MAX_OPTIONS,
+    MAX_QUESTION_TEXT,
+    MAX_TITLE_TEXT,
+    OTHER,
+    PREFER_NOT,
+    QUESTION_TYPES,
+    CampaignSpec,
+)
+from bot.campaigns.source import Path_, Source, SourceError, parse, read_text
+
+NEEDS_OPTIONS = {"choice", "multi", "rank", "budget"}
+TYPE_KEYS = {
+    "scale": {"rating"}, "labels": {"rating"}, "options": NEEDS_OPTIONS, "other": {"choice", "multi"},
+    "tokens": {"budget"}, "pick": {"rank"}, "voice": {"text"},
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    line: int | None = None
+    where: str | None = None  # e.g. "question 'ease', option 'hours'"
+
+    def render(self, name: str) -> str:
+        loc = f"{name}:{self.line}" if self.line else name
+        return f"{loc}: {self.where + ': ' if self.where else ''}{self.message}"
+
+
+@dataclass
+class CheckResult:
+    name: str
+    problems: list[Problem] = field(default_factory=list)
+    spec: CampaignSpec | None = None
+    source: Source | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.spec is not None
+
+    def summary(self) -> str:
+        s = self.spec
+        assert s is not None
+        return (f"{self.name}: OK — campaign '{s.id}', {len(s.questions)} questions, "
+                f"{len(s.groups)} group dimensions, languages {', '.join(s.languages)}")
+
+
+def check_file(path: str | Path) -> CheckResult:
+    """Read and check a campaign file; never raises for bad content."""
+    path = Path(path)
+    try:
+        text = read_text(path)
+    except SourceError as exc:
+        return CheckResult(str(path), [Problem(exc.message, exc.line)])
+    return check_text(text, str(path))
+
+
+def check_text(text: str, name: str = "<campaign>") -> CheckResult:
+    result = CheckResult(name)
+    try:
+        src = parse(text, name)
+    except SourceError as exc:
+        result.problems.append(Problem(exc.message, exc.line))
+        return result
+    except RecursionError:
+        result.problems.append(Problem("the file is nested too deeply to be a campaign"))
+        return result
+    result.source = src
+    if not isinstance(src.data, dict):
+        result.problems.append(Problem("a campaign file must be a set of 'key: value' lines "
+                                       "starting with 'id:'", 1))
+        return result
+    checker = _Checker(src)
+    checker.structure()
+    checker.semantics()
+    result.problems = sorted(set(checker.problems), key=lambda p: (p.line or 0, p.message))
+    if not result.problems:
+        result.spec = checker.spec
+    return result
+
+
+def _where(data: Any, path: Path_) -> str | None:
+    """Name the question, option, group or invite that `path` points into."""
+    parts: list[str] = []
+    node = data
+    for i, key in enumerate(path):
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(key, int) and isinstance(node, dict) and i > 0:
+            kind = {"questions": "question", "options": "option", "groups": "group dimension",
+                    "invites": "invite"}.get(str(path[i - 1]))
+            ident = node.get("id", node.get("code")) if kind else None
+            if kind:
+                parts.append(f"{kind} '{ident}'" if ident is not None else f"{kind} #{key + 1}")
+    return ", ".join(parts) or None
+
+
+def _friendly(err: dict[str, Any]) -> str:
+    kind, loc, value = err["type"], err["loc"], err.get("input")
+    key = loc[-1] if loc else ""
+    if kind == "missing":
+        return f"'{key}' is missing"
+    if kind == "extra_forbidden":
+        return f"unknown key '{key}' (check the spelling; see docs/campaigns.md for the keys allowed here)"
+    if kind == "string_pattern_mismatch":
+        pattern = err.get("ctx", {}).get("pattern")
+        if pattern == ID_PATTERN:
+            return (f"'{value}' is not a valid id: use 1 to 24 lowercase letters a-z, digits and _ "
+                    "(no spaces or capitals)")
+        if pattern == CAMPAIGN_ID_PATTERN:
+            return f"'{value}' is not a valid campaign id: use 3 to 40 lowercase letters, digits and -"
+        if pattern == INVITE_CODE_PATTERN:
+            return f"'{value}' is not a valid invite code: use 1 to 20 letters, digits and -"
+    if kind == "literal_error":
+        if key == "type":
+            return f"unknown question type '{value}': use one of {', '.join(QUESTION_TYPES)}"
+        return f"'{value}' is not allowed here: {err['msg'].replace('Input should be ', 'use ')}"
+    if kind in {"int_type", "int_parsing", "int_from_float"}:
+        return f"'{key}' must be a whole number, not {value!r}"
+    if kind in {"bool_type", "bool_parsing"}:
+        return f"'{key}' must be true or false, not {value!r}"
+    if kind in {"dict_type", "model_type"}:
+        return f"'{key}' must be a set of 'key: value' lines, not {value!r}"
+    if kind == "list_type":
+        return f"'{key}' must be a list (lines starting with '- ' or [a, b]), not {value!r}"
+    if kind == "string_type":
+        return f"'{key}' must be text, not {value!r}"
+    if kind in {"datetime_parsing", "datetime_type", "datetime_from_date_parsing"}:
+        return f"'{key}' must be a date and time such as 2026-12-01T09:00:00Z, not {value!r}"
+    if kind == "too_short":
+        return f"'{key}' must not be empty"
+    if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
+        return f"'{key}' {err['msg'].lower().replace('input should be', 'must be')}, not {value!r}"
+    return f"'{key}': {err['msg']}"
+
+
+class _Checker:
+    def __init__(self, src: Source) -> None:
+        self.src = src
+        self.data: dict[str, Any] = src.data
+        self.problems: list[Problem] = []
+        self.spec: CampaignSpec | None = None
+        langs = self.data.get("languages")
+        self.languages = [x for x in langs if isinstance(x, str)] if isinstance(langs, list) else []
+
+    def add(self, path: Path_, message: str) -> None:
+        self.problems.append(Problem(message, self.src.line_of(path), _where(self.data, path)))
+
+    def structure(self) -> None:
+        try:
+            self.spec = CampaignSpec.model_validate(self.data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                # pydantic reports union members separately; keep the path the author wrote
+                loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in
+                            {"str", "int", "bool", "list[str]"})))
+                self.add(loc, _friendly({**err, "loc": loc}))
+
+    # -- semantics, on the raw data so that one bad question does not hide the others' problems
+
+    def semantics(self) -> None:
+        d = self.data
+        self._languages()
+        self._texts(("title",), d.get("title"), MAX_TITLE_TEXT)
+        if "intro" in d:
+            self._texts(("intro",), d.get("intro"), MAX_INTRO_TEXT)
+        opens, closes = d.get("opens"), d.get("closes")
+        if opens and closes and str(opens) >= str(closes) and self.spec:
+            if self.spec.opens and self.spec.closes and self.spec.opens >= self.spec.closes:
+                self.add(("closes",), "'closes' must be after 'opens'")
+        dims = self._dimensions()
+        self._baseline(dims)
+        self._invites(dims)
+        self._questions()
+
+    def _languages(self) -> None:
+        seen: set[str] = set()
+        valid: list[str] = []
+        for i, code in enumerate(self.languages):
+            if code in seen:
+                self.add(("languages", i), f"language '{code}' is listed twice")
+            seen.add(code)
+            try:
+                Locale.parse(code.replace("-", "_"))
+                valid.append(code)
+            except (UnknownLocaleError, ValueError):
+                self.add(("languages", i), f"'{code}' is not a language code Babel knows "
+                                           "(use codes such as en, ar, so, uk, fa-AF)")
+        # texts are checked only against languages that exist, to keep the list short
+        self.languages = valid
+
+    def _texts(self, path: Path_, texts: Any, limit: int) -> None:
+        if not isinstance(texts, dict):
+            return
+        for lang in self.languages:
+            value = texts.get(lang)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                self.add(path, f"text missing in '{lang}' ({_lang_name(lang)}): add a line '{lang}: ...'")
+        for lang, value in texts.items():
+            if self.languages and lang not in self.languages:
+                self.add((*path, lang), f"'{lang}' is not one of the campaign languages "
+                                        f"({', '.join(self.languages)})")
+            if isinstance(value, str) and len(value) > limit:
+                self.add((*path, lang), f"the '{lang}' text is {len(value)} characters; "
+                                        f"keep it under {limit} so it fits one phone screen")
+            elif value is not None and not isinstance(value, str):
+                self.add((*path, lang), f"the '{lang}' text must be text, not {value!r}")
+
+    def _options(self, path: Path_, options: Any, reserved: str) -> list[str]:
+        ids: list[str] = []
+        if not isinstance(options, list):
+            return ids
+        if len(options) > MAX_OPTIONS:
+            self.add(path, f"{len(options)} options is too many for one screen: keep it to {MAX_OPTIONS}")
+        for j, opt in enumerate(options):
+            if not isinstance(opt, dict):
+                continue
+            oid = opt.get("id")
+            if isinstance(oid, str):
+                if oid in ids:
+                    self.add((*path, j, "id"), f"option id '{oid}' is used twice")
+                if oid == reserved:
+                    hint = "use 'other: true'" if reserved == OTHER else "it is offered by itself"
+                    self.add((*path, j, "id"), f"'{oid}' is reserved ({hint}): choose another id")
+                ids.append(oid)
+            self._texts((*path, j, "text"), opt.get("text"), MAX_OPTION_TEXT)
+        return ids
+
+    def _dimensions(self) -> dict[str, list[str]]:
+        dims: dict[str, list[str]] = {}
+        groups = self.data.get("groups")
+        if not isinstance(groups, list):
+            return dims
+        for i, dim in enumerate(groups):
+            if not isinstance(dim, dict):
+                continue
+            did = dim.get("id")
+            if isinstance(did, str) and did in dims:
+                self.add(("groups", i, "id"), f"group dimension '{did}' is defined twice")
+            self._texts(("groups", i, "text"), dim.get("text"), MAX_QUESTION_TEXT)
+            ids = self._options(("groups", i, "options"), dim.get("options"), PREFER_NOT)
+            if isinstance(did, str):
+                dims[did] = ids
+        return dims
+
+    def _baseline(self, dims: dict[str, list[str]]) -> None:
+        baseline = self.data.get("baseline")
+        if not isinstance(baseline, dict):
+            return
+        for did, shares in baseline.items():
+            if did not in dims:
+                self.add(("baseline", did), f"baseline names group dimension '{did}', which is "
+                                            "not under 'groups:'")
+                continue
+            if not isinstance(shares, dict):
+                continue
+            total = 0.0
+            for gid, share in shares.items():
+                if gid not in dims[did]:
+                    self.add(("baseline", did, gid), f"baseline names group '{gid}', which is not an "
+                                                     f"option of '{did}' ({', '.join(dims[did])})")
+                if isinstance(share, int | float) and not isinstance(share, bool):
+                    if not 0 <= share <= 1:
+                        self.add(("baseline", did, gid), f"share {share} must be between 0 and 1")
+                    total += share
+            if abs(total - 1) > 0.011:
+                self.add(("baseline", did), f"the shares for '{did}' add up to {total:.3g}; they must "
+                                            "add up to 1")
+
+    def _invites(self, dims: dict[str, list[str]]) -> None:
+        invites = self.data.get("invites")
+        if not isinstance(invites, list):
+            return
+        codes: set[str] = set()
+        for i, inv in enumerate(invites):
+            if not isinstance(inv, dict):
+                continue
+            code = inv.get("code")
+            if isinstance(code, str):
+                if code in codes:
+                    self.add(("invites", i, "code"), f"invite code '{code}' is used twice")
+                codes.add(code)
+            groups = inv.get("groups") or {}
+            if not isinstance(groups, dict):
+                continue
+            for did, value in groups.items():
+                if did not in dims:
+                    self.add(("invites", i, "groups", did), f"unknown group dimension '{did}'")
+                    continue
+                for gid in value if isinstance(value, list) else [value]:
+                    if gid not in dims[did]:
+                        self.add(("invites", i, "groups", did), f"'{gid}' is not an option of '{did}'")
+
+    def _questions(self) -> None:
+        questions = self.data.get("questions")
+        if not isinstance(questions, list):
+            return
+        seen: dict[str, dict[str, Any]] = {}
+        for i, q in enumerate(questions):
+            if not isinstance(q, dict):
+                self.add(("questions", i), "each question must be a set of 'key: value' lines")
+                continue
+            path: Path_ = ("questions", i)
+            qid, qtype = q.get("id"), q.get("type")
+            if isinstance(qid, str) and qid in seen:
+                self.add((*path, "id"), f"question id '{qid}' is used twice")
+            self._texts((*path, "text"), q.get("text"), MAX_QUESTION_TEXT)
+            if isinstance(qtype, str) and qtype in QUESTION_TYPES:
+                self._question_type(path, q, qtype)
+            self._show_if(path, q, seen)
+            if isinstance(qid, str):
+                seen[qid] = q
+
+    def _question_type(self, path: Path_, q: dict[str, Any], qtype: str) -> None:
+        for key, types in TYPE_KEYS.items():
+            if key in q and qtype not in types:
+                self.add((*path, key), f"'{key}' does not apply to a {qtype} question "
+                                       f"(only to {', '.join(sorted(types))})")
+        options = q.get("options")
+        if qtype in NEEDS_OPTIONS:
+            if not options:
+                self.add(path, f"a {qtype} question needs 'options' (at least 2)")
+            elif isinstance(options, list) and len(options) < 2 and not q.get("other"):
+                self.add((*path, "options"), f"a {qtype} question needs at least 2 options")
+            ids = self._options((*path, "options"), options, OTHER)
+            pick = q.get("pick")
+            if qtype == "rank" and isinstance(pick, int) and ids and pick > len(ids):
+                self.add((*path, "pick"), f"pick is {pick} but there are only {len(ids)} options")
+        if qtype == "rating":
+            labels = q.get("labels")
+            if isinstance(labels, dict):
+                for lang in self.languages:
+                    if lang not in labels:
+                        self.add((*path, "labels"), f"labels missing in '{lang}' ({_lang_name(lang)})")
+                for lang, pair in labels.items():
+                    if self.languages and lang not in self.languages:
+                        self.add((*path, "labels", lang), f"'{lang}' is not one of the campaign languages")
+                    if not isinstance(pair, list) or len(pair) != 2:
+                        self.add((*path, "labels", lang), "labels must be two texts: [lowest, highest]")
+                    elif any(not isinstance(x, str) or len(x) > MAX_OPTION_TEXT for x in pair):
+                        self.add((*path, "labels", lang), f"each label must be text under {MAX_OPTION_TEXT} characters")
+
+    def _show_if(self, path: Path_, q: dict[str, Any], seen: dict[str, dict[str, Any]]) -> None:
+        cond = q.get("show_if")
+        if cond is None:
+            return
+        if not isinstance(cond, dict) or not cond:
+            self.add((*path, "show_if"), "show_if must look like {question_id: [option, ...]}")
+            return
+        all_ids = {x.get("id") for x in self.data.get("questions", []) if isinstance(x, dict)}
+        for ref, values in cond.items():
+            where = (*path, "show_if", ref)
+            if ref not in seen:
+                later = ref in all_ids
+                self.add(where, f"show_if names question '{ref}', which "
+                                + ("comes later: it must refer to an earlier question" if later
+                                   else "does not exist"))
+                continue
+            target = seen[ref]
+            ttype = target.get("type")
+            if ttype in {"text", "info", "budget"}:
+                self.add(where, f"show_if cannot depend on a {ttype} question ('{ref}')")
+                continue
+            if not isinstance(values, list) or not values:
+                self.add(where, "show_if needs a list of values, e.g. [hours, transport]")
+                continue
+            valid = _valid_values(target)
+            for v in values:
+                key = "yes" if v is True else "no" if v is False else str(v)
+                if valid is not None and key not in valid:
+                    self.add(where, f"'{v}' is not an option of question '{ref}' "
+                                    f"(options: {', '.join(sorted(valid))})")
+
+
+def _valid_values(q: dict[str, Any]) -> set[str] | None:
+    qtype = q.get("type")
+    if qtype == "rating":
+        scale = q.get("scale", 5)
+        return {str(i) for i in range(1, scale + 1)} if isinstance(scale, int) else None
+    if qtype == "yesno":
+        return {"yes", "no"}
+    opts = q.get("options")
+    if not isinstance(opts, list):
+        return None
+    values = {o.get("id") for o in opts if isinstance(o, dict) and isinstance(o.get("id"), str)}
+    if q.get("other"):
+        values.add(OTHER)
+    return values
+
+
+def _lang_name(code: str) -> str:
+    try:
+        return Locale.parse(code.replace("-", "_")).get_display_name("en") or code
+    except (UnknownLocaleError, ValueError):
+        return code
+
+

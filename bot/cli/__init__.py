@@ -1,0 +1,22 @@
+"""The `coassess` command line: one sub-command group per concern."""
+
+from __future__ import annotations
+
+import typer
+
+from bot.cli import campaign, db
+
+app = typer.Typer(
+    name="coassess",
+    help="coassess: hear the people public services usually miss. Run campaigns of short "
+    "questions in a Telegram bot, in people's own languages, and see the answers by group.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(campaign.app, name="campaign")
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:
+    app()

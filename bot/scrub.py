@@ -1,0 +1,59 @@
+"""Removing contact details from free text before it is stored."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+# Regions whose numbering plans cover most participants; PhoneNumberMatcher needs a default
+# region for numbers written without +country code. International (+..) numbers match anywhere.
+_REGIONS = ("GB", "US", "DE", "FR", "ES", "IT", "NL", "SE", "PL", "RO", "UA", "RU", "TR",
+            "SO", "ET", "ER", "AF", "IR", "SY", "IQ", "EG", "MA", "SD", "PT", "BR", "MX")
+
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+URL = re.compile(r"(?:https?://|www\.|t\.me/)\S+|\b[\w-]+\.(?:com|org|net|io|me|info|ru|ua|uk)\b\S*",
+                 re.IGNORECASE)
+HANDLE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{3,32}\b")
+# Long digit runs that phonenumbers may not parse as valid numbers (e.g. made-up or partial).
+DIGITS = re.compile(r"(?<!\w)\+?\d[\d\s().-]{7,}\d(?!\w)")
+
+PHONE_TOKEN = "[phone]"
+EMAIL_TOKEN = "[email]"
+LINK_TOKEN = "[link]"
+HANDLE_TOKEN = "[handle]"
+
+
+def scrub(text: str) -> str:
+    """Replace phone numbers of any country, e-mail addresses, @handles and links with placeholders."""
+    text = EMAIL.sub(EMAIL_TOKEN, text)
+    text = URL.sub(LINK_TOKEN, text)
+    text = HANDLE.sub(HANDLE_TOKEN, text)
+    # Detect on a copy with Latin digits (same length), replace the spans in the original.
+    latin = _latin_digits(text)
+    spans: set[tuple[int, int]] = set()
+    for region in _REGIONS:
+        for m in phonenumbers.PhoneNumberMatcher(latin, region, leniency=phonenumbers.Leniency.VALID):
+            spans.add((m.start, m.end))
+    for m in DIGITS.finditer(latin):
+        if sum(c.isdigit() for c in m.group()) >= 8:
+            spans.add((m.start(), m.end()))
+    for start, end in sorted(_merge(spans), reverse=True):
+        text = text[:start] + PHONE_TOKEN + text[end:]
+    return text
+
+
+def _merge(spans: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]
+
+
+def _latin_digits(text: str) -> str:
+    """Arabic-Indic and Persian digits as 0-9, one character each, so spans map back."""
+    return "".join(str(int(c)) if c.isdigit() and not c.isascii() and len(str(int(c))) == 1 else c
+                   for c in text)

@@ -1,0 +1,134 @@
+"""Configuration from the environment (prefix COASSESS_) and an optional .env file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing import Annotated
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./coassess.db"
+TELEGRAM_API_URL = "https://api.telegram.org"
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or wrong; the message says which variable to set and how."""
+
+
+class Settings(BaseSettings):
+    """Every setting the bot, the CLI and the analysis read."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COASSESS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    bot_token: SecretStr | None = None
+    telegram_api_url: str = TELEGRAM_API_URL
+    pseudonym_key: SecretStr | None = None
+    contact_key: SecretStr | None = None
+    admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
+    redis_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    journal_path: str | None = None
+    broadcast_rate: float = 25.0
+    broadcast_per_chat_interval: float = 1.0
+    bot_username: str | None = None
+    log_level: str = "INFO"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _parse_admin_ids(cls, value: object) -> object:
+        if value is None or value == "":
+            return frozenset()
+        if isinstance(value, str):
+            parts = [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
+            try:
+                return frozenset(int(p) for p in parts)
+            except ValueError as exc:
+                raise ValueError(
+                    "COASSESS_ADMIN_IDS must be Telegram user ids separated by commas, "
+                    f"for example 12345,67890 (got {value!r})"
+                ) from exc
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a SQLite URL, or None for in-memory or other databases."""
+        if not self.is_sqlite:
+            return None
+        _, _, rest = self.database_url.partition(":///")
+        if not rest or rest.startswith(":memory:"):
+            return None
+        return Path(rest.split("?", 1)[0])
+
+    def keys_path(self) -> Path:
+        db = self.sqlite_path()
+        return (db.parent if db else Path(".")) / ((db.name if db else "coassess") + ".keys")
+
+    def journal_file(self) -> Path:
+        if self.journal_path:
+            return Path(self.journal_path)
+        db = self.sqlite_path()
+        return (db.parent if db else Path(".")) / "coassess-journal.db"
+
+    def require_token(self) -> str:
+        if self.bot_token is None or not self.bot_token.get_secret_value():
+            raise ConfigurationError(
+                "No bot token. Set COASSESS_BOT_TOKEN to the token @BotFather gave you "
+                "(or try `coassess demo`, which needs no token)."
+            )
+        return self.bot_token.get_secret_value()
+
+    def secret_keys(self) -> tuple[bytes, bytes]:
+        """The pseudonym key and the contact key, generating them once for local SQLite.
+
+        With PostgreSQL the keys must be given: generating them on one worker would leave
+        every other worker unable to recognise a participant again.
+        """
+        pseudonym = self.pseudonym_key.get_secret_value() if self.pseudonym_key else ""
+        contact = self.contact_key.get_secret_value() if self.contact_key else ""
+        if pseudonym and contact:
+            return pseudonym.encode(), contact.encode()
+        if not self.is_sqlite:
+            missing = [n for n, v in (("COASSESS_PSEUDONYM_KEY", pseudonym),
+                                      ("COASSESS_CONTACT_KEY", contact)) if not v]
+            raise ConfigurationError(
+                f"{' and '.join(missing)} must be set when the database is not a local SQLite "
+                "file. Generate each with: python -c \"import secrets; print(secrets.token_urlsafe(32))\" "
+                "and keep them apart from database backups."
+            )
+        stored = _read_or_create_keys(self.keys_path())
+        return (pseudonym or stored["pseudonym_key"]).encode(), (contact or stored["contact_key"]).encode()
+
+
+def _read_or_create_keys(path: Path) -> dict[str, str]:
+    if path.exists():
+        return json.loads(path.read_text())
+    keys = {"pseudonym_key": secrets.token_urlsafe(32), "contact_key": secrets.token_urlsafe(32)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(keys, fh)
+    log.warning(
+        "Generated new pseudonym and contact keys in %s (mode 0600). Back this file up "
+        "separately from the database: without it participants cannot be recognised or "
+        "contacted again.", path,
+    )
+    return keys
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
