@@ -1,0 +1,204 @@
+"""Assembling the dispatcher: storage, middlewares, routers, dialogs and error handlers."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
+from aiogram_dialog import DialogManager, setup_dialogs
+from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
+from aiogram_dialog.api.entities import DIALOG_EVENT_NAME
+from aiogram_dialog.api.protocols import MessageManagerProtocol
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from bot.db import Database
+from bot.runtime.middleware import UpdateSessionMiddleware
+from bot.runtime.storage import PseudonymousStorage, SqlStorage, current_session
+from bot.services.participants import Keys
+from dialogs.commands import begin, build_commands_router, build_fallback_router, command_descriptions, help_text
+from dialogs.forget import build_forget_dialog
+from dialogs.i18n import tr
+from dialogs.language import build_language_dialog
+from dialogs.survey import build_survey_dialog, resume_target
+from locales import available, compile_catalogs
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the database is away": the update must be retried, not answered.
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError)
+
+
+@dataclass
+class BotConfig:
+    admin_ids: frozenset[int] = field(default_factory=frozenset)
+    dedupe: bool = True
+    bot_username: str | None = None
+
+
+def make_bot(token: str, api_url: str | None = None) -> Bot:
+    """An aiogram Bot that speaks HTML to Telegram, or to any Bot API server at `api_url`."""
+    session = None
+    if api_url and api_url.rstrip("/") != "https://api.telegram.org":
+        session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
+    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML,
+                                                                     link_preview_is_disabled=True))
+
+
+def build_dispatcher(db: Database, keys: Keys, *, inner_storage: BaseStorage | None = None,
+                     events_isolation: Any = None, message_manager: MessageManagerProtocol | None = None,
+                     config: BotConfig | None = None) -> Dispatcher:
+    """A complete dispatcher with fresh routers and dialogs (safe to call once per test or worker)."""
+    config = config or BotConfig()
+    compile_catalogs()
+    storage = PseudonymousStorage(inner_storage or SqlStorage(db.sessions), keys.pseudonym_key)
+    dp = Dispatcher(storage=storage)
+    dp["db"] = db
+    dp["config"] = config
+    middleware = UpdateSessionMiddleware(db.sessions, keys, storage, dedupe=config.dedupe)
+    dp.update.outer_middleware(middleware)
+
+    dp.include_router(build_commands_router())
+    for extra in _extra_routers(config):
+        dp.include_router(extra)
+    dp.include_routers(build_survey_dialog(), build_language_dialog(), build_forget_dialog())
+    dp.include_router(build_fallback_router())
+    setup_dialogs(dp, message_manager=message_manager, events_isolation=events_isolation)
+    # Background dialog events skip update middlewares: give them a session too.
+    dp.observers[DIALOG_EVENT_NAME].outer_middleware(middleware)
+
+    dp.errors.register(on_stale_dialog, ExceptionTypeFilter(UnknownIntent, UnknownState, OutdatedIntent))
+    dp.errors.register(on_error)
+    return dp
+
+
+def _extra_routers(config: BotConfig) -> list[Router]:
+    """Administrator routers, when that feature is installed."""
+    try:
+        from dialogs.admin import build_admin_router
+    except ImportError:
+        return []
+    return [build_admin_router(config.admin_ids)]
+
+
+async def on_stale_dialog(event: ErrorEvent, dialog_manager: DialogManager) -> None:
+    """An old button after a restart or a double tap: answer it and resume where the person was."""
+    update = event.update
+    if update.callback_query is not None:
+        try:
+            await update.callback_query.answer()
+        except Exception:  # noqa: BLE001 - too old to answer: nothing to stop spinning
+            pass
+    user = update.callback_query.from_user if update.callback_query else (
+        update.message.from_user if update.message else None)
+    chat = (update.callback_query.message.chat if update.callback_query and update.callback_query.message
+            else update.message.chat if update.message else None)
+    if user is None or chat is None:
+        return
+    db: Database = dialog_manager.middleware_data["db"]
+    keys: Keys = dialog_manager.middleware_data.get("keys") or _keys_from(dialog_manager)
+    async with db.session() as session:
+        token = current_session.set(session)
+        try:
+            from bot.services import participants
+
+            participant = await participants.find(session, keys, user.id)
+            dialog_manager.middleware_data.update(session=session, participant=participant, keys=keys)
+            target = await resume_target(session, participant) if participant else None
+            if target and participant and update.callback_query is not None:
+                await keep_stale_tap(session, participant.id, target, update.callback_query.data or "")
+            if target:
+                await begin(dialog_manager, session, keys, user.id, chat.id, target, None, user.language_code)
+            else:
+                await dialog_manager.reset_stack()
+                lang = participant.language if participant and participant.language else "en"
+                await event.update.bot.send_message(chat.id, help_text(tr(lang)))  # type: ignore[union-attr]
+            await session.commit()
+        finally:
+            current_session.reset(token)
+
+
+STALE_TAP = re.compile(r"^[^\x1d]*\x1d[rRo]:(\d+)\.([a-z0-9_]{1,24})$")
+
+
+async def keep_stale_tap(session: Any, participant_id: int, campaign_id: str, data: str) -> None:
+    """An old single-tap answer (rating, yes/no, choice) is kept, if its question is still open."""
+    from bot.campaigns.flow import InvalidAnswer, is_visible
+    from bot.services import responses
+    from dialogs.context import load_campaign
+
+    match = STALE_TAP.match(data)
+    cc = await load_campaign(session, campaign_id)
+    response = await responses.find_response(session, campaign_id, participant_id)
+    if not match or cc is None or response is None or response.completed_at is not None:
+        return
+    qi, value = int(match.group(1)), match.group(2)
+    if qi >= len(cc.spec.questions):
+        return
+    q = cc.spec.questions[qi]
+    answers = await responses.answers_of(session, response.id)
+    if q.id in answers or not is_visible(cc.spec, q, answers):
+        return
+    candidate = ({"value": int(value)} if q.type == "rating" and value.isdigit() else
+                 {"value": value} if q.type == "yesno" else
+                 {"option": value} if q.type == "choice" and value != "other" else None)
+    if candidate is None:
+        return
+    try:
+        await responses.record_answer(session, response.id, q, candidate)
+    except (InvalidAnswer, ValueError):
+        return
+
+
+def _keys_from(manager: DialogManager) -> Keys:
+    raise RuntimeError("keys missing from middleware data")
+
+
+async def on_error(event: ErrorEvent, **data: Any) -> Any:
+    """A fault: transient ones go back to the journal for a retry; bugs get a kind word, never a traceback."""
+    exc = event.exception
+    if isinstance(exc, TRANSIENT) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        raise exc
+    log.error("error while handling update %s: %s", event.update.update_id, exc.__class__.__name__,
+              exc_info=exc)
+    update = event.update
+    chat_id = None
+    if update.callback_query is not None:
+        try:
+            await update.callback_query.answer()
+        except Exception:  # noqa: BLE001
+            pass
+        if update.callback_query.message is not None:
+            chat_id = update.callback_query.message.chat.id
+    elif update.message is not None:
+        chat_id = update.message.chat.id
+    if chat_id is not None and update.bot is not None:
+        t = tr(data.get("lang") or "en")
+        _ = t.gettext
+        try:
+            await update.bot.send_message(chat_id, html.escape(_(
+                "Sorry, something went wrong on our side. Your earlier answers are saved. "
+                "Send /start to continue."), quote=False))
+        except Exception:  # noqa: BLE001 - nothing more we can do for this update
+            log.warning("could not tell the participant about an error")
+    return True
+
+
+async def register_commands(bot: Bot) -> None:
+    """setMyCommands in every language that has a catalog (the default list in English)."""
+    for lang in available():
+        cmds = [BotCommand(command=c, description=d[:256]) for c, d in command_descriptions(tr(lang))]
+        await bot.set_my_commands(cmds, scope=BotCommandScopeDefault(),
+                                  language_code=None if lang == "en" else lang)
+
+

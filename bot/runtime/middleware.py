@@ -1,0 +1,75 @@
+"""Per-update middleware: one database session, the participant behind the update, exactly-once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, Update, User
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.models import Participant, ProcessedUpdate
+from bot.runtime.storage import PseudonymousStorage, current_session
+from bot.services.participants import Keys
+from dialogs.i18n import base_language
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class UpdateSessionMiddleware(BaseMiddleware):
+    """Opens the update's session, finds the participant, commits once at the end.
+
+    With `dedupe`, the update id is recorded in the same transaction as the answers and the
+    dialog state, so a redelivered or replayed update is applied exactly once.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], keys: Keys,
+                 storage: PseudonymousStorage, dedupe: bool = True) -> None:
+        self.sessions = sessions
+        self.keys = keys
+        self.storage = storage
+        self.dedupe = dedupe
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if current_session.get() is not None:  # nested (a dialog event inside an update)
+            return await handler(event, data)
+        async with self.sessions() as session:
+            token = current_session.set(session)
+            try:
+                if self.dedupe and isinstance(event, Update):
+                    bot = data.get("bot")
+                    bot_key = str(bot.id) if bot is not None else "0"
+                    if await session.get(ProcessedUpdate, (event.update_id, bot_key)) is not None:
+                        log.info("update %s was already processed; skipped", event.update_id)
+                        return None
+                    session.add(ProcessedUpdate(update_id=event.update_id, bot_key=bot_key))
+                await self._identify(session, data)
+                data["session"] = session
+                data["coassess_storage"] = self.storage
+                result = await handler(event, data)
+                forget = data.get("forget_state")
+                if forget and forget[1] is not None and forget[2] is not None:
+                    await self.storage.forget(forget[1], forget[2])
+                await session.commit()
+                return result
+            except BaseException:
+                await session.rollback()
+                raise
+            finally:
+                current_session.reset(token)
+
+    async def _identify(self, session: AsyncSession, data: dict[str, Any]) -> None:
+        user: User | None = data.get("event_from_user")
+        data["keys"] = self.keys
+        participant = None
+        if user is not None and not user.is_bot:
+            participant = await session.scalar(
+                select(Participant).where(Participant.pseudonym == self.keys.pseudonym(user.id)))
+        data["participant"] = participant
+        lang = participant.language if participant and participant.language else None
+        data["lang"] = lang or (base_language(user.language_code) if user and user.language_code else "en")

@@ -1,0 +1,68 @@
+"""/forget: after a confirmation, erase everything about the participant."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from aiogram.types import CallbackQuery
+from aiogram_dialog import Dialog, DialogManager, Window
+from aiogram_dialog.widgets.input import MessageInput
+from aiogram_dialog.widgets.kbd import Button, Row
+from aiogram_dialog.widgets.text import Format
+
+from bot.services import participants
+from dialogs.context import participant_of, session_of
+from dialogs.i18n import tr
+from dialogs.states import Forget
+
+
+async def get_confirm(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    t = tr(dialog_manager.middleware_data.get("lang") or "en")
+    _ = t.gettext
+    d = dialog_manager.dialog_data
+    if d.get("erased"):
+        return {"text": html.escape(_("Done. Everything we kept about you has been erased."), quote=False),
+                "ask": False, "erase": "", "cancel": ""}
+    if d.get("cancelled"):
+        return {"text": html.escape(_("Nothing was erased."), quote=False), "ask": False, "erase": "",
+                "cancel": ""}
+    text = "\n\n".join([
+        _("This erases all your answers, the groups you chose, and the way we can message you."),
+        _("It cannot be undone. Do you want to erase everything?"),
+    ])
+    return {"text": html.escape(text, quote=False), "ask": True, "erase": _("Erase everything"),
+            "cancel": _("Cancel")}
+
+
+async def on_erase(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
+    participant = participant_of(manager)
+    storage = manager.middleware_data.get("coassess_storage")
+    if participant is not None:
+        await participants.forget(session_of(manager), participant.id)
+        manager.middleware_data["participant"] = None
+    manager.dialog_data["erased"] = True
+    user = manager.middleware_data.get("event_from_user")
+    chat = manager.middleware_data.get("event_chat")
+    # The dialog state goes too: start from an empty stack and drop the stored rows.
+    manager.middleware_data["forget_state"] = (storage, chat.id if chat else None, user.id if user else None)
+
+
+async def on_cancel(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
+    manager.dialog_data["cancelled"] = True
+
+
+async def on_text(message: Any, widget: Any, manager: DialogManager) -> None:
+    return None
+
+
+def build_forget_dialog() -> Dialog:
+    return Dialog(Window(
+        Format("{text}"),
+        Row(Button(Format("{erase}"), id="y", on_click=on_erase),
+            Button(Format("{cancel}"), id="n", on_click=on_cancel), when="ask"),
+        MessageInput(on_text),
+        state=Forget.confirm, getter=get_confirm,
+    ))
+
+

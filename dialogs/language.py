@@ -1,0 +1,67 @@
+"""/language: pick the language the bot speaks, shown in each language's own name."""
+
+from __future__ import annotations
+
+import html
+from operator import itemgetter
+from typing import Any
+
+from aiogram.types import CallbackQuery
+from aiogram_dialog import Dialog, DialogManager, Window
+from aiogram_dialog.widgets.input import MessageInput
+from aiogram_dialog.widgets.kbd import Button, Column, Select
+from aiogram_dialog.widgets.text import Format
+
+from dialogs.context import load_campaign, participant_of
+from dialogs.i18n import language_name, tr
+from dialogs.states import LanguagePick
+from locales import available
+
+
+async def get_languages(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    start = dialog_manager.start_data or {}
+    codes = list(start.get("languages") or available())
+    t = tr(dialog_manager.middleware_data.get("lang") or "en")
+    _ = t.gettext
+    return {"text": html.escape(_("Which language would you like to use?"), quote=False),
+            "languages": [(c, language_name(c)) for c in codes], "cancel": _("Cancel")}
+
+
+async def on_pick(callback: CallbackQuery, widget: Any, manager: DialogManager, code: str) -> None:
+    start = manager.start_data or {}
+    if code not in (start.get("languages") or available()):
+        return
+    participant = participant_of(manager)
+    if participant is not None:
+        participant.language = code
+    manager.middleware_data["lang"] = code
+    await manager.done({"lang": code})
+
+
+async def on_cancel(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
+    await manager.done()
+
+
+async def on_text(message: Any, widget: Any, manager: DialogManager) -> None:
+    return None
+
+
+def build_language_dialog() -> Dialog:
+    return Dialog(Window(
+        Format("{text}"),
+        Column(Select(Format("{item[1]}"), id="l", item_id_getter=itemgetter(0), items="languages",
+                      on_click=on_pick)),
+        Button(Format("{cancel}"), id="x", on_click=on_cancel),
+        MessageInput(on_text),
+        state=LanguagePick.pick, getter=get_languages,
+    ))
+
+
+async def campaign_languages(manager_data: dict[str, Any], campaign_id: str | None) -> list[str]:
+    if campaign_id:
+        cc = await load_campaign(manager_data["session"], campaign_id)
+        if cc is not None:
+            return list(cc.spec.languages)
+    return available()
+
+
