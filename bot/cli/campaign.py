@@ -1,4 +1,5 @@
-"""`coassess campaign`: check, load, list, show, open and close campaigns."""
+"""`coassess campaign`: check, load, list, show, open and close campaigns; import XLSForms;
+hand texts to translators and take their work back."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from bot.campaigns.check import check_file
+from bot.campaigns.translations import TranslationError, export_translations, import_translations
+from bot.campaigns.xlsform import XLSFormError, import_xlsform
 from bot.campaigns.store import CampaignChangeRefused, campaign_state, load_campaign
 from bot.cli.common import console, database, err_console, fail, run_async
 from bot.models import Campaign, Response
@@ -16,6 +19,11 @@ from bot.services import audit
 
 app = typer.Typer(help="Check, load and manage campaigns (one round of questions about one service).",
                   no_args_is_help=True)
+
+translations_app = typer.Typer(
+    help="Hand a campaign's texts to translators as a spreadsheet or PO files, and write their "
+    "translations back into the campaign file.", no_args_is_help=True)
+app.add_typer(translations_app, name="translations")
 
 FileArg = typer.Argument(..., help="A campaign file (YAML), e.g. examples/clinic-access.yaml",
                          show_default=False)
@@ -132,3 +140,119 @@ async def open_(campaign_id: str = typer.Argument(..., help="The campaign id")) 
 async def close(campaign_id: str = typer.Argument(..., help="The campaign id")) -> None:
     """Close a campaign: people mid-way may finish, nobody new can start."""
     await _set_status(campaign_id, "closed")
+
+
+@app.command("import-xlsform")
+def import_xlsform_(
+    form: Path = typer.Argument(..., help="An XLSForm workbook (.xlsx), e.g. from ODK or Kobo",
+                                show_default=False),
+    out: Path = typer.Option(..., "-o", "--output", help="The campaign file to write (YAML)",
+                             show_default=False),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists"),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Write nothing if any row or setting could not be carried over"),
+) -> None:
+    """Make a campaign file from an XLSForm, listing by sheet row whatever could not be carried over."""
+    if out.exists() and not force:
+        fail(f"{out} already exists", "Choose another name with -o, or add --force to replace it.")
+    try:
+        result = import_xlsform(form, out.name)
+    except XLSFormError as exc:
+        for problem in exc.problems:
+            err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
+        err_console.print("[bold red]The form was not imported.[/] Nothing was written.", highlight=False)
+        raise typer.Exit(1) from None
+    for finding in result.left_out:
+        err_console.print(f"{form.name}: {finding.render()}", highlight=False, markup=False,
+                          soft_wrap=True)
+    for finding in result.notes:
+        err_console.print(f"{form.name}: note: {finding.render()}", highlight=False, markup=False,
+                          soft_wrap=True)
+    if strict and result.left_out:
+        n = len(result.left_out)
+        err_console.print(f"[bold red]{n} thing{'s' if n != 1 else ''} could not be carried over[/] "
+                          "(listed above) and --strict was given. Nothing was written.", highlight=False)
+        raise typer.Exit(1)
+    out.write_text(result.yaml_text, encoding="utf-8")
+    n_q = len(result.campaign["questions"])
+    console.print(f"[green]✓[/] Wrote {out}: campaign '{result.campaign['id']}', {n_q} questions, "
+                  f"languages {', '.join(result.campaign['languages'])}. It passes the check.",
+                  highlight=False)
+    if result.left_out:
+        console.print(f"[yellow]{len(result.left_out)} thing(s) from the form were left out or not "
+                      "carried over[/]: they are listed above and at the top of the file.",
+                      highlight=False)
+    console.print(f"Next: read it through, translate the title, then: coassess campaign load {out}",
+                  highlight=False)
+
+
+def _translation_failed(exc: TranslationError, what: str) -> None:
+    for problem in exc.problems:
+        err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
+    err_console.print(f"[bold red]{what}[/] Nothing was written.", highlight=False)
+    raise typer.Exit(1) from None
+
+
+@translations_app.command("export")
+def translations_export(
+    file: Path = FileArg,
+    to: str = typer.Option("xlsx", "--to", help="xlsx: one spreadsheet; po: a folder with <lang>.po "
+                                                "per language"),
+    out: Path = typer.Option(..., "-o", "--output", help="The .xlsx file, or the folder for .po files",
+                             show_default=False),
+    force: bool = typer.Option(False, "--force", help="Replace files that exist"),
+) -> None:
+    """Write every campaign text, one row or entry per text, for translators."""
+    if to not in {"xlsx", "po"}:
+        fail(f"--to {to} is not a format I can write", "Use --to xlsx or --to po.")
+    if not force:
+        if to == "xlsx" and out.exists():
+            fail(f"{out} already exists (it may hold translators' work)",
+                 "Choose another name with -o, or add --force to replace it.")
+        if to == "po" and out.is_dir() and any(out.glob("*.po")):
+            fail(f"{out} already holds .po files (they may hold translators' work)",
+                 "Choose another folder with -o, or add --force to replace them.")
+    try:
+        written = export_translations(file, to, out)
+    except TranslationError as exc:
+        _translation_failed(exc, "The translations were not exported.")
+        return
+    for path in written:
+        console.print(f"[green]✓[/] Wrote {path}", highlight=False)
+    console.print(f"When translators send it back: coassess campaign translations import {file} "
+                  f"{out}", highlight=False)
+
+
+@translations_app.command("import")
+def translations_import(
+    file: Path = FileArg,
+    translations: Path = typer.Argument(..., help="The .xlsx file, a .po file, or a folder of .po files",
+                                        show_default=False),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing"),
+) -> None:
+    """Write translators' work back into the campaign file, keeping its comments and layout."""
+    try:
+        report = import_translations(file, translations, write=not dry_run)
+    except TranslationError as exc:
+        _translation_failed(exc, "The translations were not imported.")
+        return
+    for warning in report.warnings:
+        err_console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+    if not report.changed:
+        console.print(f"No text changed: {file} already has these translations.", highlight=False)
+        return
+    counts = ", ".join(f"{lang} {n}" for lang, n in sorted(report.counts().items()))
+    verb = "Would update" if dry_run else "Updated"
+    console.print(f"[green]✓[/] {verb} {len(report.changed)} texts in {file} ({counts}).",
+                  highlight=False)
+    if dry_run:
+        for key, lang, origin in report.changed:
+            console.print(f"  {key} [{lang}] from {origin}", highlight=False, markup=False)
+        return
+    result = check_file(file)
+    if result.ok:
+        console.print(f"[green]✓[/] {result.summary()}", highlight=False)
+    else:
+        n = len(result.problems)
+        console.print(f"[yellow]{n} problem{'s' if n != 1 else ''} remain[/] (for example missing "
+                      f"translations). See them with: coassess campaign check {file}", highlight=False)
