@@ -44,8 +44,13 @@ async def on_erase(callback: CallbackQuery, widget: Any, manager: DialogManager)
     manager.dialog_data["erased"] = True
     user = manager.middleware_data.get("event_from_user")
     chat = manager.middleware_data.get("event_chat")
-    # The dialog state goes too: start from an empty stack and drop the stored rows.
-    manager.middleware_data["forget_state"] = (storage, chat.id if chat else None, user.id if user else None)
+    after = manager.middleware_data.get("after_update")
+    if storage is not None and user is not None and chat is not None and after is not None:
+        # the dialog state goes too, once this update's dialog has saved it
+        async def drop_state() -> None:
+            await storage.forget(chat.id, user.id)
+
+        after.append(drop_state)
 
 
 async def on_cancel(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ from aiogram_dialog.api.protocols import MessageManagerProtocol
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from bot.db import Database
+from bot.runtime.logs import install_privacy_filter
 from bot.runtime.middleware import UpdateSessionMiddleware
 from bot.runtime.storage import PseudonymousStorage, SqlStorage, current_session
 from bot.services.participants import Keys
@@ -60,6 +60,7 @@ def build_dispatcher(db: Database, keys: Keys, *, inner_storage: BaseStorage | N
                      config: BotConfig | None = None) -> Dispatcher:
     """A complete dispatcher with fresh routers and dialogs (safe to call once per test or worker)."""
     config = config or BotConfig()
+    install_privacy_filter()
     compile_catalogs()
     storage = PseudonymousStorage(inner_storage or SqlStorage(db.sessions), keys.pseudonym_key)
     dp = Dispatcher(storage=storage)
@@ -115,8 +116,6 @@ async def on_stale_dialog(event: ErrorEvent, dialog_manager: DialogManager) -> N
             participant = await participants.find(session, keys, user.id)
             dialog_manager.middleware_data.update(session=session, participant=participant, keys=keys)
             target = await resume_target(session, participant) if participant else None
-            if target and participant and update.callback_query is not None:
-                await keep_stale_tap(session, participant.id, target, update.callback_query.data or "")
             if target:
                 await begin(dialog_manager, session, keys, user.id, chat.id, target, None, user.language_code)
             else:
@@ -126,38 +125,6 @@ async def on_stale_dialog(event: ErrorEvent, dialog_manager: DialogManager) -> N
             await session.commit()
         finally:
             current_session.reset(token)
-
-
-STALE_TAP = re.compile(r"^[^\x1d]*\x1d[rRo]:(\d+)\.([a-z0-9_]{1,24})$")
-
-
-async def keep_stale_tap(session: Any, participant_id: int, campaign_id: str, data: str) -> None:
-    """An old single-tap answer (rating, yes/no, choice) is kept, if its question is still open."""
-    from bot.campaigns.flow import InvalidAnswer, is_visible
-    from bot.services import responses
-    from dialogs.context import load_campaign
-
-    match = STALE_TAP.match(data)
-    cc = await load_campaign(session, campaign_id)
-    response = await responses.find_response(session, campaign_id, participant_id)
-    if not match or cc is None or response is None or response.completed_at is not None:
-        return
-    qi, value = int(match.group(1)), match.group(2)
-    if qi >= len(cc.spec.questions):
-        return
-    q = cc.spec.questions[qi]
-    answers = await responses.answers_of(session, response.id)
-    if q.id in answers or not is_visible(cc.spec, q, answers):
-        return
-    candidate = ({"value": int(value)} if q.type == "rating" and value.isdigit() else
-                 {"value": value} if q.type == "yesno" else
-                 {"option": value} if q.type == "choice" and value != "other" else None)
-    if candidate is None:
-        return
-    try:
-        await responses.record_answer(session, response.id, q, candidate)
-    except (InvalidAnswer, ValueError):
-        return
 
 
 def _keys_from(manager: DialogManager) -> Keys:

@@ -51,10 +51,12 @@ class UpdateSessionMiddleware(BaseMiddleware):
                 await self._identify(session, data)
                 data["session"] = session
                 data["coassess_storage"] = self.storage
+                # work that must run after the dialogs saved their state, before the commit
+                after: list[Callable[[], Awaitable[None]]] = []
+                data["after_update"] = after
                 result = await handler(event, data)
-                forget = data.get("forget_state")
-                if forget and forget[1] is not None and forget[2] is not None:
-                    await self.storage.forget(forget[1], forget[2])
+                for job in after:
+                    await job()
                 await session.commit()
                 return result
             except BaseException:
