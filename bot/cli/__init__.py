@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from bot.cli import bot as bot_cmd
 from bot.cli import campaign, db
 
 app = typer.Typer(
@@ -16,6 +17,8 @@ app = typer.Typer(
 )
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(db.app, name="db")
+app.command("run")(bot_cmd.run)
+app.command("webhook")(bot_cmd.webhook)
 
 
 def main() -> None:

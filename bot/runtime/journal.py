@@ -1,0 +1,135 @@
+"""The update journal: every update is written to disk (encrypted) before Telegram is told we have it.
+
+A local SQLite file, not the main database, so that updates keep being accepted while the
+database is away. Payloads are encrypted with CONTACT_KEY (they carry Telegram ids and names)
+and erased as soon as the update is processed; only the update id is kept for a while, so a
+redelivered update is recognised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.pseudonym import ContactCipher
+
+KEEP_DONE_SECONDS = 48 * 3600
+
+
+class JournalError(RuntimeError):
+    """The journal cannot take an update (disk full, file unwritable): nothing was acknowledged."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    update_id: int
+    lane: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def lane_of(update: dict[str, Any]) -> str:
+    """Updates of one chat are processed in order; different chats in parallel."""
+    for key in ("message", "edited_message", "callback_query", "my_chat_member", "channel_post"):
+        obj = update.get(key)
+        if isinstance(obj, dict):
+            chat = obj.get("chat") or (obj.get("message") or {}).get("chat") or {}
+            user = obj.get("from") or {}
+            ident = chat.get("id") or user.get("id")
+            if ident is not None:
+                return str(ident)  # in memory only: the lane is not written to disk
+    return "other"
+
+
+class Journal:
+    """A small durable queue of raw updates in SQLite (synchronous writes, thread-safe)."""
+
+    def __init__(self, path: Path | str, cipher: ContactCipher) -> None:
+        self.path = Path(path)
+        self.cipher = cipher
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS journal (update_id INTEGER PRIMARY KEY, lane TEXT NOT NULL,"
+                " received REAL NOT NULL, payload BLOB, state TEXT NOT NULL, attempts INTEGER NOT NULL"
+                " DEFAULT 0, done REAL)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS journal_pending ON journal(state, update_id)")
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open the update journal at {self.path}: {exc}") from exc
+        self.wakeup = asyncio.Event() if _has_loop() else None
+
+    def append(self, update: dict[str, Any]) -> bool:
+        """Store an update durably; False when it was already there (a redelivery)."""
+        blob = self.cipher.encrypt_bytes(json.dumps(update, separators=(",", ":")).encode())
+        try:
+            with self._lock:
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO journal(update_id, lane, received, payload, state) "
+                    "VALUES (?, ?, ?, ?, 'pending')",
+                    (int(update["update_id"]), "", time.time(), blob))
+        except sqlite3.OperationalError as exc:
+            raise JournalError(
+                f"the update journal at {self.path} cannot be written ({exc}). Free disk space there, "
+                "or set COASSESS_JOURNAL_PATH to a disk with room. Telegram keeps the updates for 24 hours "
+                "and will deliver them again.") from exc
+        if self.wakeup is not None:
+            self.wakeup.set()
+        return cur.rowcount == 1
+
+    def pending(self, limit: int = 500) -> list[Entry]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT update_id, lane, payload, attempts FROM journal WHERE state = 'pending' "
+                "ORDER BY update_id LIMIT ?", (limit,)).fetchall()
+        entries = []
+        for uid, _lane, blob, attempts in rows:
+            payload = json.loads(self.cipher.decrypt_bytes(blob))
+            entries.append(Entry(uid, lane_of(payload), payload, attempts))
+        return entries
+
+    def mark_done(self, update_id: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE journal SET state = 'done', payload = NULL, done = ? WHERE update_id = ?",
+                             (time.time(), update_id))
+
+    def mark_failed(self, update_id: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE journal SET attempts = attempts + 1 WHERE update_id = ?", (update_id,))
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT state, count(*) FROM journal GROUP BY state").fetchall()
+        return dict(rows)
+
+    def last_update_id(self) -> int | None:
+        with self._lock:
+            row = self._db.execute("SELECT max(update_id) FROM journal").fetchone()
+        return row[0] if row else None
+
+    def prune(self, keep_seconds: float = KEEP_DONE_SECONDS) -> int:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM journal WHERE state = 'done' AND done < ?",
+                                   (time.time() - keep_seconds,))
+        return cur.rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
