@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -502,11 +503,17 @@ class _Edits:
         self.edits: list[tuple[int, int, str]] = []
         # A node reached twice is shared through a YAML anchor: editing it would change both.
         self.shared: set[int] = set()
+        self.parents: dict[int, list[yaml.CollectionNode]] = {}
         seen: set[int] = set()
-        for node in _walk(self.root):
+        for node, parents in _walk(self.root, []):
             if id(node) in seen:
                 self.shared.add(id(node))
             seen.add(id(node))
+            self.parents[id(node)] = parents
+
+    def in_flow(self, node: yaml.Node) -> bool:
+        """Whether `node` sits inside a flow collection, where more characters need quotes."""
+        return any(p.flow_style for p in self.parents.get(id(node), []))
 
     def node(self, path: Path_) -> yaml.Node | None:
         node = self.root
@@ -531,7 +538,7 @@ class _Edits:
         span = self.text[start:end]
         if id(node) in self.shared or span[:1] in {"&", "*", "!"}:
             return "it uses a YAML anchor, alias or tag; change it in the file by hand"
-        rendered = scalar(value)
+        rendered = scalar(value, flow=self.in_flow(node))
         if node.style in {"|", ">"}:
             # a block scalar's span runs to the next line: keep the line breaks that end it
             tail = re.search(r"[\s]*$", span)
@@ -541,12 +548,19 @@ class _Edits:
         self.edits.append((start, end, rendered))
         return None
 
-    def insert(self, mapping: yaml.MappingNode, pairs: list[tuple[str, str]]) -> str | None:
-        """Add `key: value` pairs (value already rendered) at the end of a mapping."""
+    def insert(self, mapping: yaml.MappingNode, pairs: list[tuple[str, str | list[str]]]) -> str | None:
+        """Add `key: value` pairs at the end of a mapping; a list value is written [a, b]."""
         if id(mapping) in self.shared:
             return "it uses a YAML anchor or alias; change it in the file by hand"
-        if mapping.flow_style:
-            body = ", ".join(f"{scalar(k)}: {v}" for k, v in pairs)
+        flow = bool(mapping.flow_style) or self.in_flow(mapping)
+
+        def render(value: str | list[str]) -> str:
+            if isinstance(value, list):
+                return "[" + ", ".join(scalar(x) for x in value) + "]"
+            return scalar(value, flow=flow)
+
+        if flow:
+            body = ", ".join(f"{scalar(k)}: {render(v)}" for k, v in pairs)
             if mapping.value:
                 pos = mapping.value[-1][1].end_mark.index
                 self.edits.append((pos, pos, ", " + body))
@@ -558,11 +572,11 @@ class _Edits:
             return "the map is empty"
         indent = " " * mapping.value[0][0].start_mark.column
         last = mapping.value[-1][1]
-        if not isinstance(last, yaml.ScalarNode):
-            return "the last entry is not a plain text"
-        lines = [f"{indent}{scalar(k)}: {v}" for k, v in pairs]
+        if not isinstance(last, yaml.ScalarNode) and not getattr(last, "flow_style", False):
+            return "the last entry is not a plain text or [a, b] list; add the line by hand"
+        lines = [f"{indent}{scalar(k, flow=False)}: {render(v)}" for k, v in pairs]
         pos = last.end_mark.index
-        if last.style in {"|", ">"} or (pos > 0 and self.text[pos - 1] == "\n"):
+        if getattr(last, "style", None) in {"|", ">"} or (pos > 0 and self.text[pos - 1] == "\n"):
             self.edits.append((pos, pos, "".join(line + self.nl for line in lines)))
         else:
             eol = self.text.find(self.nl, pos)
@@ -577,27 +591,37 @@ class _Edits:
         return out
 
 
-def _walk(node: yaml.Node) -> Iterator[yaml.Node]:
-    yield node
+def _walk(node: yaml.Node, parents: list[yaml.CollectionNode]) -> Iterator[tuple[yaml.Node, list[yaml.CollectionNode]]]:
+    yield node, parents
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and len(parents) > 200:
+        return  # deeper than any campaign; the anchors that matter are near the top
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
-            yield k
-            yield from _walk(v)
+            yield k, [*parents, node]
+            yield from _walk(v, [*parents, node])
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            yield from _walk(item)
+            yield from _walk(item, [*parents, node])
 
 
 class _OneLine(yaml.SafeDumper):
     pass
 
 
-def scalar(value: str) -> str:
-    """`value` as one YAML scalar that reads back as the same text in block or flow context."""
-    needs_quotes = "\n" in value or value != value.strip() or not value.isprintable()
-    dumped = yaml.dump([value], Dumper=_OneLine, default_flow_style=True, allow_unicode=True,
-                       width=2**31 - 1, default_style='"' if needs_quotes else None)
-    return dumped.strip()[1:-1]
+def scalar(value: str, flow: bool = True) -> str:
+    """`value` as one YAML scalar on one line that reads back as the same text.
+
+    In flow context (`{en: ..., ar: ...}`, `[..., ...]`) characters such as `,?[]{}` need
+    quotes; in a block map (`  en: ...`) they do not, so translators' question marks stay bare.
+    """
+    # Line breaks, tabs and control characters as escapes in double quotes, so the value
+    # stays on one line; PyYAML decides everything else (it knows which texts need quotes).
+    quoted = value != value.strip() or any(unicodedata.category(ch) in {"Cc", "Zl", "Zp"} for ch in value)
+    common: dict[str, Any] = {"Dumper": _OneLine, "allow_unicode": True, "width": 2**31 - 1,
+                              "default_style": '"' if quoted else None}
+    if flow or quoted:
+        return yaml.dump([value], default_flow_style=True, **common).strip()[1:-1]
+    return yaml.dump({"k": value}, default_flow_style=False, **common).rstrip("\n")[len("k: "):]
 
 
 def apply_updates(campaign: Campaign, updates: dict[tuple[str, str], Update]) -> tuple[str, ImportReport]:
@@ -607,7 +631,7 @@ def apply_updates(campaign: Campaign, updates: dict[tuple[str, str], Update]) ->
     edits = _Edits(campaign.text)
     expected = copy.deepcopy(campaign.data)
     problems: list[str] = []
-    inserts: dict[int, tuple[yaml.MappingNode, list[tuple[str, str]]]] = {}
+    inserts: dict[int, tuple[yaml.MappingNode, list[tuple[str, str | list[str]]]]] = {}
     label_news: dict[tuple[str, str], dict[int, str]] = {}
     for entry in campaign.entries:
         for lang in campaign.languages:
@@ -646,7 +670,7 @@ def apply_updates(campaign: Campaign, updates: dict[tuple[str, str], Update]) ->
             mapping = edits.node(entry.path)
             assert isinstance(mapping, yaml.MappingNode)
             inserts.setdefault(id(mapping), (mapping, []))[1].append(
-                (lang, f"[{scalar(news[0])}, {scalar(news[1])}]"))
+                (lang, [news[0], news[1]]))
         else:
             problems.append(f"'{key}.0' and '{key}.1' ({lang}): this rating has no '{lang}' labels yet; "
                             "give both the lowest and the highest label")
@@ -663,7 +687,7 @@ def apply_updates(campaign: Campaign, updates: dict[tuple[str, str], Update]) ->
 
 
 def _stage(edits: _Edits, entry: TextEntry, lang: str, value: str,
-           inserts: dict[int, tuple[yaml.MappingNode, list[tuple[str, str]]]],
+           inserts: dict[int, tuple[yaml.MappingNode, list[tuple[str, str | list[str]]]]],
            label_news: dict[tuple[str, str], dict[int, str]]) -> str | None:
     mapping = edits.node(entry.path)
     if not isinstance(mapping, yaml.MappingNode):
@@ -677,7 +701,7 @@ def _stage(edits: _Edits, entry: TextEntry, lang: str, value: str,
             return "the labels must be two texts: [lowest, highest]"
         target = target.value[entry.index]
     if target is None:
-        inserts.setdefault(id(mapping), (mapping, []))[1].append((lang, scalar(value)))
+        inserts.setdefault(id(mapping), (mapping, []))[1].append((lang, value))
         return None
     if not isinstance(target, yaml.ScalarNode):
         return f"line {edits.line(target)} is not a plain text"
