@@ -23,11 +23,16 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
-catalogs: install
+# Extract every msgid into the template, merge it into each language's catalog, compile.
+# Needs only an installed environment: it never reinstalls one that is already there.
+catalogs: | $(BIN)/pybabel
 	$(BIN)/pybabel extract -F babel.cfg -o locales/coassess.pot --no-location --sort-output \
-		--project coassess --msgid-bugs-address none bot dialogs
+		--omit-header --project coassess --msgid-bugs-address none bot dialogs
 	$(BIN)/python -m locales update
 	$(BIN)/python -m locales compile
+
+$(BIN)/pybabel:
+	$(MAKE) install
 
 bench: install
 	$(BIN)/python -m benchmarks

@@ -202,14 +202,11 @@ def build_commands_router() -> Router:
 
 def help_text(t: Tr) -> str:
     _ = t.gettext
-    lines = [
-        _("This bot asks short questions so that services can hear from you."),
-        "/start — " + _("start or continue a survey"),
-        "/language — " + _("change the language"),
-        "/privacy — " + _("what we keep and who sees it"),
-        "/stop — " + _("no more messages from us"),
-        "/forget — " + _("erase everything we keep about you"),
-    ]
+    commands = dict(command_descriptions(t))
+    lines = [_("This bot asks short questions so that services can hear from you.")]
+    # each line starts with its command: isolated, it stays "/start" at the start of a right-to-left line
+    lines += [f"{t.isolate('/' + name)} — {commands[name]}" for name in ("start", "language", "privacy",
+                                                                          "stop", "forget")]
     return "\n".join(_e(x) for x in lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gettext
+import re
 from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
@@ -12,6 +13,8 @@ from locales import DOMAIN, LOCALES_DIR
 
 RTL_LANGUAGES = {"ar", "fa", "ps", "ur", "he", "ckb", "dv", "yi", "prs"}
 FSI, PDI, RLM = "\u2068", "\u2069", "\u200f"
+# A bot command inside a sentence (/forget), not part of a path, a URL or an HTML tag.
+COMMAND = re.compile(r"(?<![\w/<])/[a-z][a-z0-9_]*")
 
 
 def base_language(code: str | None) -> str:
@@ -29,12 +32,26 @@ class Tr:
         if "en" not in chain:
             chain.append("en")
         self._t = gettext.translation(DOMAIN, localedir=str(LOCALES_DIR), languages=chain, fallback=True)
-        self.gettext = self._t.gettext
-        self.ngettext = self._t.ngettext
+        # the language the interface text actually comes in (the first of the chain with a catalog)
+        self.interface_lang = next((code for code in chain if gettext.find(
+            DOMAIN, localedir=str(LOCALES_DIR), languages=[code])), "en")
+
+    def gettext(self, message: str) -> str:
+        """`message` in this participant's language (bot commands isolated in right-to-left text)."""
+        return self._commands(self._t.gettext(message))
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        """The plural form CLDR gives for `n` in this language."""
+        return self._commands(self._t.ngettext(singular, plural, n))
+
+    def _commands(self, text: str) -> str:
+        # "/forget" between Arabic words would otherwise show as "forget/"
+        return COMMAND.sub(lambda m: self.isolate(m.group(0)), text) if self.rtl else text
 
     @property
     def rtl(self) -> bool:
-        return base_language(self.lang) in RTL_LANGUAGES
+        """Right-to-left text ahead: campaign texts in `lang`, or the interface falling back to one."""
+        return bool({base_language(self.lang), base_language(self.interface_lang)} & RTL_LANGUAGES)
 
     def isolate(self, text: str) -> str:
         """Keep numbers, ids and Latin words in their own direction inside right-to-left text."""

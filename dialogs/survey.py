@@ -94,6 +94,17 @@ def _rating_label(v: int, scale: int, chosen: int | None) -> str:
     return f"{FACES[v]} {v}" if scale == 5 else str(v)
 
 
+def _hint(t: Tr, key: str) -> str:
+    """The hint for `key` in the participant's language (the msgids are marked in HINTS)."""
+    msgid = HINTS.get(key, HINTS["use_buttons"])
+    return t.gettext(msgid)
+
+
+def _too_long(t: Tr, n: int) -> str:
+    return t.gettext("Your answer is {n} characters long. Please make it shorter, at most {max}, "
+                     "and send it again.").format(n=t.number(n), max=t.number(MAX_TEXT_ANSWER))
+
+
 def _need_rank(q: Question) -> int:
     return min(q.pick or len(q.option_ids), len(q.option_ids))
 
@@ -261,11 +272,17 @@ async def on_language(callback: CallbackQuery, widget: Any, manager: DialogManag
 
 def consent_text(t: Tr, spec: CampaignSpec) -> str:
     _ = t.gettext
-    who = spec.service or _("the team that runs this survey")
+    if spec.service:
+        # a service name is often Latin inside Arabic text: isolated, it cannot turn the sentence around
+        sees = _("{who} will see your answers, but only together with other people's answers.").format(
+            who=t.isolate(spec.service))
+    else:
+        sees = _("The team that runs this survey will see your answers, but only together with "
+                 "other people's answers.")
     lines = [
         _("We will ask you a few short questions. It takes about 2 minutes."),
         _("We keep your answers without your name or phone number."),
-        _("{who} sees the answers, only together with other people's answers.").format(who=who),
+        sees,
         _("You can see what we keep with /privacy and erase it all with /forget."),
         _("Do you agree to take part?"),
     ]
@@ -336,7 +353,7 @@ async def get_group(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     elif dim.multiple:
         parts.append(_e(_("Choose all that fit, then tap Done.")))
     if d.get("hint"):
-        parts.append(f"<i>{_e(_(HINTS.get(d['hint'], HINTS['use_buttons'])))}</i>")
+        parts.append(f"<i>{_e(_hint(t, d['hint']))}</i>")
     items = [(f"{idx}.{o.id}", (CHECK if o.id in draft else "") + spec.text(o.text, t.lang))
              for o in dim.options]
     items.append((f"{idx}.{PREFER_NOT}", (CHECK if PREFER_NOT in draft else "") + _("Prefer not to say")))
@@ -463,7 +480,7 @@ async def get_question(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
         need = _need_rank(q)
         names = {o.id: spec.text(o.text, t.lang) for o in q.options or []}
         if order:
-            parts.append("\n".join(f"{t.isolate(str(i))}. {_e(names[o])}" for i, o in enumerate(order, 1)
+            parts.append("\n".join(f"{t.number(i)}. {_e(names[o])}" for i, o in enumerate(order, 1)
                                    if o in names))
         if len(order) < need:
             parts.append(_e(_("Tap your choice number {n}.").format(n=t.number(len(order) + 1))))
@@ -480,13 +497,13 @@ async def get_question(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
         items = []
         for o in q.options or []:
             n = coins.get(o.id, 0)
-            items += [(f"{qi}.-{o.id}", "−"), (f"{qi}.={o.id}", f"{spec.text(o.text, t.lang)}: {n}"),
+            items += [(f"{qi}.-{o.id}", "−"), (f"{qi}.={o.id}", f"{spec.text(o.text, t.lang)}: {t.number(n)}"),
                       (f"{qi}.+{o.id}", "+")]
         out["budget_items"] = items
         out["show_done"] = left == 0
     elif q.type == "text":
         if current and "text" in current:
-            parts.append(_e(_("Your answer: {answer}").format(answer=current["text"][:300])))
+            parts.append(_e(_("Your answer: {answer}").format(answer=t.isolate(current["text"][:300]))))
             out["show_done"] = True
         elif current and "voice" in current:
             parts.append(_e(_("You sent a voice note.")))
@@ -496,11 +513,7 @@ async def get_question(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
             parts.append(_e(_("Or send a voice note.")))
     if d.get("hint"):
         hint = d["hint"]
-        if hint == "too_long":
-            msg = _("Your answer is {n} characters long. Please make it shorter, at most {max}, "
-                    "and send it again.").format(n=t.number(d.get("hint_n", 0)), max=t.number(MAX_TEXT_ANSWER))
-        else:
-            msg = _(HINTS.get(hint, HINTS["use_buttons"]))
+        msg = _too_long(t, d.get("hint_n", 0)) if hint == "too_long" else _hint(t, hint)
         parts.append(f"<i>{_e(msg)}</i>")
     out["text"] = "\n\n".join(parts)
     return out
@@ -696,9 +709,7 @@ async def get_other(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     parts = [_e(cc.spec.text(q.text, t.lang)), _e(_("Please tell us in a few words, and send it."))]
     if d.get("hint"):
         hint = d["hint"]
-        msg = (_("Your answer is {n} characters long. Please make it shorter, at most {max}, "
-                 "and send it again.").format(n=t.number(d.get("hint_n", 0)), max=t.number(MAX_TEXT_ANSWER))
-               if hint == "too_long" else _(HINTS["other_text"]))
+        msg = _too_long(t, d.get("hint_n", 0)) if hint == "too_long" else _hint(t, "other_text")
         parts.append(f"<i>{_e(msg)}</i>")
     return {"text": "\n\n".join(parts), "back": _("Back")}
 

@@ -19,7 +19,9 @@ def update() -> None:
             catalog: Catalog = read_po(fh, locale=po.parent.parent.name)
         catalog.update(template, no_fuzzy_matching=True)
         with po.open("wb") as fh:
-            write_po(fh, catalog, omit_header=False, sort_output=True, no_location=True, width=100)
+            # obsolete entries would only confuse translators: the template is the truth
+            write_po(fh, catalog, omit_header=False, sort_output=True, no_location=True, width=100,
+                     ignore_obsolete=True)
         print(f"updated {po.relative_to(LOCALES_DIR.parent)}")
 
 
