@@ -48,11 +48,14 @@ class BotConfig:
 
 def make_bot(token: str, api_url: str | None = None) -> Bot:
     """An aiogram Bot that speaks HTML to Telegram, or to any Bot API server at `api_url`."""
-    session = None
+    from bot.runtime.retry import install
+
+    session = AiohttpSession()
     if api_url and api_url.rstrip("/") != "https://api.telegram.org":
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
-    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML,
-                                                                     link_preview_is_disabled=True))
+    bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML,
+                                                                    link_preview_is_disabled=True))
+    return install(bot)
 
 
 def build_dispatcher(db: Database, keys: Keys, *, inner_storage: BaseStorage | None = None,

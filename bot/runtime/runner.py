@@ -111,10 +111,12 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-async def poll(runtime: Runtime, stop: asyncio.Event | None = None, timeout: int = 25) -> None:
+async def poll(runtime: Runtime, stop: asyncio.Event | None = None, timeout: int = 25,
+               signals: bool = True) -> None:
     """Long polling: each batch is journalled before the next getUpdates confirms it."""
     stop = stop or asyncio.Event()
-    _install_signal_handlers(stop)
+    if signals:
+        _install_signal_handlers(stop)
     await runtime.prepare_bot()
     pump_task = asyncio.create_task(runtime.pump.run(), name="coassess-pump")
     base = runtime.settings.telegram_api_url.rstrip("/")
@@ -207,9 +209,11 @@ def webhook_app(runtime: Runtime, path: str, secret: str) -> web.Application:
 
 
 async def serve_webhook(runtime: Runtime, host: str, port: int, path: str, secret: str,
-                        public_url: str | None = None, stop: asyncio.Event | None = None) -> None:
+                        public_url: str | None = None, stop: asyncio.Event | None = None,
+                        signals: bool = True) -> None:
     stop = stop or asyncio.Event()
-    _install_signal_handlers(stop)
+    if signals:
+        _install_signal_handlers(stop)
     await runtime.prepare_bot()
     app = webhook_app(runtime, path, secret)
     runner = web.AppRunner(app, access_log=None)

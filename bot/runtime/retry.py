@@ -1,0 +1,51 @@
+"""Retrying Bot API calls: wait what Telegram asks on 429, back off on 5xx and network errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.methods import AnswerCallbackQuery, TelegramMethod
+from aiogram.methods.base import Response, TelegramType
+
+log = logging.getLogger(__name__)
+
+
+class RetryRequests(BaseRequestMiddleware):
+    """Up to `attempts` tries per call; a callback answer is not retried after a long wait (too old)."""
+
+    def __init__(self, attempts: int = 6, max_wait: float = 60.0) -> None:
+        self.attempts = attempts
+        self.max_wait = max_wait
+
+    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+        delay = 0.5
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                if attempt == self.attempts or exc.retry_after > self.max_wait:
+                    raise
+                if isinstance(method, AnswerCallbackQuery) and exc.retry_after > 5:
+                    raise
+                log.info("Telegram asked to wait %s s before %s", exc.retry_after, type(method).__name__)
+                await asyncio.sleep(exc.retry_after + random.uniform(0, 0.2))
+            except (TelegramServerError, TelegramNetworkError) as exc:
+                if attempt == self.attempts:
+                    raise
+                log.info("%s failed (%s); retrying in %.1f s", type(method).__name__,
+                         exc.__class__.__name__, delay)
+                await asyncio.sleep(delay + random.uniform(0, delay / 2))
+                delay = min(delay * 2, 10.0)
+        raise AssertionError("unreachable")
+
+
+def install(bot: Bot, **kwargs: Any) -> Bot:
+    bot.session.middleware(RetryRequests(**kwargs))
+    return bot
