@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from bot.cli import analysis as analysis_cmd
 from bot.cli import bot as bot_cmd
 from bot.cli import campaign, db
 
@@ -19,6 +20,9 @@ app.add_typer(campaign.app, name="campaign")
 app.add_typer(db.app, name="db")
 app.command("run")(bot_cmd.run)
 app.command("webhook")(bot_cmd.webhook)
+app.command("export")(analysis_cmd.export)
+app.command("report")(analysis_cmd.report)
+app.command("synth")(analysis_cmd.synth)
 
 
 def main() -> None:

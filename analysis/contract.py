@@ -1,0 +1,219 @@
+"""The export contract: column names and order, and how each answer type becomes rows and cells.
+
+Pure functions only; analysts' scripts rely on this file not changing without notice
+(see docs/analysis.md, "The export contract").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from bot.campaigns.schema import OTHER, CampaignSpec, Question
+
+from analysis.reading import ResponseRecord
+
+# The kinds a column can have; writers map them to each format's types.
+Kind = Literal["str", "int", "float", "bool", "time", "any"]
+Column = tuple[str, Kind]
+
+LEADING: tuple[Column, ...] = (("campaign", "str"), ("response", "str"), ("participant", "str"),
+                               ("language", "str"), ("invite", "str"), ("partner", "str"))
+VOICE = "voice"
+
+
+def group_column(dimension: str) -> str:
+    return f"group:{dimension}"
+
+
+def leading_columns(spec: CampaignSpec) -> list[Column]:
+    return [*LEADING, *[(group_column(d.id), "str") for d in spec.groups]]
+
+
+def long_columns(spec: CampaignSpec, labels: bool = False) -> list[Column]:
+    """campaign, response, participant, language, invite, partner, group:<dim>..., question,
+    [question_text], type, option, [option_text], value, status, answered_at."""
+    cols = leading_columns(spec)
+    cols.append(("question", "str"))
+    if labels:
+        cols.append(("question_text", "str"))
+    cols += [("type", "str"), ("option", "str")]
+    if labels:
+        cols.append(("option_text", "str"))
+    cols += [("value", "any"), ("status", "str"), ("answered_at", "time")]
+    return cols
+
+
+def wide_question_columns(q: Question, labels: bool = False) -> list[Column]:
+    """The columns one question takes in the wide layout (none for info screens)."""
+    if q.type == "info":
+        return []
+    if q.type == "rating":
+        return [(q.id, "int")]
+    if q.type == "yesno":
+        return [(q.id, "str")]
+    if q.type == "choice":
+        cols: list[Column] = [(q.id, "str")]
+        if labels:
+            cols.append((f"{q.id}:label", "str"))
+        if q.other:
+            cols.append((f"{q.id}:{OTHER}", "str"))
+        return cols
+    if q.type == "multi":
+        cols = [(f"{q.id}:{o}", "int") for o in q.option_ids]
+        if q.other:
+            cols.append((f"{q.id}:{OTHER}", "str"))  # the words given for "something else"
+        return cols
+    if q.type in {"rank", "budget"}:
+        return [(f"{q.id}:{o}", "int") for o in q.option_ids]
+    cols = [(q.id, "str")]  # text
+    if q.voice:
+        cols.append((f"{q.id}:{VOICE}", "int"))
+    return cols
+
+
+def wide_columns(spec: CampaignSpec, labels: bool = False) -> list[Column]:
+    cols = leading_columns(spec)
+    cols += [("started_at", "time"), ("completed_at", "time"), ("completed", "bool")]
+    for q in spec.questions:
+        cols += wide_question_columns(q, labels)
+    return cols
+
+
+def group_cell(groups: list[str] | None) -> str | None:
+    """Selected group ids joined by ';', or prefer_not_to_say; None when the dimension was not asked."""
+    if not groups:
+        return None
+    return ";".join(groups)
+
+
+def iso(t: datetime | None) -> str | None:
+    """ISO 8601 in UTC with microseconds and a Z, the same on every backend."""
+    if t is None:
+        return None
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def answer_rows(q: Question, status: str, value: Any) -> Iterator[tuple[str | None, Any]]:
+    """(option, value) pairs of one answer in the long layout; nothing for an info screen."""
+    if q.type == "info":
+        return
+    if status != "answered" or not isinstance(value, dict):
+        yield None, None
+        return
+    t = q.type
+    if t in {"rating", "yesno"}:
+        yield None, value.get("value")
+    elif t == "choice":
+        option = value.get("option")
+        yield (OTHER, value.get("text")) if option == OTHER else (option, 1)
+    elif t == "multi":
+        for option in value.get("options", []):
+            yield (OTHER, value.get("text")) if option == OTHER else (option, 1)
+    elif t == "rank":
+        for position, option in enumerate(value.get("order", []), start=1):
+            yield option, position
+    elif t == "budget":
+        coins = value.get("coins", {})
+        for option in q.option_ids:  # every option, 0 included, in the campaign's order
+            yield option, int(coins.get(option, 0))
+    elif t == "text":
+        if "voice" in value:
+            yield VOICE, int(value["voice"].get("duration", 0))
+        else:
+            yield None, value.get("text")
+
+
+class Labeller:
+    """Question and option texts in one language, for `--labels LANG`."""
+
+    def __init__(self, spec: CampaignSpec, lang: str) -> None:
+        self.spec = spec
+        self.lang = lang
+        self._questions = {q.id: spec.text(q.text, lang) for q in spec.questions}
+        self._options = {(q.id, o.id): spec.text(o.text, lang)
+                         for q in spec.questions for o in q.options or []}
+
+    def question(self, qid: str) -> str:
+        return self._questions.get(qid, "")
+
+    def option(self, qid: str, option: str | None) -> str | None:
+        if option is None:
+            return None
+        if option == OTHER:
+            return "other"
+        if option == VOICE:
+            return "voice note"
+        return self._options.get((qid, option))
+
+
+def leading_values(spec: CampaignSpec, r: ResponseRecord, ids: Callable[[ResponseRecord], tuple[str, str]]
+                   ) -> list[Any]:
+    response, participant = ids(r)
+    return [spec.id, response, participant, r.language, r.invite, r.partner,
+            *[group_cell(r.groups.get(d.id)) for d in spec.groups]]
+
+
+def long_rows(spec: CampaignSpec, r: ResponseRecord, ids: Callable[[ResponseRecord], tuple[str, str]],
+              labeller: Labeller | None = None) -> Iterator[list[Any]]:
+    """The long-layout rows of one response: one row per answer value, in campaign order."""
+    lead = leading_values(spec, r, ids)
+    questions = {q.id: q for q in spec.questions}
+    for a in r.answers:
+        q = questions.get(a.question_id)
+        if q is None:  # an answer to a question no longer in the campaign: nothing to say about it
+            continue
+        stamp = a.answered_at
+        for option, value in answer_rows(q, a.status, a.value):
+            row = [*lead, q.id]
+            if labeller:
+                row.append(labeller.question(q.id))
+            row += [q.type, option]
+            if labeller:
+                row.append(labeller.option(q.id, option))
+            row += [value, a.status, stamp]
+            yield row
+
+
+def wide_row(spec: CampaignSpec, r: ResponseRecord, ids: Callable[[ResponseRecord], tuple[str, str]],
+             labeller: Labeller | None = None) -> list[Any]:
+    """The wide-layout row of one response; skipped and not-shown questions are both empty."""
+    cells: dict[str, Any] = {}
+    questions = {q.id: q for q in spec.questions}
+    for a in r.answers:
+        q = questions.get(a.question_id)
+        if q is None or a.status != "answered" or not isinstance(a.value, dict):
+            continue
+        v = a.value
+        if q.type in {"rating", "yesno"}:
+            cells[q.id] = v.get("value")
+        elif q.type == "choice":
+            cells[q.id] = v.get("option")
+            if v.get("option") == OTHER:
+                cells[f"{q.id}:{OTHER}"] = v.get("text")
+            if labeller:
+                cells[f"{q.id}:label"] = labeller.option(q.id, v.get("option"))
+        elif q.type == "multi":
+            chosen = set(v.get("options", []))
+            for o in q.option_ids:
+                cells[f"{q.id}:{o}"] = 1 if o in chosen else 0
+            if OTHER in chosen:
+                cells[f"{q.id}:{OTHER}"] = v.get("text")
+        elif q.type == "rank":
+            for position, o in enumerate(v.get("order", []), start=1):
+                cells[f"{q.id}:{o}"] = position
+        elif q.type == "budget":
+            coins = v.get("coins", {})
+            for o in q.option_ids:
+                cells[f"{q.id}:{o}"] = int(coins.get(o, 0))
+        elif q.type == "text":
+            if "voice" in v:
+                cells[f"{q.id}:{VOICE}"] = int(v["voice"].get("duration", 0))
+            else:
+                cells[q.id] = v.get("text")
+    row = leading_values(spec, r, ids)
+    row += [r.started_at, r.completed_at, r.completed_at is not None]
+    for q in spec.questions:
+        row += [cells.get(name) for name, _ in wide_question_columns(q, labeller is not None)]
+    return row

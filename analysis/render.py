@@ -1,0 +1,419 @@
+"""Laying out the report model as one self-contained HTML file, as Markdown, or as JSON.
+
+The HTML has no external resources at all (styles inline, charts as inline SVG), so it opens
+offline, can be e-mailed, and prints on A4 with one section per page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+from analysis import charts
+from analysis.summary import UNDER_REPRESENTED
+
+CSS = """
+:root { --ink:#1b1b1b; --muted:#5b5b5b; --line:#dddddd; --accent:#0072B2; --flag:#b34700; }
+* { box-sizing: border-box; }
+body { font-family: system-ui, -apple-system, "Segoe UI", "Noto Sans", "Noto Sans Arabic", Arial, sans-serif;
+       color: var(--ink); max-width: 1100px; margin: 0 auto; padding: 24px; line-height: 1.45; }
+h1 { font-size: 1.8rem; margin-bottom: .2rem; } h2 { border-bottom: 3px solid var(--accent);
+  padding-bottom: .2rem; margin-top: 2.5rem; } h3 { margin-top: 1.8rem; } h4 { margin: 1.2rem 0 .4rem; }
+.meta, .note { color: var(--muted); } .note { font-size: .9rem; }
+nav ol { columns: 2; } nav a { color: var(--accent); }
+table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
+th, td { border-bottom: 1px solid var(--line); padding: .25rem .6rem; text-align: right; vertical-align: top; }
+th:first-child, td:first-child { text-align: start; } thead th { background: #f4f6f8; }
+tr.all td { font-weight: 600; background: #fafafa; }
+.hidden { color: var(--muted); font-style: italic; white-space: nowrap; }
+.flag { color: var(--flag); font-weight: 600; } .differs { background: #fff3d6; font-weight: 600; }
+.top { font-weight: 700; } .chart { width: 100%; height: auto; max-width: 900px; display: block; }
+.callout { border-inline-start: 4px solid var(--accent); background: #f4f8fb; padding: .6rem .9rem; margin: .8rem 0; }
+.callout.warn { border-color: var(--flag); background: #fff6ef; }
+blockquote { margin: .3rem 0; padding: .3rem .8rem; border-inline-start: 3px solid var(--line);
+  unicode-bidi: plaintext; }
+.words span { display: inline-block; background: #eef4fa; border-radius: 3px; padding: 0 .4rem; margin: 0 .2rem .2rem 0; }
+.block { break-inside: avoid; }
+@page { size: A4; margin: 14mm; }
+@media print {
+  body { padding: 0; max-width: none; font-size: 10pt; } nav { display: none; }
+  section.part { break-before: page; } .chart { max-width: 100%; } a { color: inherit; text-decoration: none; }
+}
+"""
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _hidden(v: Any) -> str:
+    return f'<span class="hidden" title="hidden to protect small groups">{escape(str(v))}</span>'
+
+
+def count(v: Any) -> str:
+    return f"{v:,}" if _is_num(v) else _hidden(v) if v else "–"
+
+
+def share(v: Any) -> str:
+    return f"{v:.1%}" if _is_num(v) else _hidden(v) if v else "–"
+
+
+def mean(v: Any, digits: int = 1) -> str:
+    return f"{v:.{digits}f}" if _is_num(v) else _hidden(v) if v else "–"
+
+
+def _table(head: list[str], rows: list[tuple[list[str], str]]) -> str:
+    out = ["<table><thead><tr>", *(f"<th>{h}</th>" for h in head), "</tr></thead><tbody>"]
+    for cells, cls in rows:
+        out.append(f'<tr class="{cls}">' if cls else "<tr>")
+        out.extend(f"<td>{c}</td>" for c in cells)
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _row_class(row: dict[str, Any]) -> str:
+    return "all" if row["group"] == "(all)" else ""
+
+
+def _reach_html(m: dict[str, Any]) -> str:
+    r = m["reach"]
+    o = r["overall"]
+    out = ['<section class="part" id="reach"><h2>1. Who took part</h2>',
+           f'<p>{count(o["started"])} people started; {count(o["completed"])} finished '
+           f'({share(o["completion"])}).</p>']
+    for d in r["dimensions"]:
+        out.append(f'<div class="block"><h3>{escape(d["title"])}</h3>')
+        if d["under_represented"]:
+            names = ", ".join(escape(x) for x in d["under_represented"])
+            out.append(f'<p class="callout warn"><span class="flag">Under-represented:</span> {names}. '
+                       "Their share among respondents is below "
+                       f"{UNDER_REPRESENTED:.0%} of their share in the population: reach them through "
+                       "partners they trust before drawing conclusions.</p>")
+        head = ["Group", "Started", "Finished", "Completion"]
+        if d["has_baseline"]:
+            head += ["Share of respondents", "Share of population", "Representation", ""]
+        rows = []
+        for row in d["rows"]:
+            cells = [escape(row["label"]), count(row["started"]), count(row["completed"]), share(row["completion"])]
+            if d["has_baseline"]:
+                flag = row["flag"]
+                cells += [share(row["sample_share"]), share(row["population_share"]), mean(row["ratio"], 2),
+                          '<span class="flag">under-represented</span>' if flag == "under-represented"
+                          else escape(flag if flag == "unknown" else "")]
+            rows.append((cells, ""))
+        out.append(_table(head, rows))
+        if d["has_baseline"]:
+            chart_rows = [(row["label"], row["ratio"] if _is_num(row["ratio"]) else None, row["flag"],
+                           row["ratio"] if not _is_num(row["ratio"]) else None)
+                          for row in d["rows"] if row["population_share"] is not None]
+            out.append(charts.representation(chart_rows, f"Representation by {d['title']}", UNDER_REPRESENTED))
+        out.append("</div>")
+    out.append('<div class="block"><h3>Invite links and partners</h3>')
+    out.append(_table(["Link", "Partner", "Started", "Finished", "Completion"],
+                      [([escape(x["group"]), escape(x.get("partner", "")), count(x["started"]),
+                         count(x["completed"]), share(x["completion"])], "") for x in r["invites"]]))
+    out.append('</div><div class="block"><h3>Languages</h3>')
+    out.append(_table(["Language", "Started", "Finished", "Completion"],
+                      [([escape(x["group"]), count(x["started"]), count(x["completed"]), share(x["completion"])], "")
+                       for x in r["languages"]]))
+    out.append("</div></section>")
+    return "".join(out)
+
+
+def _gap_text(gap: dict[str, Any] | None, fmt: Callable[[Any], str]) -> str:
+    if not gap:
+        return '<p class="note">Too few groups with published figures to compare.</p>'
+    what = f' choosing “{escape(gap["option"])}”' if "option" in gap else ""
+    return (f'<p class="callout">Gap between groups{what}: <b>{fmt(gap["gap"])}</b> — highest '
+            f'{escape(gap["highest"])} ({fmt(gap["highest_value"])}), lowest {escape(gap["lowest"])} '
+            f'({fmt(gap["lowest_value"])}).</p>')
+
+
+def _coassessment_html(m: dict[str, Any]) -> str:
+    k = m["campaign"]["min_group_size"]
+    out = ['<section class="part" id="coassessment"><h2>2. How the service worked, group by group</h2>']
+    for sec in m["coassessment"]:
+        out.append(f'<h3>{escape(sec["text"])} <small class="meta">({escape(sec["question"])}, {sec["type"]})</small></h3>')
+        option_labels = [o["label"] for o in sec["options"]]
+        colours = (charts.rating_colours(len(option_labels)) if sec["type"] == "rating"
+                   else list(charts.QUALITATIVE))
+        for d in sec["dimensions"]:
+            out.append(f'<div class="block"><h4>By {escape(d["title"])}</h4>')
+            if sec["type"] != "multi":
+                bars = [charts.Bar(r["label"], [x["share"] if _is_num(x["share"]) else None for x in r["distribution"]],
+                                   None if _is_num(r["n"]) else str(r["n"])) for r in d["rows"]]
+                out.append(charts.stacked_bars(bars, option_labels, colours,
+                                               f'{sec["text"]} by {d["title"]}', f"hidden (<{k} or c)"))
+            if sec["type"] == "rating":
+                rows = [(r["label"], r["mean"] if _is_num(r["mean"]) else None,
+                         r["ci_low"] if _is_num(r["ci_low"]) else None,
+                         r["ci_high"] if _is_num(r["ci_high"]) else None,
+                         None if _is_num(r["mean"]) else str(r["mean"])) for r in d["rows"]]
+                overall = next((r["mean"] for r in d["rows"] if r["group"] == "(all)" and _is_num(r["mean"])), None)
+                out.append(charts.means(rows, 1, sec["scale"], f'Mean {sec["text"]} by {d["title"]}', overall))
+                out.append(_gap_text(d["gap"], lambda v: mean(v)))
+            elif sec["type"] == "yesno":
+                rows = [(r["label"], r["yes_share"] if _is_num(r["yes_share"]) else None,
+                         r["ci_low"] if _is_num(r["ci_low"]) else None,
+                         r["ci_high"] if _is_num(r["ci_high"]) else None,
+                         None if _is_num(r["yes_share"]) else str(r["yes_share"])) for r in d["rows"]]
+                out.append(charts.means(rows, 0, 1, f'Share answering yes by {d["title"]}', percent=True))
+                out.append(_gap_text(d["gap"], share))
+            else:
+                out.append(_gap_text(d["gap"], share))
+            head = ["Group", "Answers", *[escape(x) for x in option_labels]]
+            if sec["type"] == "rating":
+                head += ["Mean", "95 % interval"]
+            if sec["type"] == "yesno":
+                head += ["Yes", "95 % interval"]
+            rows_html = []
+            for r in d["rows"]:
+                cells = [escape(r["label"]), count(r["n"])]
+                cells += [f'{count(x["n"])}<br><small>{share(x["share"])}</small>' if _is_num(x["n"]) else count(x["n"])
+                          for x in r["distribution"]]
+                if sec["type"] == "rating":
+                    ci = (f'{mean(r["ci_low"])}–{mean(r["ci_high"])}' if _is_num(r["ci_low"]) else mean(r["ci_low"]))
+                    cells += [mean(r["mean"]), ci]
+                if sec["type"] == "yesno":
+                    ci = (f'{share(r["ci_low"])}–{share(r["ci_high"])}' if _is_num(r["ci_low"]) else share(r["ci_low"]))
+                    cells += [share(r["yes_share"]), ci]
+                rows_html.append((cells, _row_class(r)))
+            out.append(_table(head, rows_html))
+            out.append("</div>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _codesign_html(m: dict[str, Any]) -> str:
+    out = ['<section class="part" id="codesign"><h2>3. Ideas and pain points, in people\'s own words</h2>',
+           '<p class="note">Answers are shown as written (contact details were removed when they were '
+           "given). Groups and languages with fewer answers than the threshold are not quoted.</p>"]
+    for sec in m["codesign"]:
+        out.append(f'<h3>{escape(sec["text"])} <small class="meta">({escape(sec["question"])})</small></h3>')
+        for d in sec["dimensions"]:
+            out.append(f'<h4>By {escape(d["title"])}</h4>')
+            head = ["Group", "Answers", "Written"] + (["Voice notes"] if sec["voice"] else [])
+            rows = [([escape(r["label"]), count(r["answers"]), count(r["written"])]
+                     + ([count(r["voice_notes"])] if sec["voice"] else []), _row_class(r)) for r in d["rows"]]
+            out.append(_table(head, rows))
+            for r in d["rows"]:
+                if not r["words"] and not r["quotes"]:
+                    continue
+                out.append(f'<div class="block"><h4>{escape(r["label"])}</h4>')
+                if r["words"]:
+                    words = "".join(f'<span dir="auto">{escape(w)} <small>{n}</small></span>' for w, n in r["words"])
+                    out.append(f'<p class="words">Frequent words: {words}</p>')
+                for block in r["quotes"]:
+                    out.append(f'<p class="note">In {escape(block["language"])}:</p>')
+                    out.extend(f'<blockquote lang="{escape(q["language"], quote=True)}" dir="auto">'
+                               f'{escape(q["text"])}</blockquote>' for q in block["texts"])
+                out.append("</div>")
+    out.append("</section>")
+    return "".join(out)
+
+
+SCHEME_TITLES = {"unweighted": "Everyone equal", "population": "Weighted to the population",
+                 "solidarity": "Solidarity (need) weighted"}
+
+
+def _cocommissioning_html(m: dict[str, Any]) -> str:
+    w = m["weighting"]
+    out = ['<section class="part" id="cocommissioning"><h2>4. Priorities for co-commissioning</h2>',
+           '<p class="note">Budget questions: the mean share of each person\'s coins. Ranking questions: '
+           "mean Borda points (the first choice gets as many points as options to rank, the last ranked 1, "
+           "unranked 0). The overall order is shown three ways: every respondent equal; weighted so that "
+           "groups count as in the population; and weighted by need (solidarity). Where the orders differ "
+           "is the point: it shows whose priorities an unweighted count would bury.</p>"]
+    if w["solidarity"] is None:
+        out.append('<p class="callout">No need weights were given, so the solidarity order is not shown. '
+                   "Give them with <code>--weights FILE.csv</code> (columns dimension,group,weight).</p>")
+    if not w["population"]["dimensions"]:
+        out.append('<p class="callout">No baseline to weight to, so the population order is not shown. '
+                   "Add population shares to the campaign's baseline or give <code>--baseline FILE.csv</code>.</p>")
+    for sec in m["cocommissioning"]:
+        out.append(f'<h3>{escape(sec["text"])} <small class="meta">({escape(sec["question"])}, {escape(sec["measure"])})</small></h3>')
+        fmt = share if sec["type"] == "budget" else (lambda v: mean(v, 2))
+        ov = sec["overall"]
+        if ov is None:
+            out.append('<p class="note">Fewer answers than the threshold: no overall order.</p>')
+        else:
+            head = ["Option"] + [f'{SCHEME_TITLES[s]}<br><small>effective n {count(ov["effective_size"][s])}</small>'
+                                 for s in ov["schemes"]]
+            rows = []
+            for r in ov["options"]:
+                cells = [escape(r["label"])]
+                for s in ov["schemes"]:
+                    cells.append(f'{fmt(r[s])} <small>(#{r[s + "_rank"]})</small>')
+                rows.append((cells, "differs" if r["differs"] else ""))
+            out.append('<div class="block">' + _table(head, rows))
+            for ch in ov["top_changes"]:
+                out.append(f'<p class="callout warn">{escape(SCHEME_TITLES[ch["scheme"]])}: the top priority '
+                           f'changes from “{escape(ch["from"])}” to “{escape(ch["to"])}”.</p>')
+            if not ov["orders_differ"] and len(ov["schemes"]) > 1:
+                out.append('<p class="note">The three orders agree.</p>')
+            out.append("</div>")
+        labels = [o["label"] for o in sec["options"]]
+        for d in sec["dimensions"]:
+            out.append(f'<div class="block"><h4>By {escape(d["title"])}</h4>')
+            out.append(charts.heatmap([r["label"] for r in d["rows"]], labels,
+                                      [[r["scores"][o["option"]] for o in sec["options"]] for r in d["rows"]],
+                                      f'{sec["text"]} by {d["title"]}', percent=sec["type"] == "budget"))
+            rows = []
+            for r in d["rows"]:
+                cells = [escape(r["label"]), count(r["n"])]
+                for o in sec["options"]:
+                    v = fmt(r["scores"][o["option"]])
+                    cells.append(f'<span class="top">{v}</span>' if r["top"] == o["option"] else v)
+                rows.append((cells, _row_class(r)))
+            out.append(_table(["Group", "Answers", *[escape(x) for x in labels]], rows))
+            out.append("</div>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _method_html(m: dict[str, Any]) -> str:
+    k = m["campaign"]["min_group_size"]
+    w = m["weighting"]
+    pop = w["population"]
+    items = [f"<li><b>{escape(key)}</b>: {escape(text)}</li>" for key, text in m["legend"].items()]
+    out = ['<section class="part" id="method"><h2>How to read this report</h2><ul>', *items, "</ul>",
+           f"<p>Every count, share, mean and chart bar resting on fewer than {k} people is hidden, and "
+           "enough other figures are hidden with it that no hidden figure can be worked out by "
+           "subtracting published ones from totals. Means are given to one decimal and shares to one "
+           "decimal of a per cent for the same reason.</p>",
+           "<p>Means come with a 95 % interval (Student's t); yes-shares with a 95 % Wilson interval. "
+           "A wide interval means few answers: compare groups with care.</p>"]
+    if pop["dimensions"]:
+        missing = "; ".join(f'{escape(d)}: {escape(", ".join(gs))}' for d, gs in pop["missing"].items())
+        out.append(f'<p>Population weights: raking to the baseline ({escape(pop["source"])}) on '
+                   f'{escape(", ".join(pop["dimensions"]))}, with weightipy. Effective sample size (Kish): '
+                   f'{count(pop["effective_size"])}.'
+                   + (f" Groups with no respondents cannot be weighted up: {missing}." if missing else "")
+                   + (f' {escape(pop["note"])}.' if pop["note"] else "") + "</p>")
+    if w["solidarity"]:
+        weights = "; ".join(f"{escape(d)}: " + ", ".join(f"{escape(g)} ×{v:g}" for g, v in ws.items())
+                            for d, ws in w["solidarity"]["weights"].items())
+        out.append(f"<p>Solidarity weights: population weights times need weights ({weights}); a person "
+                   "in several weighted groups gets the product. Effective sample size: "
+                   f'{count(w["solidarity"]["effective_size"])}.</p>')
+    out.append("</section>")
+    return "".join(out)
+
+
+def render_html(m: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page."""
+    c = m["campaign"]
+    title = escape(c["title"] or c["id"])
+    parts = [f'<!doctype html><html lang="{escape(c["language"], quote=True)}" dir="auto"><head>'
+             f'<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+             f"<title>{title} — report by group</title><style>{CSS}</style></head><body>",
+             f"<header><h1>{title}</h1>",
+             f'<p class="meta">{escape(c["service"] or "")} · campaign {escape(c["id"])} · generated '
+             f'{escape(c["generated_at"])} · figures under {c["min_group_size"]} people are hidden</p></header>',
+             '<nav><ol><li><a href="#reach">Who took part</a></li><li><a href="#coassessment">How the service '
+             'worked, group by group</a></li><li><a href="#codesign">Ideas and pain points</a></li>'
+             '<li><a href="#cocommissioning">Priorities</a></li><li><a href="#method">How to read this '
+             "report</a></li></ol></nav>",
+             _reach_html(m), _coassessment_html(m), _codesign_html(m), _cocommissioning_html(m),
+             _method_html(m), "</body></html>"]
+    return "".join(parts)
+
+
+def _md(v: Any, kind: str = "count") -> str:
+    if not _is_num(v):
+        return str(v) if v else "–"
+    if kind == "share":
+        return f"{v:.1%}"
+    if kind == "mean":
+        return f"{v:.1f}"
+    if kind == "points":
+        return f"{v:.2f}"
+    return f"{v:,}"
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    def clean(s: str) -> str:
+        return s.replace("|", "\\|").replace("\n", " ")
+
+    return ["| " + " | ".join(clean(h) for h in head) + " |", "|" + "---|" * len(head),
+            *("| " + " | ".join(clean(c) for c in r) + " |" for r in rows), ""]
+
+
+def render_markdown(m: dict[str, Any]) -> str:
+    """The report as Markdown tables (no charts), for wikis and e-mails."""
+    c = m["campaign"]
+    out = [f"# {c['title']}", "", f"Campaign `{c['id']}` · generated {c['generated_at']} · figures under "
+           f"{c['min_group_size']} people are hidden ({'; '.join(f'{k}: {v}' for k, v in m['legend'].items())}).", ""]
+    r = m["reach"]
+    out += ["## 1. Who took part", "",
+            f"{_md(r['overall']['started'])} started, {_md(r['overall']['completed'])} finished.", ""]
+    for d in r["dimensions"]:
+        out += [f"### {d['title']}", ""]
+        if d["under_represented"]:
+            out += [f"**Under-represented:** {', '.join(d['under_represented'])}", ""]
+        out += _md_table(["Group", "Started", "Finished", "Completion", "Representation", "Flag"],
+                         [[x["label"], _md(x["started"]), _md(x["completed"]), _md(x["completion"], "share"),
+                           _md(x["ratio"], "points") if x["ratio"] is not None else "–", x["flag"]]
+                          for x in d["rows"]])
+    out += ["### Invite links and partners", ""]
+    out += _md_table(["Link", "Partner", "Started", "Finished"],
+                     [[x["group"], x.get("partner", ""), _md(x["started"]), _md(x["completed"])] for x in r["invites"]])
+    out += ["## 2. How the service worked, group by group", ""]
+    for sec in m["coassessment"]:
+        out += [f"### {sec['text']} ({sec['question']})", ""]
+        labels = [o["label"] for o in sec["options"]]
+        for d in sec["dimensions"]:
+            extra = ["Mean", "95 % interval"] if sec["type"] == "rating" else ["Yes", "95 % interval"] if sec["type"] == "yesno" else []
+            rows = []
+            for x in d["rows"]:
+                cells = [x["label"], _md(x["n"])] + [_md(y["share"], "share") for y in x["distribution"]]
+                if sec["type"] == "rating":
+                    cells += [_md(x["mean"], "mean"), f"{_md(x['ci_low'], 'mean')}–{_md(x['ci_high'], 'mean')}"]
+                if sec["type"] == "yesno":
+                    cells += [_md(x["yes_share"], "share"), f"{_md(x['ci_low'], 'share')}–{_md(x['ci_high'], 'share')}"]
+                rows.append(cells)
+            out += [f"By {d['title']}:", ""] + _md_table(["Group", "Answers", *labels, *extra], rows)
+            if d["gap"]:
+                g = d["gap"]
+                kind = "mean" if g["field"] == "mean" else "share"
+                out += [f"Gap: {_md(g['gap'], kind)} (highest {g['highest']}, lowest {g['lowest']}).", ""]
+    out += ["## 3. Ideas and pain points, in people's own words", ""]
+    for sec in m["codesign"]:
+        out += [f"### {sec['text']} ({sec['question']})", ""]
+        for d in sec["dimensions"]:
+            out += [f"By {d['title']}:", ""]
+            out += _md_table(["Group", "Answers", "Written", "Voice notes"],
+                             [[x["label"], _md(x["answers"]), _md(x["written"]), _md(x["voice_notes"])] for x in d["rows"]])
+            for x in d["rows"]:
+                if x["words"]:
+                    out += [f"**{x['label']}** — frequent words: " + ", ".join(f"{w} ({n})" for w, n in x["words"]), ""]
+                for block in x["quotes"]:
+                    out += [f"*{x['label']}, in {block['language']}:*", ""]
+                    out += [f"> {q['text']}" for q in block["texts"]] + [""]
+    out += ["## 4. Priorities for co-commissioning", ""]
+    for sec in m["cocommissioning"]:
+        kind = "share" if sec["type"] == "budget" else "points"
+        out += [f"### {sec['text']} ({sec['question']}, {sec['measure']})", ""]
+        ov = sec["overall"]
+        if ov:
+            head = ["Option"] + [f"{SCHEME_TITLES[s]} (effective n {_md(ov['effective_size'][s])})" for s in ov["schemes"]]
+            out += _md_table(head, [[("**" + x["label"] + "**") if x["differs"] else x["label"]]
+                                    + [f"{_md(x[s], kind)} (#{x[s + '_rank']})" for s in ov["schemes"]]
+                                    for x in ov["options"]])
+            out += [f"Top priority changes ({SCHEME_TITLES[ch['scheme']]}): {ch['from']} → {ch['to']}." for ch in ov["top_changes"]]
+            out += [""]
+        labels = [o["label"] for o in sec["options"]]
+        for d in sec["dimensions"]:
+            out += [f"By {d['title']}:", ""]
+            out += _md_table(["Group", "Answers", *labels],
+                             [[x["label"], _md(x["n"])] + [_md(x["scores"][o["option"]], kind) for o in sec["options"]]
+                              for x in d["rows"]])
+    return "\n".join(out) + "\n"
+
+
+def render_json(m: dict[str, Any]) -> str:
+    """The report model itself, as indented JSON (hidden figures are the strings "<10" and "c")."""
+    return json.dumps(m, ensure_ascii=False, indent=2, allow_nan=False)

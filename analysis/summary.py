@@ -1,0 +1,344 @@
+"""Counts per group with disclosure control applied: the grouped layout and the report's tables.
+
+Each question is protected as one problem spanning every group dimension (their "(all)"
+rows are the same figures, so hiding one in one dimension must hide it in all); reach
+(responses, completion, per group, invite and language) is one more problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.campaigns.schema import PREFER_NOT, Question
+
+from analysis.contract import Column
+from analysis.disclosure import Fact, Problem, Protection, protect
+from analysis.reading import NOT_ASKED
+from analysis.stats import MEAN_DECIMALS, SHARE_DECIMALS, mean_ci, sum_sq_bounds
+from analysis.tally import (
+    ALL_KEY,
+    INVITE_DIM,
+    LANGUAGE_DIM,
+    QuestionTally,
+    RowKey,
+    Tally,
+    rank_need,
+)
+
+# A group is flagged under-represented when its share among respondents is below this
+# fraction of its share in the population (the "four-fifths" rule of thumb).
+UNDER_REPRESENTED = 0.8
+MEAN_EPS = 0.5 * 10 ** -MEAN_DECIMALS
+SHARE_EPS = 0.5 * 10 ** -SHARE_DECIMALS
+
+GROUPED_COLUMNS: tuple[Column, ...] = (
+    ("campaign", "str"), ("dimension", "str"), ("group", "str"), ("question", "str"), ("type", "str"),
+    ("option", "str"), ("n", "int"), ("share", "float"), ("mean", "float"), ("ci_low", "float"),
+    ("ci_high", "float"), ("suppressed", "str"))
+
+
+def grouped_columns(labels: bool = False) -> list[Column]:
+    cols = list(GROUPED_COLUMNS)
+    if labels:
+        for after, name in (("group", "group_text"), ("question", "question_text"),
+                            ("option", "option_text")):
+            cols.insert([c for c, _ in cols].index(after) + 1, (name, "str"))
+    return cols
+
+
+@dataclass(slots=True)
+class Line:
+    """One line of the grouped layout; None means hidden (see `suppressed`) or not applicable."""
+
+    dimension: str
+    group: str
+    question: str
+    type: str
+    option: str
+    n: int | None
+    share: float | None = None
+    mean: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    suppressed: str = ""
+
+
+@dataclass
+class ProtectedQuestion:
+    question: Question
+    options: list[str]
+    lines: dict[tuple[RowKey, str], Line] = field(default_factory=dict)
+
+    def line(self, key: RowKey, option: str = "") -> Line:
+        return self.lines[(key, option)]
+
+
+@dataclass(slots=True)
+class ReachLine:
+    dimension: str
+    group: str
+    started: int | None
+    completed: int | None
+    completion: float | None
+    sample_share: float | None
+    population_share: float | None
+    ratio: float | None
+    flag: str  # "under-represented", "" or "unknown" (when hidden figures do not tell)
+    suppressed: str  # marker of `started` ("" when shown)
+    completed_suppressed: str
+
+
+@dataclass
+class Protected:
+    """All published figures of a campaign, protected together."""
+
+    k: int
+    questions: dict[str, ProtectedQuestion]
+    reach: dict[RowKey, ReachLine]
+    known: dict[str, int | str]  # per dimension: how many named a group, or a marker when hidden
+
+
+def _rows(t: Tally, dimension: str) -> list[RowKey]:
+    return [(dimension, g) for g in t.dimension_rows(dimension)]
+
+
+def _round(x: float, decimals: int) -> float:
+    return round(float(x), decimals)
+
+
+@dataclass
+class _Plan:
+    problem: Problem
+    n: dict[tuple[RowKey, str], int]
+    base: dict[RowKey, int]
+    # row -> (statistic id, published numbers)
+    stats: dict[RowKey, tuple[int, dict[str, float]]]
+
+
+def question_problem(t: Tally, qt: QuestionTally) -> _Plan:
+    """The counts of one question in every group, with what readers know about them."""
+    q = qt.question
+    opts = qt.options
+    p = Problem()
+    n: dict[tuple[RowKey, str], int] = {}
+    base: dict[RowKey, int] = {}
+    dims = t.ctx.dimension_ids()
+    keys = [ALL_KEY, *[key for d in dims for key in _rows(t, d)]]
+    for key in keys:
+        cell = qt.rows.get(key)
+        total = key == ALL_KEY
+        base[key] = p.count((q.id, key, ""), cell.base if cell else 0, total=True)
+        for o in opts:
+            n[(key, o)] = p.count((q.id, key, o), cell.counts.get(o, 0) if cell else 0, total=total)
+    tokens = q.tokens or 10
+    for key in keys:
+        ns = {n[(key, o)]: 1.0 for o in opts}
+        b = base[key]
+        if q.type in {"rating", "yesno", "choice", "text"}:
+            p.equal({**ns, b: -1.0})
+        elif q.type == "rank":
+            p.equal({**ns, b: -float(rank_need(q))})
+        elif q.type in {"multi", "budget"}:
+            for v in ns:
+                p.at_most({v: 1.0, b: -1.0})
+            p.at_least({**ns, b: -1.0})
+            if q.type == "budget":
+                p.at_most({**ns, b: -float(min(tokens, len(opts)))})
+    for d in dims:
+        rows = _rows(t, d)
+        for o in [*opts, None]:
+            members = [n[(key, o)] if o is not None else base[key] for key in rows]
+            whole = n[(ALL_KEY, o)] if o is not None else base[ALL_KEY]
+            if d in t.overlapping:
+                p.at_least({**dict.fromkeys(members, 1.0), whole: -1.0})
+                for m in members:
+                    p.at_most({m: 1.0, whole: -1.0})
+            else:
+                p.equal({**dict.fromkeys(members, 1.0), whole: -1.0})
+    stats: dict[RowKey, tuple[int, dict[str, float]]] = {}
+    for key in keys:
+        cell = qt.rows.get(key)
+        if cell is None or cell.base < 2:
+            continue
+        b_val = cell.base
+        facts: list[Fact] = []
+        published: dict[str, float] = {}
+        if q.type == "rating":
+            est = mean_ci(cell.base, cell.total, cell.total_sq)
+            assert est is not None
+            mean = _round(est.value, MEAN_DECIMALS)
+            lo, hi = _round(est.low, MEAN_DECIMALS), _round(est.high, MEAN_DECIMALS)
+            published = {"mean": mean, "ci_low": lo, "ci_high": hi}
+            values = {n[(key, o)]: float(o) for o in opts}
+            facts.append(Fact(tuple(values.items()), (mean - MEAN_EPS) * b_val, (mean + MEAN_EPS) * b_val))
+            ss_lo, ss_hi = sum_sq_bounds(b_val, mean, lo, hi)
+            facts.append(Fact(tuple((v, c * c) for v, c in values.items()), ss_lo, ss_hi))
+        elif q.type in {"budget", "rank"}:
+            spent = sum(cell.sums.values())
+            most = float(tokens if q.type == "budget" else rank_need(q))
+            for o in opts:
+                s = cell.sums.get(o, 0.0)
+                mean = _round(s / b_val, MEAN_DECIMALS)
+                published[f"mean:{o}"] = mean
+                lo, hi = (mean - MEAN_EPS) * b_val, (mean + MEAN_EPS) * b_val
+                if q.type == "budget":
+                    share = _round(s / spent if spent else 0.0, SHARE_DECIMALS)
+                    published[f"share:{o}"] = share
+                    lo = max(lo, (share - SHARE_EPS) * spent)
+                    hi = min(hi, (share + SHARE_EPS) * spent)
+                # Each backer gives between 1 and `most` coins (or points) to the option.
+                v = n[(key, o)]
+                facts.append(Fact(((v, 1.0),), max(lo, 0.0) / most, hi))
+        else:
+            continue
+        stats[key] = (p.statistic((base[key],), facts), published)
+    return _Plan(p, n, base, stats)
+
+
+def _lines_for_question(t: Tally, qt: QuestionTally, plan: _Plan, prot: Protection) -> ProtectedQuestion:
+    q = qt.question
+    out = ProtectedQuestion(q, qt.options)
+    p = plan.problem
+    keys = [ALL_KEY, *[key for d in t.ctx.dimension_ids() for key in _rows(t, d)]]
+    for key in keys:
+        bvar = plan.base[key]
+        b_shown = prot.shown(bvar)
+        b_val = p.values[bvar]
+        stat = plan.stats.get(key)
+        stat_on = stat is not None and prot.statistic_shown[stat[0]]
+        published = stat[1] if stat_on and stat else {}
+        head = Line(key[0], key[1], q.id, q.type, "", b_val if b_shown else None,
+                    suppressed=prot.marker(bvar))
+        if q.type == "rating":
+            if stat_on:
+                head.mean = published["mean"]
+                head.ci_low, head.ci_high = published["ci_low"], published["ci_high"]
+            elif b_shown and stat is not None:
+                head.suppressed = "c"  # the mean would let a hidden count be worked out
+        out.lines[(key, "")] = head
+        for o in qt.options:
+            var = plan.n[(key, o)]
+            shown = prot.shown(var)
+            line = Line(key[0], key[1], q.id, q.type, o, p.values[var] if shown else None,
+                        suppressed=prot.marker(var))
+            if q.type == "budget":
+                if stat_on:
+                    line.share, line.mean = published[f"share:{o}"], published[f"mean:{o}"]
+                elif not line.suppressed:
+                    line.suppressed = head.suppressed or "c"
+            else:
+                if shown and b_shown and b_val:
+                    line.share = _round(p.values[var] / b_val, SHARE_DECIMALS)
+                elif shown:
+                    line.suppressed = head.suppressed or "c"
+                if q.type == "rank":
+                    if stat_on:
+                        line.mean = published[f"mean:{o}"]
+                    elif not line.suppressed:
+                        line.suppressed = head.suppressed or "c"
+            out.lines[(key, o)] = line
+    return out
+
+
+def reach_problem(t: Tally) -> tuple[Problem, dict[tuple[RowKey, str], int]]:
+    """Responses started and completed per group, invite and language, and who named a group."""
+    p = Problem()
+    var: dict[tuple[RowKey, str], int] = {}
+    dims = [*t.ctx.dimension_ids(), INVITE_DIM, LANGUAGE_DIM]
+    keys = [ALL_KEY, *[key for d in dims for key in _rows(t, d)]]
+    for key in keys:
+        started, done = t.reach.get(key, [0, 0])
+        s = var[(key, "started")] = p.count((key, "started"), started, total=True)
+        c = var[(key, "completed")] = p.count((key, "completed"), done)
+        u = var[(key, "unfinished")] = p.count((key, "unfinished"), started - done)
+        p.equal({c: 1.0, u: 1.0, s: -1.0})
+    for d in dims:
+        rows = _rows(t, d)
+        for what in ("started", "completed", "unfinished"):
+            members = [var[(key, what)] for key in rows]
+            whole = var[(ALL_KEY, what)]
+            if d in t.overlapping:
+                p.at_least({**dict.fromkeys(members, 1.0), whole: -1.0})
+                for m in members:
+                    p.at_most({m: 1.0, whole: -1.0})
+            else:
+                p.equal({**dict.fromkeys(members, 1.0), whole: -1.0})
+    for d in t.ctx.dimension_ids():
+        known = var[((d, ""), "known")] = p.count((d, "known"), t.known.get(d, 0), total=True)
+        groups = [var[((d, g), "started")] for g in t.ctx.group_ids(d)]
+        # prefer_not_to_say and "not asked" exclude naming a group, so these three add up.
+        p.equal({known: 1.0, var[((d, PREFER_NOT), "started")]: 1.0,
+                 var[((d, NOT_ASKED), "started")]: 1.0, var[(ALL_KEY, "started")]: -1.0})
+        if d in t.overlapping:
+            p.at_least({**dict.fromkeys(groups, 1.0), known: -1.0})
+            for g in groups:
+                p.at_most({g: 1.0, known: -1.0})
+        else:
+            p.equal({**dict.fromkeys(groups, 1.0), known: -1.0})
+    return p, var
+
+
+def _reach_lines(t: Tally, p: Problem, var: dict[tuple[RowKey, str], int], prot: Protection,
+                 baseline: dict[str, dict[str, float]]) -> tuple[dict[RowKey, ReachLine], dict[str, int | str]]:
+    k = prot.k
+    known: dict[str, int | str] = {}
+    for d in t.ctx.dimension_ids():
+        kv = var[((d, ""), "known")]
+        known[d] = p.values[kv] if prot.shown(kv) else prot.marker(kv)
+    dims = [*t.ctx.dimension_ids(), INVITE_DIM, LANGUAGE_DIM]
+    out: dict[RowKey, ReachLine] = {}
+    for key in [ALL_KEY, *[key for d in dims for key in _rows(t, d)]]:
+        sv, cv = var[(key, "started")], var[(key, "completed")]
+        started = p.values[sv] if prot.shown(sv) else None
+        completed = p.values[cv] if prot.shown(cv) else None
+        completion = _round(completed / started, SHARE_DECIMALS) if started and completed is not None else None
+        d, g = key
+        pop = baseline.get(d, {}).get(g)
+        sample = ratio = None
+        flag = ""
+        kn_value = known.get(d)
+        kn = kn_value if isinstance(kn_value, int) else None
+        if pop is not None:
+            if started is not None and kn:
+                sample = _round(started / kn, SHARE_DECIMALS)
+                ratio = _round(sample / pop, MEAN_DECIMALS) if pop > 0 else None
+                flag = "under-represented" if ratio is not None and ratio < UNDER_REPRESENTED else ""
+            elif prot.status[sv] == "primary" and kn and pop > 0:
+                # Even at the most it could be (k - 1), is the group under-represented?
+                flag = "under-represented" if (k - 1) / kn / pop < UNDER_REPRESENTED else "unknown"
+            else:
+                flag = "unknown"
+        out[key] = ReachLine(d, g, started, completed, completion, sample, pop, ratio, flag,
+                             prot.marker(sv), prot.marker(cv))
+    return out, known
+
+
+def protect_all(t: Tally, baseline: dict[str, dict[str, float]] | None = None,
+                k: int | None = None) -> Protected:
+    """Protect every question and the reach figures; `baseline` overrides the campaign's."""
+    k = k or t.ctx.min_group_size
+    questions: dict[str, ProtectedQuestion] = {}
+    for qid, qt in t.questions.items():
+        plan = question_problem(t, qt)
+        prot = protect(plan.problem, k)
+        questions[qid] = _lines_for_question(t, qt, plan, prot)
+    p, var = reach_problem(t)
+    prot = protect(p, k)
+    reach, known = _reach_lines(t, p, var, prot, baseline if baseline is not None else t.ctx.baseline)
+    return Protected(k, questions, reach, known)
+
+
+def grouped_lines(t: Tally, protected: Protected, by: str | None = None) -> list[Line]:
+    """The grouped layout's lines: dimension, question, then groups with "(all)" last."""
+    lines: list[Line] = []
+    dims = [by] if by else t.ctx.dimension_ids()
+    for d in dims:
+        for qid, pq in protected.questions.items():
+            del qid
+            for key in [*_rows(t, d), ALL_KEY]:
+                for o in ["", *pq.options]:
+                    line = pq.line(key, o)
+                    if key == ALL_KEY:
+                        line = Line(**{**{f: getattr(line, f) for f in Line.__slots__}, "dimension": d})
+                    lines.append(line)
+    return lines
