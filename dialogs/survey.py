@@ -252,7 +252,7 @@ async def get_language(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     _ = t.gettext
     title = cc.spec.text(cc.spec.title, t.lang)
     return {
-        "text": f"<b>{_e(title)}</b>\n\n{_e(_('Which language would you like to use?'))}",
+        "text": f"<b>{_e(title)}</b>\n\n" + _e(_("Which language would you like to use?")),
         "languages": [(code, language_name(code)) for code in cc.spec.languages],
     }
 
@@ -344,7 +344,8 @@ async def get_group(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     idx = d["dim"]
     dim = spec.groups[idx]
     draft = d.get("draft") or []
-    parts = [f"<b>{t.fraction(idx + 1, len(spec.groups))}</b>  {_e(_('About you'))}",
+    # gettext calls stay outside f-strings, where pybabel extract cannot see them
+    parts = [f"<b>{t.fraction(idx + 1, len(spec.groups))}</b>  " + _e(_("About you")),
              _e(spec.text(dim.text, t.lang))]
     if d.get("preset") == "reused" and draft:
         parts.append(_e(_("You told us this before. Tap Done to keep it, or change it.")))

@@ -17,7 +17,7 @@ def update() -> None:
     for po in sorted(LOCALES_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
         with po.open("rb") as fh:
             catalog: Catalog = read_po(fh, locale=po.parent.parent.name)
-        catalog.update(template, no_fuzzy_matching=True)
+        catalog.update(template, no_fuzzy_matching=True, update_creation_date=False)
         with po.open("wb") as fh:
             # obsolete entries would only confuse translators: the template is the truth
             write_po(fh, catalog, omit_header=False, sort_output=True, no_location=True, width=100,
