@@ -7,6 +7,7 @@ import typer
 from bot.cli import analysis as analysis_cmd
 from bot.cli import bot as bot_cmd
 from bot.cli import campaign, db
+from bot.cli import i18n as i18n_cmd
 
 app = typer.Typer(
     name="coassess",
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(db.app, name="db")
+app.add_typer(i18n_cmd.app, name="i18n")
 app.command("run")(bot_cmd.run)
 app.command("webhook")(bot_cmd.webhook)
 app.command("export")(analysis_cmd.export)
