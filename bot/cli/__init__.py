@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from bot.cli import admin
 from bot.cli import analysis as analysis_cmd
 from bot.cli import bot as bot_cmd
 from bot.cli import campaign, db
@@ -20,6 +21,11 @@ app = typer.Typer(
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(db.app, name="db")
 app.add_typer(i18n_cmd.app, name="i18n")
+app.add_typer(admin.invite_app, name="invite")
+app.add_typer(admin.outcome_app, name="outcome")
+app.command("broadcast")(admin.broadcast)
+app.command("remind")(admin.remind)
+app.command("audit")(admin.audit)
 app.command("run")(bot_cmd.run)
 app.command("webhook")(bot_cmd.webhook)
 app.command("export")(analysis_cmd.export)

@@ -1,0 +1,461 @@
+"""`coassess invite|broadcast|remind|outcome|audit`: launching a campaign and closing the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from bot.cli.common import console, database, err_console, fail, keys, run_async, settings
+from bot.settings import ConfigurationError
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+
+    from bot.campaigns.schema import CampaignSpec
+    from bot.db import Database
+    from bot.models import Campaign
+    from bot.services.broadcasts import Plan
+    from bot.services.delivery import Summary
+
+# The services import aiogram (seconds of start-up): commands import them when they run, so
+# that `coassess campaign check` and `--help` stay quick.
+
+invite_app = typer.Typer(
+    help="Links, QR codes and printable posters for trusted partners (a library, a mosque, a "
+    "community group), so each can invite the people who trust them.", no_args_is_help=True)
+outcome_app = typer.Typer(
+    help="Close the loop: tell participants who asked what came of their answers ("
+    "\"you said, we did\").", no_args_is_help=True)
+
+CampaignArg = typer.Argument(..., help="The campaign id (see: coassess campaign list)", show_default=False)
+
+
+# --------------------------------------------------------------------------- shared
+
+async def _campaign(session, campaign_id: str) -> tuple[Campaign, CampaignSpec]:  # type: ignore[no-untyped-def]
+    from bot.campaigns.schema import CampaignSpec
+    from bot.models import Campaign
+
+    c = await session.get(Campaign, campaign_id)
+    if c is None:
+        fail(f"there is no campaign '{campaign_id}'", "See the ids with: coassess campaign list")
+        raise AssertionError
+    return c, CampaignSpec.model_validate(c.definition)
+
+
+@asynccontextmanager
+async def _bot() -> AsyncIterator[Bot]:
+    from bot.runtime.app import make_bot
+
+    s = settings()
+    bot = make_bot(s.require_token(), s.telegram_api_url)
+    try:
+        yield bot
+    finally:
+        await bot.session.close()
+
+
+async def _username(bot: Bot | None) -> str:
+    from bot.services.invites import resolve_bot_username
+
+    try:
+        return await resolve_bot_username(settings().bot_username, bot)
+    except ConfigurationError as exc:
+        fail(str(exc))
+        raise
+
+
+class RateColumn(ProgressColumn):
+    """Messages a second, as Rich measures the progress."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} msg/s" if speed else "– msg/s", style="progress.data.speed")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    RateColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                    transient=False)
+
+
+def _print_summary(summary: Summary, title: str) -> None:
+    table = Table(title=title, show_header=True)
+    for name in ("sent", "failed", "stopped", "skipped", "uncertain"):
+        table.add_column(name, justify="right")
+    table.add_row(*(str(summary.counts.get(n, 0)) for n in ("sent", "failed", "stopped", "skipped",
+                                                           "uncertain")))
+    console.print(table)
+    if summary.counts.get("pending"):
+        console.print(f"[yellow]{summary.counts['pending']} not sent yet.[/] Run the same command "
+                      "again to carry on.")
+    if summary.counts.get("stopped"):
+        console.print("stopped: these people blocked the bot or deleted their account; they will "
+                      "get no more messages.")
+    if summary.counts.get("uncertain"):
+        console.print("uncertain: the sender was interrupted while sending these; they were not "
+                      "sent again, so nobody gets a second copy.")
+    if summary.counts.get("failed"):
+        console.print("failed: Telegram refused these; the reason is kept in the database "
+                      "(delivery.error).")
+
+
+async def _send_with_progress(db: Database, bot: Bot, plan: Plan, campaign_id: str, what: str) -> Summary:
+    from bot.services import audit as audit_log
+    from bot.services.broadcasts import send_plan
+
+    s = settings()
+    actor = audit_log.cli_actor()
+    with _progress() as progress:
+        task = progress.add_task(what, total=plan.summary.total, completed=plan.summary.done)
+
+        def advance(_state: str) -> None:
+            progress.advance(task)
+
+        try:
+            return await send_plan(db, keys(s), bot, plan, actor, campaign_id, rate=s.broadcast_rate,
+                                   per_chat_interval=s.broadcast_per_chat_interval, on_result=advance)
+        except asyncio.CancelledError:
+            progress.stop()
+            err_console.print("Stopped. Run the same command again to carry on: nobody will get "
+                              "a second copy.")
+            raise
+
+
+async def _run_locked(db: Database, body: Callable[[], object]) -> object:
+    from bot.services.delivery import DeliveryAborted
+    from bot.services.lease import SenderBusy, sender_lease
+
+    s = settings()
+    try:
+        async with sender_lease(db, s.redis_url):
+            return await body()  # type: ignore[misc]
+    except SenderBusy as exc:
+        fail(str(exc))
+    except DeliveryAborted as exc:
+        fail(str(exc))
+    return None
+
+
+# --------------------------------------------------------------------------- invites
+
+@invite_app.command("create")
+@run_async
+async def invite_create(
+    campaign_id: str = CampaignArg,
+    code: str = typer.Option(..., "--code", help="A short name for this partner's link: letters, "
+                             "digits and -, e.g. central-library", show_default=False),
+    partner: str = typer.Option(..., "--partner", help="The partner's name as people know it, "
+                                "e.g. \"Central Library\"", show_default=False),
+    group: list[str] = typer.Option([], "--group", help="Preset a group for people who come through "
+                                    "this link, as dimension=group (e.g. community=arabic); repeat "
+                                    "for more", show_default=False),
+    out: Path = typer.Option(Path("invites"), "-o", "--output",
+                             help="Folder for the QR codes and the poster"),
+) -> None:
+    """Make a partner's invite: its link, a QR code (PNG and SVG) and a printable A4 poster."""
+    from bot.campaigns.store import campaign_state
+    from bot.services import audit as audit_log
+    from bot.services.invites import InviteError, create_invite, invite_link, parse_groups, write_invite_files
+
+    async with database() as db, db.session() as session:
+        c, spec = await _campaign(session, campaign_id)
+        try:
+            groups = parse_groups(group, spec)
+            invite = await create_invite(session, spec, code, partner, groups)
+        except InviteError as exc:
+            fail(str(exc))
+            return
+        bot_cm = _bot() if not settings().bot_username else None
+        if bot_cm is None:
+            username = await _username(None)
+        else:
+            try:
+                async with bot_cm as bot:
+                    username = await _username(bot)
+            except ConfigurationError as exc:
+                fail(str(exc), "Set COASSESS_BOT_USERNAME to your bot's username (without the @).")
+                return
+        link = invite_link(username, c.id, invite.code)
+        files = write_invite_files(out, spec, invite.code, invite.partner, link)
+        await audit_log.record(session, audit_log.cli_actor(), "invite", c.id, code=invite.code,
+                               partner=invite.partner, groups=groups)
+        await session.commit()
+    console.print(f"[green]✓[/] Invite '{code}' for {invite.partner}:", highlight=False)
+    console.print(f"  link:   {link}", highlight=False, soft_wrap=True)
+    console.print(f"  QR:     {files.png}  {files.svg}", highlight=False)
+    console.print(f"  poster: {files.poster}  (open it in a browser and print on A4)", highlight=False)
+    if groups:
+        console.print("  People who come through it start with: "
+                      + "; ".join(f"{d} = {', '.join(g)}" for d, g in groups.items()), highlight=False)
+    if campaign_state(c) != "open":
+        console.print(f"[yellow]The campaign is {campaign_state(c)}:[/] the link works once it is open "
+                      f"(coassess campaign open {c.id}).")
+
+
+@invite_app.command("list")
+@run_async
+async def invite_list(campaign_id: str = CampaignArg) -> None:
+    """Show each invite with the responses that came through it."""
+    from bot.services.invites import responses_per_invite
+
+    async with database() as db, db.session() as session:
+        await _campaign(session, campaign_id)
+        reach = await responses_per_invite(session, campaign_id)
+    if not reach:
+        console.print(f"No invites yet. Make one with: coassess invite create {campaign_id} "
+                      "--code CODE --partner NAME")
+        return
+    table = Table("code", "partner", "preset groups", "started", "agreed", "completed",
+                  title=f"Invites of {campaign_id}")
+    for r in reach:
+        preset = "; ".join(f"{d}={','.join(g)}" for d, g in r.groups.items())
+        table.add_row(r.code or "–", r.partner, preset, str(r.started), str(r.consented), str(r.completed))
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- broadcast
+
+def _counts_table(title: str, counter: dict[str, int]) -> Table:
+    table = Table(title=title)
+    table.add_column("", no_wrap=True)
+    table.add_column("people", justify="right")
+    for name, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(name, str(n))
+    return table
+
+
+@run_async
+async def broadcast(
+    campaign_id: str = CampaignArg,
+    language: str = typer.Option(None, "--language", help="Only people who would read it in this "
+                                 "language (a code from the campaign, e.g. ar)", show_default=False),
+    group: list[str] = typer.Option([], "--group", help="Only people in this group, as dimension=group "
+                                    "(e.g. community=somali). The same dimension twice means either; "
+                                    "different dimensions must all match", show_default=False),
+    only_unfinished: bool = typer.Option(False, "--only-unfinished",
+                                         help="Only people who started this campaign and did not finish"),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Count who would receive it, per language and group; send nothing"),
+) -> None:
+    """Invite participants to a campaign, each in their own language, within Telegram's limits.
+
+    It goes to people who allow invitations and have not stopped messages or already finished this campaign. If it is interrupted (Ctrl-C, a crash), run the same command again: it carries on, and nobody gets a second copy.
+    """
+    from bot.campaigns.store import campaign_state
+    from bot.services import audit as audit_log
+    from bot.services.broadcasts import (
+        InvitationFilters,
+        breakdown,
+        invitation_recipients,
+        load_candidates,
+        plan_invitation,
+    )
+    from bot.services.delivery import Summary, find_broadcast, summarise
+    from bot.services.invites import InviteError, parse_groups
+
+    async with database() as db:
+        async with db.session() as session:
+            c, spec = await _campaign(session, campaign_id)
+            if language and language not in c.languages:
+                fail(f"'{language}' is not one of the campaign's languages ({', '.join(c.languages)})")
+            try:
+                groups = parse_groups(group, spec)
+            except InviteError as exc:
+                fail(str(exc))
+                return
+            filters = InvitationFilters.make(language, groups, only_unfinished)
+            existing = await find_broadcast(session, c.id, filters.key())
+            before = await summarise(session, existing.id) if existing else None
+            if dry_run:
+                candidates = await load_candidates(session, c.id)
+                recipients = invitation_recipients(candidates, filters, c.languages)
+                b = breakdown(recipients, c.languages, [d.id for d in spec.groups])
+        if dry_run:
+            console.print(f"[bold]{b.total}[/] people would receive the invitation to '{c.id}' "
+                          f"(nothing was sent).", highlight=False)
+            if b.total:
+                console.print(_counts_table("by language", dict(b.languages)))
+                for dim, counter in b.groups.items():
+                    console.print(_counts_table(f"by {dim}", dict(counter)))
+            if existing is not None and before is not None:
+                console.print(f"This broadcast was started on {existing.created_at:%Y-%m-%d %H:%M} UTC "
+                              f"({before.line()}); running it carries on with the same people.",
+                              highlight=False)
+            if campaign_state(c) != "open":
+                console.print(f"[yellow]The campaign is {campaign_state(c)}:[/] open it before sending "
+                              f"(coassess campaign open {c.id}).")
+            return
+        if campaign_state(c) != "open":
+            fail(f"campaign '{c.id}' is {campaign_state(c)}, so people who tap the invitation could "
+                 "not answer.", f"Open it first: coassess campaign open {c.id}")
+        async with _bot() as bot:
+            username = await _username(bot)
+
+            async def body() -> Summary | None:
+                async with db.session() as session:
+                    plan = await plan_invitation(session, c, filters, audit_log.cli_actor(), username)
+                if plan.recovered:
+                    console.print(f"{plan.recovered} message(s) were being sent when the last run "
+                                  "stopped: they count as uncertain and are not sent again.")
+                if not plan.to_send:
+                    console.print("Nothing left to send for this broadcast: everyone on its list has "
+                                  "been dealt with.")
+                    return plan.summary
+                verb = "Sending" if plan.created else "Carrying on with"
+                console.print(f"{verb} the invitation to {plan.to_send} people "
+                              f"(at most {settings().broadcast_rate:g} messages a second).")
+                return await _send_with_progress(db, bot, plan, c.id, "invitation")
+
+            summary = await _run_locked(db, body)
+    if isinstance(summary, Summary):
+        _print_summary(summary, f"Invitation to {campaign_id}")
+
+
+# --------------------------------------------------------------------------- reminders
+
+@run_async
+async def remind(campaign_id: str = typer.Argument(None, help="One campaign id; all open campaigns "
+                                                    "if left out", show_default=False)) -> None:
+    """Send the one reminder to people who started but did not finish.
+
+    A reminder goes once the campaign's delay (reminder_after_hours) has passed, only while the campaign is open, and never twice to anyone. The running bot does this by itself every minute.
+    """
+    from bot.campaigns.store import campaign_state
+    from bot.services import audit as audit_log
+    from bot.services.delivery import DeliveryAborted
+    from bot.services.lease import SenderBusy
+    from bot.services.scheduler import send_due_reminders
+
+    async with database() as db:
+        if campaign_id:
+            async with db.session() as session:
+                c, _ = await _campaign(session, campaign_id)
+            if c.reminder_after_hours is None:
+                fail(f"campaign '{campaign_id}' sends no reminders: it has no reminder_after_hours",
+                     "Add for example 'reminder_after_hours: 48' to the campaign file and load it again.")
+            if campaign_state(c) != "open":
+                fail(f"campaign '{campaign_id}' is {campaign_state(c)}: reminders go only while it is open")
+        async with _bot() as bot:
+            username = await _username(bot)
+            s = settings()
+            with _progress() as progress:
+                tasks: dict[str, int] = {}
+                current: list[str] = []
+
+                def on_plan(cid: str, n: int) -> None:
+                    tasks[cid] = progress.add_task(f"reminders {cid}", total=n)
+                    current[:] = [cid]
+
+                def on_result(_state: str) -> None:
+                    progress.advance(tasks[current[0]])
+
+                try:
+                    run = await send_due_reminders(db, keys(s), bot, campaign_id=campaign_id, settings=s,
+                                                   actor=audit_log.cli_actor(), bot_username=username,
+                                                   on_plan=on_plan, on_result=on_result)
+                except DeliveryAborted as exc:
+                    fail(str(exc))
+                    return
+    if run.busy:
+        fail(str(SenderBusy()))
+    if not run.summaries:
+        console.print("No reminders are due right now.")
+        return
+    for cid, summary in run.summaries.items():
+        _print_summary(summary, f"Reminders for {cid}")
+
+
+# --------------------------------------------------------------------------- outcomes
+
+@outcome_app.command("send")
+@run_async
+async def outcome_send(
+    campaign_id: str = CampaignArg,
+    file: Path = typer.Argument(..., help="The outcome file (YAML), e.g. examples/outcome-clinic-access.yaml",
+                                show_default=False),
+) -> None:
+    """Send a "you said, we did" message to the participants who asked to hear back.
+
+    Each reads it in their own language; a variant can speak to a group. Sending the same file again carries on where it stopped. The file format is in docs/administrators.md.
+    """
+    from bot.services import audit as audit_log
+    from bot.services.broadcasts import plan_outcome
+    from bot.services.delivery import Summary
+    from bot.services.outcomes import OutcomeChangeRefused, check_outcome_file, store_outcome
+
+    async with database() as db:
+        async with db.session() as session:
+            c, spec = await _campaign(session, campaign_id)
+        check = check_outcome_file(file, spec)
+        if not check.ok:
+            for p in check.problems:
+                err_console.print(p.render(check.name), highlight=False, markup=False, soft_wrap=True)
+            n = len(check.problems)
+            err_console.print(f"[bold red]{n} problem{'s' if n != 1 else ''}[/] in {check.name}. "
+                              "Nothing was sent.", highlight=False)
+            raise typer.Exit(1)
+        assert check.spec is not None
+        async with _bot() as bot:
+
+            async def body() -> Summary | None:
+                async with db.session() as session:
+                    try:
+                        outcome, _ = await store_outcome(session, c.id, check.spec)
+                    except OutcomeChangeRefused as exc:
+                        fail(str(exc))
+                        raise
+                    plan = await plan_outcome(session, c, outcome, audit_log.cli_actor())
+                if not plan.to_send:
+                    console.print("Nothing left to send: everyone who asked to hear back has been "
+                                  "dealt with for this outcome.")
+                    return plan.summary
+                console.print(f"Sending '{outcome.key}' to {plan.to_send} people who asked to hear back.")
+                return await _send_with_progress(db, bot, plan, c.id, "outcome")
+
+            summary = await _run_locked(db, body)
+    if isinstance(summary, Summary):
+        _print_summary(summary, f"Outcome for {campaign_id}")
+
+
+# --------------------------------------------------------------------------- audit
+
+@run_async
+async def audit(
+    campaign: str = typer.Option(None, "--campaign", help="Only this campaign", show_default=False),
+    limit: int = typer.Option(200, "--limit", help="How many of the latest events to show"),
+) -> None:
+    """List administrative actions (load, open, close, invites, broadcasts, outcomes): who, what, when.
+
+    Who is 'cli:<user>' for the command line, 'scheduler' for the bot's clock, or an administrator's pseudonym (admin:...) for actions taken in the chat.
+    """
+    from bot.services import audit as audit_log
+
+    async with database() as db, db.session() as session:
+        events = await audit_log.events(session, campaign, limit)
+    if not events:
+        console.print("No administrative actions recorded yet.")
+        return
+    table = Table("when (UTC)", "who", "action", "campaign", "details", title="Audit log")
+    for e in events:
+        details = json.dumps(e.details or {}, ensure_ascii=False, sort_keys=True)
+        table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.campaign_id or "",
+                      details if len(details) < 160 else details[:157] + "...")
+    console.print(table)

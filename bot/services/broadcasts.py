@@ -1,0 +1,425 @@
+"""Who gets an invitation, a reminder or an outcome message, and what each person reads.
+
+The rules are pure functions over `Candidate`s (one per participant, loaded once); the
+messages are written in each participant's own language with gettext, so Babel extracts the
+fixed lines, and every campaign or administrator text in them is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from aiogram import Bot
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.campaigns.schema import PREFER_NOT
+from bot.campaigns.store import is_open
+from bot.models import Campaign, Contact, Outcome, Participant, Response, ResponseGroup, utcnow
+from bot.db import Database
+from bot.services import audit
+from bot.services.delivery import (
+    AfterSent,
+    Composer,
+    Outgoing,
+    Sender,
+    Summary,
+    add_deliveries,
+    open_broadcast,
+    recover,
+    summarise,
+)
+from bot.services.participants import Keys
+from dialogs.commands import start_payload
+from dialogs.i18n import best_language, tr
+
+AUDIT_ACTIONS = {"invitation": "broadcast", "reminder": "remind", "outcome": "outcome"}
+MAX_OUTCOME_TEXT = 3500  # with the title and the intro line, well under Telegram's 4,096
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+# --------------------------------------------------------------------------- candidates
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the rules need to know about one participant, for one campaign."""
+
+    participant_id: int
+    language: str | None = None
+    stopped: bool = False
+    allow_invitations: bool = True
+    reachable: bool = True
+    # dimension -> groups, from any campaign the participant answered (groups carry over)
+    groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # this campaign's response, if any
+    responded: bool = False
+    consented_at: datetime | None = None
+    completed_at: datetime | None = None
+    reminded_at: datetime | None = None
+    wants_outcome: bool = False
+    response_language: str | None = None
+
+
+def message_language(c: Candidate, languages: Sequence[str]) -> str:
+    """The participant's own language if the campaign has it, else the campaign's first."""
+    return best_language([c.language, c.response_language], list(languages)) or languages[0]
+
+
+async def load_candidates(session: AsyncSession, campaign_id: str) -> list[Candidate]:
+    """Every participant, with their response to this campaign (if any) and their groups."""
+    people = (await session.execute(select(Participant.id, Participant.language, Participant.stopped,
+                                           Participant.allow_invitations))).all()
+    reachable = set((await session.scalars(select(Contact.participant_id))).all())
+    responses = {r.participant_id: r for r in (await session.scalars(
+        select(Response).where(Response.campaign_id == campaign_id))).all()}
+    groups: dict[int, dict[str, set[str]]] = {}
+    rows = await session.execute(select(Response.participant_id, Response.campaign_id,
+                                        ResponseGroup.dimension_id, ResponseGroup.groups)
+                                 .join(ResponseGroup, ResponseGroup.response_id == Response.id))
+    for pid, _cid, dim, values in rows.all():
+        chosen = {str(v) for v in values or [] if v != PREFER_NOT}
+        if chosen:
+            groups.setdefault(pid, {}).setdefault(dim, set()).update(chosen)
+    out = []
+    for pid, lang, stopped, allow in people:
+        r = responses.get(pid)
+        out.append(Candidate(
+            participant_id=pid, language=lang, stopped=bool(stopped), allow_invitations=bool(allow),
+            reachable=pid in reachable,
+            groups={d: frozenset(g) for d, g in groups.get(pid, {}).items()},
+            responded=r is not None, consented_at=r.consented_at if r else None,
+            completed_at=r.completed_at if r else None, reminded_at=r.reminded_at if r else None,
+            wants_outcome=bool(r.wants_outcome) if r else False,
+            response_language=r.language if r else None))
+    return out
+
+
+# --------------------------------------------------------------------------- invitations
+
+@dataclass(frozen=True)
+class InvitationFilters:
+    """Who an invitation broadcast is for.
+
+    Values of one dimension are alternatives (community=arabic or community=somali); different
+    dimensions must all match.
+    """
+
+    language: str | None = None
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    only_unfinished: bool = False
+
+    @classmethod
+    def make(cls, language: str | None = None, groups: Mapping[str, Iterable[str]] | None = None,
+             only_unfinished: bool = False) -> InvitationFilters:
+        norm = tuple(sorted((d, tuple(sorted(set(v)))) for d, v in (groups or {}).items()))
+        return cls(language or None, norm, only_unfinished)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"language": self.language, "groups": {d: list(v) for d, v in self.groups},
+                "only_unfinished": self.only_unfinished}
+
+    def key(self) -> str:
+        """The broadcast key: the same command with the same filters resumes the same broadcast."""
+        parts = ["invitation"]
+        if self.language:
+            parts.append(f"lang={self.language}")
+        parts += [f"{d}={'|'.join(v)}" for d, v in self.groups]
+        if self.only_unfinished:
+            parts.append("unfinished")
+        key = ";".join(parts)
+        return key if len(key) <= 200 else "invitation;" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def invitation_wanted(c: Candidate, f: InvitationFilters, languages: Sequence[str]) -> bool:
+    """Whether this participant should get the invitation (pure)."""
+    if c.stopped or not c.allow_invitations or not c.reachable:
+        return False
+    if c.completed_at is not None:  # already took part
+        return False
+    if f.only_unfinished and not c.responded:
+        return False
+    if f.language and message_language(c, languages) != f.language:
+        return False
+    return all(c.groups.get(dim, frozenset()) & set(values) for dim, values in f.groups)
+
+
+def invitation_recipients(candidates: Iterable[Candidate], f: InvitationFilters,
+                          languages: Sequence[str]) -> list[Candidate]:
+    return [c for c in candidates if invitation_wanted(c, f, languages)]
+
+
+@dataclass
+class Breakdown:
+    """A dry run: how many would receive it, per language and per group."""
+
+    total: int
+    languages: Counter[str]
+    groups: dict[str, Counter[str]]
+
+
+def breakdown(recipients: Sequence[Candidate], languages: Sequence[str],
+              dimensions: Sequence[str]) -> Breakdown:
+    langs: Counter[str] = Counter(message_language(c, languages) for c in recipients)
+    groups: dict[str, Counter[str]] = {}
+    for dim in dimensions:
+        counter: Counter[str] = Counter()
+        for c in recipients:
+            chosen = c.groups.get(dim)
+            if chosen:
+                counter.update(chosen)
+            else:
+                counter["(not known)"] += 1
+        groups[dim] = counter
+    return Breakdown(len(recipients), langs, groups)
+
+
+# --------------------------------------------------------------------------- reminders
+
+def reminder_due(c: Candidate, campaign: Campaign, now: datetime) -> bool:
+    """Consented, not finished, not reminded, the delay passed, the campaign open (pure)."""
+    if campaign.reminder_after_hours is None or not is_open(campaign, now):
+        return False
+    if c.stopped or not c.reachable or c.consented_at is None or c.completed_at is not None:
+        return False
+    if c.reminded_at is not None:
+        return False
+    return now - c.consented_at >= timedelta(hours=campaign.reminder_after_hours)
+
+
+# --------------------------------------------------------------------------- outcomes
+
+def outcome_wanted(c: Candidate) -> bool:
+    """Asked to hear back, and has not stopped messages since (pure)."""
+    return c.wants_outcome and not c.stopped and c.reachable
+
+
+def choose_outcome_text(texts: Mapping[str, str], variants: Sequence[Mapping[str, Any]],
+                        groups: Mapping[str, Iterable[str]], lang: str, first: str) -> str:
+    """The first variant whose groups all match the participant's, else the general text."""
+    chosen = texts
+    for v in variants:
+        wanted: Mapping[str, Iterable[str]] = v.get("groups") or {}
+        if wanted and all(set(groups.get(d, ())) & set(g) for d, g in wanted.items()):
+            chosen = v.get("text") or texts
+            break
+    return chosen.get(lang) or chosen.get(first) or texts.get(lang) or texts.get(first) or ""
+
+
+# --------------------------------------------------------------------------- messages
+
+def deep_link(bot_username: str, payload: str) -> str:
+    return f"https://t.me/{bot_username}?start={payload}"
+
+
+def _title(campaign: Campaign, lang: str) -> str:
+    return campaign.title.get(lang) or campaign.title.get(campaign.languages[0]) or campaign.id
+
+
+def invitation_message(campaign: Campaign, lang: str, bot_username: str) -> Outgoing:
+    t = tr(lang, campaign.languages[0])
+    _ = t.gettext
+    text = "\n\n".join([
+        f"<b>{_e(_title(campaign, lang))}</b>",
+        _e(_("We would like to hear about your experience. A few short questions, in your "
+             "language; you can stop at any time.")),
+        _e(_("To get no more messages from us, send /stop.")),
+    ])
+    return Outgoing(text, (_("Take part"), deep_link(bot_username, start_payload(campaign.id))))
+
+
+def reminder_message(campaign: Campaign, lang: str, bot_username: str) -> Outgoing:
+    t = tr(lang, campaign.languages[0])
+    _ = t.gettext
+    text = "\n\n".join([
+        f"<b>{_e(_title(campaign, lang))}</b>",
+        _e(_("You started this survey but have not finished it yet. Your answers so far are "
+             "saved, and you can carry on where you stopped.")),
+        _e(_("This is the only reminder we will send.")),
+    ])
+    return Outgoing(text, (_("Carry on"), deep_link(bot_username, start_payload(campaign.id))))
+
+
+def outcome_message(campaign: Campaign, lang: str, body: str) -> Outgoing:
+    t = tr(lang, campaign.languages[0])
+    _ = t.gettext
+    body = body.strip()[:MAX_OUTCOME_TEXT]
+    text = "\n\n".join([
+        f"<b>{_e(_title(campaign, lang))}</b>",
+        _e(_("You asked to hear what came of the answers. This is what happened:")),
+        _e(body),
+    ])
+    return Outgoing(text)
+
+
+# --------------------------------------------------------------------------- composers
+
+async def _response_language(session: AsyncSession, campaign_id: str, pid: int) -> str | None:
+    return await session.scalar(select(Response.language).where(
+        Response.campaign_id == campaign_id, Response.participant_id == pid))
+
+
+class InvitationComposer:
+    def __init__(self, campaign: Campaign, bot_username: str) -> None:
+        self.campaign = campaign
+        self.bot_username = bot_username
+
+    async def __call__(self, session: AsyncSession, participant: Participant) -> Outgoing | None:
+        if not participant.allow_invitations:
+            return None
+        c = Candidate(participant.id, participant.language,
+                      response_language=await _response_language(session, self.campaign.id, participant.id))
+        return invitation_message(self.campaign, message_language(c, self.campaign.languages),
+                                  self.bot_username)
+
+
+class ReminderComposer:
+    def __init__(self, campaign: Campaign, bot_username: str) -> None:
+        self.campaign = campaign
+        self.bot_username = bot_username
+
+    async def __call__(self, session: AsyncSession, participant: Participant) -> Outgoing | None:
+        r = await session.scalar(select(Response).where(Response.campaign_id == self.campaign.id,
+                                                        Response.participant_id == participant.id))
+        if r is None or r.completed_at is not None:
+            return None  # finished in the meantime: no reminder needed
+        c = Candidate(participant.id, participant.language, response_language=r.language)
+        return reminder_message(self.campaign, message_language(c, self.campaign.languages),
+                                self.bot_username)
+
+
+def mark_reminded(campaign_id: str) -> AfterSent:
+    """An after-sent hook that stamps Response.reminded_at in the same commit as `sent`."""
+
+    async def hook(session: AsyncSession, pid: int) -> None:
+        await session.execute(update(Response).where(Response.campaign_id == campaign_id,
+                                                     Response.participant_id == pid)
+                              .values(reminded_at=utcnow()))
+
+    return hook
+
+
+class OutcomeComposer:
+    def __init__(self, campaign: Campaign, outcome: Outcome) -> None:
+        self.campaign = campaign
+        self.outcome = outcome
+
+    async def __call__(self, session: AsyncSession, participant: Participant) -> Outgoing | None:
+        r = await session.scalar(select(Response).where(Response.campaign_id == self.campaign.id,
+                                                        Response.participant_id == participant.id))
+        if r is None or not r.wants_outcome:
+            return None
+        rows = (await session.execute(select(ResponseGroup.dimension_id, ResponseGroup.groups)
+                                      .where(ResponseGroup.response_id == r.id))).all()
+        groups = {d: [str(g) for g in values or []] for d, values in rows}
+        c = Candidate(participant.id, participant.language, response_language=r.language)
+        lang = message_language(c, self.campaign.languages)
+        body = choose_outcome_text(self.outcome.texts, self.outcome.variants or [], groups, lang,
+                                   self.campaign.languages[0])
+        if not body.strip():
+            return None
+        return outcome_message(self.campaign, lang, body)
+
+
+# --------------------------------------------------------------------------- plans
+
+@dataclass
+class Plan:
+    """A broadcast resolved and ready to send (or to resume): what the sender needs."""
+
+    broadcast_id: int
+    kind: str
+    created: bool
+    added: int
+    recovered: int
+    summary: Summary
+    compose: Composer
+    after_sent: AfterSent | None = None
+
+    @property
+    def to_send(self) -> int:
+        return self.summary.pending
+
+
+async def _plan(session: AsyncSession, campaign: Campaign, *, kind: str, key: str,
+                filters: dict[str, Any], actor: str, recipients: Callable[[], Awaitable[list[int]]],
+                compose: Composer, after_sent: AfterSent | None = None, outcome_id: int | None = None,
+                add_new: bool = False) -> Plan:
+    b, created = await open_broadcast(session, campaign_id=campaign.id, kind=kind, key=key,
+                                      filters=filters, actor=actor, outcome_id=outcome_id)
+    recovered = 0 if created else await recover(session, b.id)
+    added = 0
+    # Recipients are resolved once; only reminders keep adding people as they become due.
+    if created or add_new:
+        added = await add_deliveries(session, b.id, await recipients())
+        if added and b.status == "done":
+            b.status, b.finished_at = "running", None
+    if created or added:
+        await audit.record(session, actor, AUDIT_ACTIONS[kind], campaign.id, key=key, filters=filters,
+                           recipients=added, resumed=not created)
+    summary = await summarise(session, b.id)
+    await session.commit()
+    return Plan(b.id, kind, created, added, recovered, summary, compose, after_sent)
+
+
+async def plan_invitation(session: AsyncSession, campaign: Campaign, filters: InvitationFilters,
+                          actor: str, bot_username: str) -> Plan:
+    async def recipients() -> list[int]:
+        candidates = await load_candidates(session, campaign.id)
+        return [c.participant_id for c in invitation_recipients(candidates, filters, campaign.languages)]
+
+    return await _plan(session, campaign, kind="invitation", key=filters.key(),
+                       filters=filters.as_dict(), actor=actor, recipients=recipients,
+                       compose=InvitationComposer(campaign, bot_username))
+
+
+async def plan_reminders(session: AsyncSession, campaign: Campaign, actor: str, bot_username: str,
+                         now: datetime | None = None) -> Plan:
+    now = now or utcnow()
+
+    async def recipients() -> list[int]:
+        candidates = await load_candidates(session, campaign.id)
+        return [c.participant_id for c in candidates if reminder_due(c, campaign, now)]
+
+    return await _plan(session, campaign, kind="reminder", key="reminder", filters={}, actor=actor,
+                       recipients=recipients, compose=ReminderComposer(campaign, bot_username),
+                       after_sent=mark_reminded(campaign.id), add_new=True)
+
+
+async def plan_outcome(session: AsyncSession, campaign: Campaign, outcome: Outcome, actor: str) -> Plan:
+    async def recipients() -> list[int]:
+        candidates = await load_candidates(session, campaign.id)
+        return [c.participant_id for c in candidates if outcome_wanted(c)]
+
+    return await _plan(session, campaign, kind="outcome", key=f"outcome:{outcome.key}",
+                       filters={"outcome": outcome.key}, actor=actor, recipients=recipients,
+                       compose=OutcomeComposer(campaign, outcome), outcome_id=outcome.id)
+
+
+async def send_plan(db: Database, keys: Keys, bot: Bot, plan: Plan, actor: str, campaign_id: str, *,
+                    rate: float = 25.0, per_chat_interval: float = 1.0,
+                    on_result: Callable[[str], None] | None = None, **sender_options: Any) -> Summary:
+    """Send what is pending and record the outcome of the run in the audit log."""
+    sender = Sender(db, keys, bot, rate=rate, per_chat_interval=per_chat_interval,
+                    on_result=on_result, **sender_options)
+    summary: Summary | None = None
+    try:
+        summary = await sender.run(plan.broadcast_id, plan.compose, plan.after_sent)
+        return summary
+    finally:
+        with contextlib.suppress(Exception):
+            async with db.session() as s:
+                final = summary or await summarise(s, plan.broadcast_id)
+                await audit.record(s, actor, f"{AUDIT_ACTIONS[plan.kind]}_sent", campaign_id,
+                                   broadcast=plan.broadcast_id, complete=summary is not None,
+                                   **final.counts)
+                await s.commit()

@@ -1,0 +1,278 @@
+"""Partner invites: the link, its QR code, a printable poster, and the responses each brought.
+
+A trusted partner (a library, a mosque, a community association) hands out its own link, so
+that reach can be measured per partner and people who come through it can have their group
+preset (the invite's `groups`).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiogram import Bot
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.campaigns.schema import INVITE_CODE_PATTERN, CampaignSpec
+from bot.models import Campaign, Invite, Response
+from bot.settings import ConfigurationError
+from dialogs.commands import start_payload
+from dialogs.i18n import RTL_LANGUAGES, base_language, tr
+
+USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+MAX_PAYLOAD = 64
+
+
+class InviteError(ValueError):
+    """An invite cannot be created as asked; the message says what to change."""
+
+
+# --------------------------------------------------------------------------- the bot's name
+
+def clean_username(value: str) -> str:
+    name = value.strip().removeprefix("https://t.me/").removeprefix("@").strip("/")
+    if not USERNAME.match(name):
+        raise ConfigurationError(
+            f"'{value}' is not a Telegram bot username. Set COASSESS_BOT_USERNAME to the name "
+            "@BotFather gave your bot, such as CouncilSurveyBot (without the @).")
+    return name
+
+
+async def resolve_bot_username(configured: str | None, bot: Bot | None = None) -> str:
+    """COASSESS_BOT_USERNAME, else the username Telegram reports for the token (getMe)."""
+    if configured:
+        return clean_username(configured)
+    if bot is not None:
+        try:
+            me = await bot.get_me()
+        except Exception as exc:  # noqa: BLE001 - network, wrong token: say what to do instead
+            raise ConfigurationError(
+                f"could not ask Telegram for the bot's username ({exc.__class__.__name__}). "
+                "Set COASSESS_BOT_USERNAME to your bot's username (without the @).") from exc
+        if me.username:
+            return clean_username(me.username)
+    raise ConfigurationError(
+        "the bot's username is needed to make links. Set COASSESS_BOT_USERNAME to the name "
+        "@BotFather gave your bot (without the @), or set COASSESS_BOT_TOKEN so it can be looked up.")
+
+
+def invite_link(bot_username: str, campaign_id: str, code: str | None = None) -> str:
+    return f"https://t.me/{bot_username}?start={start_payload(campaign_id, code)}"
+
+
+# --------------------------------------------------------------------------- invites
+
+def parse_groups(values: Iterable[str], campaign: CampaignSpec) -> dict[str, list[str]]:
+    """`dim=value` options checked against the campaign's group dimensions (pure).
+
+    Repeating a dimension lists alternatives (community=arabic community=somali).
+    """
+    dims = {d.id: d for d in campaign.groups}
+    out: dict[str, list[str]] = {}
+    for raw in values:
+        dim, sep, group = raw.partition("=")
+        dim, group = dim.strip(), group.strip()
+        if not sep or not dim or not group:
+            raise InviteError(f"'{raw}' is not a group: write it as dimension=group, "
+                              "for example community=arabic")
+        if dim not in dims:
+            known = ", ".join(dims) or "none (this campaign asks about no groups)"
+            raise InviteError(f"campaign '{campaign.id}' has no group dimension '{dim}'. "
+                              f"Its dimensions are: {known}")
+        allowed = [o.id for o in dims[dim].options]
+        if group not in allowed:
+            raise InviteError(f"'{group}' is not a group of '{dim}'. Use one of: {', '.join(allowed)}")
+        chosen = out.setdefault(dim, [])
+        if group not in chosen:
+            chosen.append(group)
+    for dim, chosen in out.items():
+        if len(chosen) > 1 and not dims[dim].multiple:
+            raise InviteError(f"'{dim}' allows one group per person, but {len(chosen)} were given "
+                              f"({', '.join(chosen)})")
+    return out
+
+
+def check_code(code: str, campaign_id: str) -> None:
+    if not re.match(INVITE_CODE_PATTERN, code):
+        raise InviteError(f"'{code}' cannot be an invite code: use 1 to 20 letters, digits and - "
+                          "(no spaces or _), for example central-library")
+    if len(start_payload(campaign_id, code)) > MAX_PAYLOAD:
+        raise InviteError(f"the link for '{code}' would be too long for Telegram: use a shorter code")
+
+
+async def create_invite(session: AsyncSession, campaign: CampaignSpec, code: str, partner: str,
+                        groups: Mapping[str, Sequence[str]] | None = None) -> Invite:
+    """Store a new invite (flushed, not committed); a code already used is refused."""
+    check_code(code, campaign.id)
+    partner = " ".join(partner.split())
+    if not partner:
+        raise InviteError("the partner's name is empty: give the name people know them by, "
+                          "for example --partner \"Central Library\"")
+    if len(partner) > 200:
+        raise InviteError("the partner's name is longer than 200 characters: shorten it")
+    existing = await session.scalar(select(Invite).where(Invite.campaign_id == campaign.id,
+                                                         Invite.code == code))
+    if existing is not None:
+        raise InviteError(f"campaign '{campaign.id}' already has an invite '{code}' (for "
+                          f"{existing.partner}). Choose another code; see them all with: "
+                          f"coassess invite list {campaign.id}")
+    invite = Invite(campaign_id=campaign.id, code=code, partner=partner,
+                    groups={d: list(g) for d, g in (groups or {}).items()})
+    session.add(invite)
+    await session.flush()
+    return invite
+
+
+@dataclass(frozen=True)
+class InviteReach:
+    code: str
+    partner: str
+    groups: dict[str, list[str]]
+    started: int
+    consented: int
+    completed: int
+
+
+async def responses_per_invite(session: AsyncSession, campaign_id: str) -> list[InviteReach]:
+    """Each invite with the responses that came through it (and one row for no invite)."""
+    invites = (await session.scalars(select(Invite).where(Invite.campaign_id == campaign_id)
+                                     .order_by(Invite.created_at, Invite.id))).all()
+    rows = await session.execute(
+        select(Response.invite_id, func.count(), func.count(Response.consented_at),
+               func.count(Response.completed_at))
+        .where(Response.campaign_id == campaign_id).group_by(Response.invite_id))
+    counts = {iid: (a, b, c) for iid, a, b, c in rows.all()}
+    out = [InviteReach(i.code, i.partner, dict(i.groups or {}), *counts.get(i.id, (0, 0, 0)))
+           for i in invites]
+    if None in counts:
+        out.append(InviteReach("", "(no invite: shared link or search)", {}, *counts[None]))
+    return out
+
+
+# --------------------------------------------------------------------------- QR and poster
+
+def qr_png(link: str, scale: int = 12) -> bytes:
+    import segno
+
+    buf = io.BytesIO()
+    segno.make(link, error="m").save(buf, kind="png", scale=scale, border=4)
+    return buf.getvalue()
+
+
+def qr_svg(link: str, title: str | None = None) -> str:
+    import segno
+
+    buf = io.BytesIO()
+    segno.make(link, error="m").save(buf, kind="svg", scale=10, border=4, title=title or link)
+    return buf.getvalue().decode()
+
+
+def _qr_inline(link: str) -> str:
+    import segno
+
+    # no fixed size: the poster's CSS sets it in millimetres for print
+    return segno.make(link, error="m").svg_inline(omitsize=True, border=4, title=link)
+
+
+def _dir(lang: str) -> str:
+    return "rtl" if base_language(lang) in RTL_LANGUAGES else "ltr"
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+POSTER_CSS = """
+@page { size: A4 portrait; margin: 14mm; }
+* { box-sizing: border-box; }
+html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+body { margin: 0; font-family: "Noto Sans", "Noto Naskh Arabic", "Segoe UI", Arial, sans-serif;
+       color: #111; background: #fff; }
+.sheet { width: 182mm; min-height: 269mm; margin: 0 auto; display: flex; flex-direction: column;
+         align-items: center; text-align: center; }
+.titles { width: 100%; }
+h1 { font-size: 17pt; line-height: 1.25; margin: 0 0 2.5mm; font-weight: 700; }
+h1:first-child { font-size: 24pt; margin-bottom: 5mm; }
+.titles [dir="rtl"] { font-family: "Noto Naskh Arabic", "Noto Sans Arabic", "Segoe UI", sans-serif; }
+.qr { margin: 6mm 0 3mm; }
+.qr svg { width: 85mm; height: 85mm; display: block; }
+.how { font-size: 12pt; margin: 1mm 0; }
+.link { font-family: "DejaVu Sans Mono", monospace; font-size: 11pt; margin: 4mm 0;
+        word-break: break-all; direction: ltr; unicode-bidi: isolate; }
+.partner { margin-top: auto; font-size: 14pt; border-top: 0.4mm solid #111; padding-top: 4mm;
+           width: 100%; }
+@media screen { body { background: #eee; } .sheet { background: #fff; padding: 14mm;
+                margin: 10mm auto; box-shadow: 0 0 4mm #999; } }
+"""
+
+
+def poster_html(campaign: CampaignSpec, partner: str, link: str) -> str:
+    """A printable A4 poster: the title in every language, the QR code, the link, the partner."""
+    first = campaign.languages[0]
+    titles = []
+    hows = []
+    for lang in campaign.languages:
+        title = campaign.title.get(lang)
+        if title:
+            titles.append(f'<h1 lang="{_e(lang)}" dir="{_dir(lang)}">{_e(title)}</h1>')
+        how_en = "Scan the code with your phone's camera to answer in Telegram."
+        how = tr(lang).gettext("Scan the code with your phone's camera to answer in Telegram.")
+        # Without a translation gettext gives English back: do not label English as Arabic.
+        if how != how_en or base_language(lang) == "en":
+            hows.append(f'<p class="how" lang="{_e(lang)}" dir="{_dir(lang)}">{_e(how)}</p>')
+    if not hows:
+        hows.append(f'<p class="how" lang="en" dir="ltr">{_e(how_en)}</p>')
+    shared = tr(first).gettext("Shared with you by")
+    return f"""<!DOCTYPE html>
+<html lang="{_e(first)}" dir="{_dir(first)}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(campaign.title.get(first, campaign.id))} – {_e(partner)}</title>
+<style>{POSTER_CSS}</style>
+</head>
+<body>
+<main class="sheet">
+<section class="titles">
+{chr(10).join(titles)}
+</section>
+<div class="qr" role="img" aria-label="{_e(link)}">{_qr_inline(link)}</div>
+{chr(10).join(hows)}
+<p class="link">{_e(link)}</p>
+<p class="partner" lang="{_e(first)}" dir="{_dir(first)}">{_e(shared)} <bdi>{_e(partner)}</bdi></p>
+</main>
+</body>
+</html>
+"""
+
+
+@dataclass(frozen=True)
+class InviteFiles:
+    png: Path
+    svg: Path
+    poster: Path
+
+
+def write_invite_files(directory: Path, campaign: CampaignSpec, code: str, partner: str,
+                       link: str) -> InviteFiles:
+    """Write `<campaign>-<code>.png`, `.svg` and `-poster.html` into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{campaign.id}-{code}"
+    files = InviteFiles(directory / f"{stem}.png", directory / f"{stem}.svg",
+                        directory / f"{stem}-poster.html")
+    files.png.write_bytes(qr_png(link))
+    files.svg.write_text(qr_svg(link), encoding="utf-8")
+    files.poster.write_text(poster_html(campaign, partner, link), encoding="utf-8")
+    return files
+
+
+async def campaign_spec(session: AsyncSession, campaign_id: str) -> tuple[Campaign, CampaignSpec] | None:
+    row = await session.get(Campaign, campaign_id)
+    if row is None:
+        return None
+    return row, CampaignSpec.model_validate(row.definition)

@@ -1,0 +1,251 @@
+"""Invitation broadcasts against the sandbox Bot API over HTTP, on SQLite and PostgreSQL.
+
+Each recipient gets exactly one message in their own language; the rate never goes over the
+limit in any one-second window; 429s are waited out; a 403 stops the participant; a run
+cancelled or killed mid-way resumes without sending anyone a second copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.db import Database
+from bot.models import AuditEvent, Broadcast, Delivery, Participant
+from bot.sandbox import Limits, Sandbox, peak_rate
+from bot.services.broadcasts import InvitationFilters, plan_invitation, send_plan
+from bot.services.lease import SenderBusy, sender_lease
+from tests.admin_world import (
+    FIRST_USER,
+    Someone,
+    delivered,
+    delivery_states,
+    load_open,
+    people,
+    sandbox_bot,
+    seed,
+    sends,
+)
+
+pytestmark = pytest.mark.timeout(90)
+BOT = "coassess_sandbox_bot"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox() as sb:
+        yield sb
+
+
+async def invite(db: Database, keys, bot, campaign, filters=None, **options):  # type: ignore[no-untyped-def]
+    async with db.session() as s:
+        plan = await plan_invitation(s, campaign, filters or InvitationFilters(), "test", BOT)
+    summary = await send_plan(db, keys, bot, plan, "test", campaign.id, **options)
+    return plan, summary
+
+
+async def test_each_once_in_own_language_within_the_rate(db, keys, example_spec, sandbox) -> None:  # type: ignore[no-untyped-def]
+    campaign = await load_open(db, example_spec)
+    crowd = people(44, languages=("en", "ar", "so", "de"))
+    crowd += [Someone(FIRST_USER + 100, "uk", consented_hours_ago=1, completed=True),  # took part
+              Someone(FIRST_USER + 101, "es", stopped=True)]                           # said /stop
+    await seed(db, keys, campaign.id, crowd, sandbox)
+    bot = sandbox_bot(sandbox)
+    try:
+        plan, summary = await invite(db, keys, bot, campaign)  # the default: 25 a second
+    finally:
+        await bot.session.close()
+    assert plan.created and summary.sent == 44 and summary.total == 44
+    calls = await sends(sandbox)
+    counts = await delivered(sandbox)
+    assert set(counts) == {p.user_id for p in crowd[:44]} and set(counts.values()) == {1}
+    assert len(calls) == 44 and all(c["ok"] for c in calls)
+    assert peak_rate(calls, 1.0) <= 25
+    by_chat = {int(c["chat_id"]): c["params"] for c in calls}
+    arabic, german = by_chat[FIRST_USER + 1], by_chat[FIRST_USER + 3]
+    assert "رأيك في مركز نورث ستريت الصحي" in arabic["text"]
+    assert "Your say on North Street Health Centre" in german["text"]  # not offered: first language
+    markup = arabic["reply_markup"]
+    markup = json.loads(markup) if isinstance(markup, str) else markup
+    assert markup["inline_keyboard"][0][0]["url"] == f"https://t.me/{BOT}?start=clinic-access"
+    async with db.session() as s:
+        b = (await s.scalars(select(Broadcast))).one()
+        assert b.status == "done" and b.finished_at is not None and b.kind == "invitation"
+        actions = [e.action for e in (await s.scalars(select(AuditEvent))).all()]
+    assert actions == ["broadcast", "broadcast_sent"]
+
+
+async def test_flood_limits_and_injected_429s(db, keys, example_spec, sandbox) -> None:  # type: ignore[no-untyped-def]
+    campaign = await load_open(db, example_spec)
+    crowd = people(8)
+    await seed(db, keys, campaign.id, crowd, sandbox)
+    await sandbox.client.set_limits(global_per_second=4)  # the "server" is stricter than we are
+    await sandbox.client.flood_next(2, method="sendMessage", retry_after=1)
+    bot = sandbox_bot(sandbox)
+    try:
+        _, summary = await invite(db, keys, bot, campaign, rate=25)
+    finally:
+        await bot.session.close()
+    stats = await sandbox.client.stats()
+    assert stats["served_429"] >= 3  # the two injected, and at least one from the flood limit
+    assert summary.sent == 8
+    assert sorted((await delivered(sandbox)).values()) == [1] * 8
+
+
+async def test_forbidden_marks_the_participant_stopped(db, keys, example_spec, sandbox) -> None:  # type: ignore[no-untyped-def]
+    campaign = await load_open(db, example_spec)
+    crowd = people(4, languages=("en",))
+    await seed(db, keys, campaign.id, crowd, sandbox)
+    await sandbox.client.block(crowd[1].user_id)
+    await sandbox.client.deactivate(crowd[2].user_id)
+    bot = sandbox_bot(sandbox)
+    try:
+        _, summary = await invite(db, keys, bot, campaign)
+        # a second, different broadcast leaves them out
+        _, again = await invite(db, keys, bot, campaign, InvitationFilters.make(language="en"))
+    finally:
+        await bot.session.close()
+    assert summary.sent == 2 and summary.stopped == 2
+    async with db.session() as s:
+        stopped = (await s.scalars(select(Participant).where(Participant.stopped))).all()
+        assert len(stopped) == 2 and not any(p.allow_invitations for p in stopped)
+        errors = (await s.scalars(select(Delivery.error).where(Delivery.state == "stopped"))).all()
+    assert any("blocked" in e for e in errors) and any("deactivated" in e for e in errors)
+    assert again.total == 2  # the two who can still be reached
+
+
+async def test_cancelled_run_resumes_without_second_copies(db, keys, example_spec, sandbox) -> None:  # type: ignore[no-untyped-def]
+    campaign = await load_open(db, example_spec)
+    crowd = people(30)
+    await seed(db, keys, campaign.id, crowd, sandbox)
+    bot = sandbox_bot(sandbox)
+    try:
+        first = asyncio.create_task(invite(db, keys, bot, campaign, rate=15))
+        while len(await sends(sandbox)) < 8:
+            await asyncio.sleep(0.02)
+        first.cancel()  # Ctrl-C between (and during) sends
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        midway = await delivery_states(db)
+        assert midway["pending"] > 0
+        plan, summary = await invite(db, keys, bot, campaign, rate=25)
+    finally:
+        await bot.session.close()
+    assert not plan.created and plan.recovered == midway["sending"]
+    counts = await delivered(sandbox)
+    assert max(counts.values()) == 1  # nobody twice
+    assert summary.sent + summary.uncertain == 30 and summary.pending == 0
+    # an uncertain row is one whose request was in flight: it may or may not have arrived
+    assert len(counts) >= summary.sent
+
+
+async def test_only_one_sender_at_a_time(db) -> None:  # type: ignore[no-untyped-def]
+    async with sender_lease(db):
+        with pytest.raises(SenderBusy, match="another coassess sender"):
+            async with sender_lease(db):
+                pass
+    async with sender_lease(db):  # released
+        pass
+
+
+def _env(db_url: str, sb: Sandbox, keys) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COASSESS_")}
+    env.update(COASSESS_DATABASE_URL=db_url, COASSESS_BOT_TOKEN=sb.token,
+               COASSESS_TELEGRAM_API_URL=sb.api_url, COASSESS_BOT_USERNAME=BOT,
+               COASSESS_PSEUDONYM_KEY=keys.pseudonym_key.decode(),
+               COASSESS_CONTACT_KEY=keys.contact_key.decode(), COASSESS_BROADCAST_RATE="12",
+               COLUMNS="120", PYTHONUNBUFFERED="1")
+    return env
+
+
+async def _coassess(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+
+
+async def test_kill_9_then_the_same_command_resumes(tmp_path, keys, example_spec, sandbox) -> None:  # type: ignore[no-untyped-def]
+    # One backend is enough here: the cancelled-run test above covers both, and the lease
+    # test below shows PostgreSQL lets go of a killed sender's lock.
+    db_url = f"sqlite+aiosqlite:///{tmp_path}/killed.db"
+    db = Database(db_url)
+    await db.upgrade()
+    try:
+        await _kill_and_resume(db_url, db, keys, example_spec, sandbox)
+    finally:
+        await db.dispose()
+
+
+async def _kill_and_resume(db_url, db, keys, example_spec, sandbox) -> None:  # type: ignore[no-untyped-def]
+    campaign = await load_open(db, example_spec)
+    crowd = people(24)
+    await seed(db, keys, campaign.id, crowd, sandbox)
+    env = _env(db_url, sandbox, keys)
+    proc = await _coassess(env, "broadcast", campaign.id)
+    try:
+        async with asyncio.timeout(40):
+            while len(await sends(sandbox)) < 6:
+                await asyncio.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    before = len(await sends(sandbox))
+    assert before < 24, "the broadcast finished before it could be killed"
+
+    again = await _coassess(env, "broadcast", campaign.id)
+    out, _ = await asyncio.wait_for(again.communicate(), 60)
+    text = out.decode()
+    assert again.returncode == 0, text
+    assert "Carrying on" in text and "sent" in text
+    counts = await delivered(sandbox)
+    assert max(counts.values()) == 1, "someone got a second copy"
+    states = await delivery_states(db)
+    assert states["pending"] == 0 and states["sending"] == 0
+    assert states["sent"] + states["uncertain"] == 24 and states["uncertain"] <= 8
+    assert len(counts) >= states["sent"]
+
+
+HOLD_LEASE = """
+import asyncio, sys
+from bot.db import Database
+from bot.services.lease import sender_lease
+
+async def main():
+    db = Database(sys.argv[1])
+    async with sender_lease(db):
+        print("held", flush=True)
+        await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_senders_lease_is_free_at_once(db_url, db) -> None:  # type: ignore[no-untyped-def]
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLD_LEASE, db_url, cwd=ROOT,
+                                                stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"held"
+        with pytest.raises(SenderBusy):
+            async with sender_lease(db):
+                pass
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    for _ in range(50):  # the server notices the closed connection within moments
+        try:
+            async with sender_lease(db):
+                return
+        except SenderBusy:
+            await asyncio.sleep(0.1)
+    pytest.fail("the lease of a killed sender was not released")
