@@ -109,17 +109,41 @@ def _where(data: Any, path: Path_) -> str | None:
                     "invites": "invite"}.get(str(path[i - 1]))
             ident = node.get("id", node.get("code")) if kind else None
             if kind:
-                parts.append(f"{kind} '{ident}'" if ident is not None else f"{kind} #{key + 1}")
+                parts.append(f"{kind} '{_short(ident, 40)}'" if ident is not None else f"{kind} #{key + 1}")
     return ", ".join(parts) or None
 
 
+class _Shown:
+    """A value's shortened repr, so a message never echoes a whole pasted block back."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def _short(value: Any, limit: int = 80) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    try:
+        text = repr(value)
+    except RecursionError:
+        return _Shown("(a deeply nested value)")
+    except ValueError:  # an integer with thousands of digits
+        return _Shown("(a number with thousands of digits)")
+    return value if len(text) <= limit else _Shown(text[: limit - 1] + "…")
+
+
 def _friendly(err: dict[str, Any]) -> str:
-    kind, loc, value = err["type"], err["loc"], err.get("input")
+    kind, loc, value = err["type"], err["loc"], _short(err.get("input"))
     key = loc[-1] if loc else ""
     if kind == "missing":
-        return f"'{key}' is missing"
+        return f"'{_short(key, 40)}' is missing"
     if kind == "extra_forbidden":
-        return f"unknown key '{key}' (check the spelling; see docs/campaigns.md for the keys allowed here)"
+        return f"unknown key '{_short(key, 40)}' (check the spelling; see docs/campaigns.md for the keys allowed here)"
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern")
         if pattern == ID_PATTERN:
@@ -134,22 +158,22 @@ def _friendly(err: dict[str, Any]) -> str:
             return f"unknown question type '{value}': use one of {', '.join(QUESTION_TYPES)}"
         return f"'{value}' is not allowed here: {err['msg'].replace('Input should be ', 'use ')}"
     if kind in {"int_type", "int_parsing", "int_from_float"}:
-        return f"'{key}' must be a whole number, not {value!r}"
+        return f"'{_short(key, 40)}' must be a whole number, not {value!r}"
     if kind in {"bool_type", "bool_parsing"}:
-        return f"'{key}' must be true or false, not {value!r}"
+        return f"'{_short(key, 40)}' must be true or false, not {value!r}"
     if kind in {"dict_type", "model_type"}:
-        return f"'{key}' must be a set of 'key: value' lines, not {value!r}"
+        return f"'{_short(key, 40)}' must be a set of 'key: value' lines, not {value!r}"
     if kind == "list_type":
-        return f"'{key}' must be a list (lines starting with '- ' or [a, b]), not {value!r}"
+        return f"'{_short(key, 40)}' must be a list (lines starting with '- ' or [a, b]), not {value!r}"
     if kind == "string_type":
-        return f"'{key}' must be text, not {value!r}"
+        return f"'{_short(key, 40)}' must be text, not {value!r}"
     if kind in {"datetime_parsing", "datetime_type", "datetime_from_date_parsing"}:
-        return f"'{key}' must be a date and time such as 2026-12-01T09:00:00Z, not {value!r}"
+        return f"'{_short(key, 40)}' must be a date and time such as 2026-12-01T09:00:00Z, not {value!r}"
     if kind == "too_short":
-        return f"'{key}' must not be empty"
+        return f"'{_short(key, 40)}' must not be empty"
     if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
-        return f"'{key}' {err['msg'].lower().replace('input should be', 'must be')}, not {value!r}"
-    return f"'{key}': {err['msg']}"
+        return f"'{_short(key, 40)}' {err['msg'].lower().replace('input should be', 'must be')}, not {value!r}"
+    return f"'{_short(key, 40)}': {err['msg']}"
 
 
 class _Checker:
@@ -197,13 +221,13 @@ class _Checker:
         valid: list[str] = []
         for i, code in enumerate(self.languages):
             if code in seen:
-                self.add(("languages", i), f"language '{code}' is listed twice")
+                self.add(("languages", i), f"language '{_short(code, 40)}' is listed twice")
             seen.add(code)
             try:
                 Locale.parse(code.replace("-", "_"))
                 valid.append(code)
             except (UnknownLocaleError, ValueError):
-                self.add(("languages", i), f"'{code}' is not a language code Babel knows "
+                self.add(("languages", i), f"'{_short(code, 40)}' is not a language code Babel knows "
                                            "(use codes such as en, ar, so, uk, fa-AF)")
         # texts are checked only against languages that exist, to keep the list short
         self.languages = valid
@@ -214,16 +238,16 @@ class _Checker:
         for lang in self.languages:
             value = texts.get(lang)
             if value is None or (isinstance(value, str) and not value.strip()):
-                self.add(path, f"text missing in '{lang}' ({_lang_name(lang)}): add a line '{lang}: ...'")
+                self.add(path, f"text missing in '{_short(lang, 40)}' ({_lang_name(lang)}): add a line '{lang}: ...'")
         for lang, value in texts.items():
             if self.languages and lang not in self.languages:
-                self.add((*path, lang), f"'{lang}' is not one of the campaign languages "
+                self.add((*path, lang), f"'{_short(lang, 40)}' is not one of the campaign languages "
                                         f"({', '.join(self.languages)})")
             if isinstance(value, str) and len(value) > limit:
-                self.add((*path, lang), f"the '{lang}' text is {len(value)} characters; "
+                self.add((*path, lang), f"the '{_short(lang, 40)}' text is {len(value)} characters; "
                                         f"keep it under {limit} so it fits one phone screen")
             elif value is not None and not isinstance(value, str):
-                self.add((*path, lang), f"the '{lang}' text must be text, not {value!r}")
+                self.add((*path, lang), f"the '{_short(lang, 40)}' text must be text, not {_short(value)!r}")
 
     def _options(self, path: Path_, options: Any, reserved: str) -> list[str]:
         ids: list[str] = []
@@ -237,10 +261,10 @@ class _Checker:
             oid = opt.get("id")
             if isinstance(oid, str):
                 if oid in ids:
-                    self.add((*path, j, "id"), f"option id '{oid}' is used twice")
+                    self.add((*path, j, "id"), f"option id '{_short(oid, 40)}' is used twice")
                 if oid == reserved:
                     hint = "use 'other: true'" if reserved == OTHER else "it is offered by itself"
-                    self.add((*path, j, "id"), f"'{oid}' is reserved ({hint}): choose another id")
+                    self.add((*path, j, "id"), f"'{_short(oid, 40)}' is reserved ({hint}): choose another id")
                 ids.append(oid)
             self._texts((*path, j, "text"), opt.get("text"), MAX_OPTION_TEXT)
         return ids
@@ -255,7 +279,7 @@ class _Checker:
                 continue
             did = dim.get("id")
             if isinstance(did, str) and did in dims:
-                self.add(("groups", i, "id"), f"group dimension '{did}' is defined twice")
+                self.add(("groups", i, "id"), f"group dimension '{_short(did, 40)}' is defined twice")
             self._texts(("groups", i, "text"), dim.get("text"), MAX_QUESTION_TEXT)
             ids = self._options(("groups", i, "options"), dim.get("options"), PREFER_NOT)
             if isinstance(did, str):
@@ -268,7 +292,7 @@ class _Checker:
             return
         for did, shares in baseline.items():
             if did not in dims:
-                self.add(("baseline", did), f"baseline names group dimension '{did}', which is "
+                self.add(("baseline", did), f"baseline names group dimension '{_short(did, 40)}', which is "
                                             "not under 'groups:'")
                 continue
             if not isinstance(shares, dict):
@@ -276,14 +300,17 @@ class _Checker:
             total = 0.0
             for gid, share in shares.items():
                 if gid not in dims[did]:
-                    self.add(("baseline", did, gid), f"baseline names group '{gid}', which is not an "
-                                                     f"option of '{did}' ({', '.join(dims[did])})")
+                    self.add(("baseline", did, gid), f"baseline names group '{_short(gid, 40)}', which is not an "
+                                                     f"option of '{_short(did, 40)}' ({', '.join(dims[did])})")
                 if isinstance(share, int | float) and not isinstance(share, bool):
                     if not 0 <= share <= 1:
-                        self.add(("baseline", did, gid), f"share {share} must be between 0 and 1")
-                    total += share
+                        self.add(("baseline", did, gid), f"share {_short(share)} must be between 0 and 1")
+                    try:
+                        total += share
+                    except OverflowError:  # a whole number too big for a float; reported above
+                        total = float("inf")
             if abs(total - 1) > 0.011:
-                self.add(("baseline", did), f"the shares for '{did}' add up to {total:.3g}; they must "
+                self.add(("baseline", did), f"the shares for '{_short(did, 40)}' add up to {total:.3g}; they must "
                                             "add up to 1")
 
     def _invites(self, dims: dict[str, list[str]]) -> None:
@@ -297,18 +324,18 @@ class _Checker:
             code = inv.get("code")
             if isinstance(code, str):
                 if code in codes:
-                    self.add(("invites", i, "code"), f"invite code '{code}' is used twice")
+                    self.add(("invites", i, "code"), f"invite code '{_short(code, 40)}' is used twice")
                 codes.add(code)
             groups = inv.get("groups") or {}
             if not isinstance(groups, dict):
                 continue
             for did, value in groups.items():
                 if did not in dims:
-                    self.add(("invites", i, "groups", did), f"unknown group dimension '{did}'")
+                    self.add(("invites", i, "groups", did), f"unknown group dimension '{_short(did, 40)}'")
                     continue
                 for gid in value if isinstance(value, list) else [value]:
                     if gid not in dims[did]:
-                        self.add(("invites", i, "groups", did), f"'{gid}' is not an option of '{did}'")
+                        self.add(("invites", i, "groups", did), f"'{_short(gid, 40)}' is not an option of '{_short(did, 40)}'")
 
     def _questions(self) -> None:
         questions = self.data.get("questions")
@@ -322,7 +349,7 @@ class _Checker:
             path: Path_ = ("questions", i)
             qid, qtype = q.get("id"), q.get("type")
             if isinstance(qid, str) and qid in seen:
-                self.add((*path, "id"), f"question id '{qid}' is used twice")
+                self.add((*path, "id"), f"question id '{_short(qid, 40)}' is used twice")
             self._texts((*path, "text"), q.get("text"), MAX_QUESTION_TEXT)
             if isinstance(qtype, str) and qtype in QUESTION_TYPES:
                 self._question_type(path, q, qtype)
@@ -333,7 +360,7 @@ class _Checker:
     def _question_type(self, path: Path_, q: dict[str, Any], qtype: str) -> None:
         for key, types in TYPE_KEYS.items():
             if key in q and qtype not in types:
-                self.add((*path, key), f"'{key}' does not apply to a {qtype} question "
+                self.add((*path, key), f"'{_short(key, 40)}' does not apply to a {qtype} question "
                                        f"(only to {', '.join(sorted(types))})")
         options = q.get("options")
         if qtype in NEEDS_OPTIONS:
@@ -344,16 +371,16 @@ class _Checker:
             ids = self._options((*path, "options"), options, OTHER)
             pick = q.get("pick")
             if qtype == "rank" and isinstance(pick, int) and ids and pick > len(ids):
-                self.add((*path, "pick"), f"pick is {pick} but there are only {len(ids)} options")
+                self.add((*path, "pick"), f"pick is {_short(pick)} but there are only {len(ids)} options")
         if qtype == "rating":
             labels = q.get("labels")
             if isinstance(labels, dict):
                 for lang in self.languages:
                     if lang not in labels:
-                        self.add((*path, "labels"), f"labels missing in '{lang}' ({_lang_name(lang)})")
+                        self.add((*path, "labels"), f"labels missing in '{_short(lang, 40)}' ({_lang_name(lang)})")
                 for lang, pair in labels.items():
                     if self.languages and lang not in self.languages:
-                        self.add((*path, "labels", lang), f"'{lang}' is not one of the campaign languages")
+                        self.add((*path, "labels", lang), f"'{_short(lang, 40)}' is not one of the campaign languages")
                     if not isinstance(pair, list) or len(pair) != 2:
                         self.add((*path, "labels", lang), "labels must be two texts: [lowest, highest]")
                     elif any(not isinstance(x, str) or len(x) > MAX_OPTION_TEXT for x in pair):
@@ -366,19 +393,21 @@ class _Checker:
         if not isinstance(cond, dict) or not cond:
             self.add((*path, "show_if"), "show_if must look like {question_id: [option, ...]}")
             return
-        all_ids = {x.get("id") for x in self.data.get("questions", []) if isinstance(x, dict)}
+        # ids of any type may appear in a broken file; only text ids can be named by show_if
+        all_ids = {x.get("id") for x in self.data.get("questions", [])
+                   if isinstance(x, dict) and isinstance(x.get("id"), str)}
         for ref, values in cond.items():
             where = (*path, "show_if", ref)
             if ref not in seen:
                 later = ref in all_ids
-                self.add(where, f"show_if names question '{ref}', which "
+                self.add(where, f"show_if names question '{_short(ref, 40)}', which "
                                 + ("comes later: it must refer to an earlier question" if later
                                    else "does not exist"))
                 continue
             target = seen[ref]
             ttype = target.get("type")
-            if ttype in {"text", "info", "budget"}:
-                self.add(where, f"show_if cannot depend on a {ttype} question ('{ref}')")
+            if isinstance(ttype, str) and ttype in {"text", "info", "budget"}:
+                self.add(where, f"show_if cannot depend on a {ttype} question ('{_short(ref, 40)}')")
                 continue
             if not isinstance(values, list) or not values:
                 self.add(where, "show_if needs a list of values, e.g. [hours, transport]")
@@ -387,7 +416,7 @@ class _Checker:
             for v in values:
                 key = "yes" if v is True else "no" if v is False else str(v)
                 if valid is not None and key not in valid:
-                    self.add(where, f"'{v}' is not an option of question '{ref}' "
+                    self.add(where, f"'{_short(v, 40)}' is not an option of question '{_short(ref, 40)}' "
                                     f"(options: {', '.join(sorted(valid))})")
 
 
@@ -395,7 +424,9 @@ def _valid_values(q: dict[str, Any]) -> set[str] | None:
     qtype = q.get("type")
     if qtype == "rating":
         scale = q.get("scale", 5)
-        return {str(i) for i in range(1, scale + 1)} if isinstance(scale, int) else None
+        # a huge or wrong scale is reported by the structure check; do not build its values
+        ok = isinstance(scale, int) and not isinstance(scale, bool) and 2 <= scale <= 10
+        return {str(i) for i in range(1, scale + 1)} if ok else None
     if qtype == "yesno":
         return {"yes", "no"}
     opts = q.get("options")

@@ -9,6 +9,9 @@ from typing import Any
 import yaml
 
 MAX_FILE_BYTES = 1_000_000
+# Aliases (*name) can make a small file expand enormously ("billion laughs"); no campaign
+# comes near this many values.
+MAX_VALUES = 200_000
 
 Path_ = tuple[str | int, ...]
 
@@ -78,29 +81,55 @@ def parse(text: str, name: str = "<campaign>") -> Source:
         raise SourceError("the file is empty", 1)
     src = Source(data=None, name=name)
     constructor = yaml.SafeLoader("")
-    src.data = _build(node, (), src, constructor)
+    budget = [MAX_VALUES]
+    src.data = _build(node, (), src, constructor, budget)
     return src
 
 
-def _build(node: yaml.Node, path: Path_, src: Source, constructor: yaml.SafeLoader) -> Any:
+def _construct(node: yaml.ScalarNode, constructor: yaml.SafeLoader) -> Any:
+    """One scalar's value; a value PyYAML cannot build (a date like 2026-13-45, a bad `!!int`)
+    is a SourceError with its line, never a crash."""
+    try:
+        return constructor.construct_object(node)
+    except yaml.YAMLError as exc:
+        raise SourceError(f"cannot read this value: {exc}", node.start_mark.line + 1) from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        implicit = constructor.resolve(yaml.ScalarNode, node.value, (True, False))
+        if node.tag != implicit:
+            hint = " Remove the '!!' tag before it, or put the value in quotes."
+        elif node.tag.endswith(":timestamp"):
+            hint = " Write dates as 2026-12-01T09:00:00Z, or put the text in quotes."
+        else:
+            hint = " Put it in quotes if it is meant as text."
+        detail = f": {exc}." if isinstance(exc, ValueError | OverflowError) and str(exc) else "."
+        if "digits" in str(exc) or isinstance(exc, OverflowError):
+            detail, hint = ": the number is far too large.", " Check for a typing slip."
+        raise SourceError(f"cannot read the value '{node.value[:60]}'{detail}{hint}",
+                          node.start_mark.line + 1) from None
+
+
+def _build(node: yaml.Node, path: Path_, src: Source, constructor: yaml.SafeLoader,
+           budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SourceError("the file expands to too many values (aliases such as *name repeat whole "
+                          "parts of it); write the campaign out without aliases",
+                          node.start_mark.line + 1)
     src.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise SourceError("a key must be a plain word", key_node.start_mark.line + 1)
-            key = constructor.construct_object(key_node)
-            if isinstance(key, bool | int | float):
-                # `yes:` or `1:` as keys: keep what the author wrote.
+            key = _construct(key_node, constructor)
+            if not isinstance(key, str):
+                # `yes:`, `1:` or `2026-01-01:` as keys: keep what the author wrote.
                 key = key_node.value
             if key in out:
                 raise SourceError(f"the key '{key}' appears twice here", key_node.start_mark.line + 1)
             src.lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, (*path, key), src, constructor)
+            out[key] = _build(value_node, (*path, key), src, constructor, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), src, constructor) for i, item in enumerate(node.value)]
-    try:
-        return constructor.construct_object(node)
-    except yaml.YAMLError as exc:
-        raise SourceError(f"cannot read this value: {exc}", node.start_mark.line + 1) from None
+        return [_build(item, (*path, i), src, constructor, budget) for i, item in enumerate(node.value)]
+    return _construct(node, constructor)
