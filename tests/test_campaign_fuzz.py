@@ -260,3 +260,42 @@ def test_built_campaigns(built: tuple[dict[str, Any], int]) -> None:
     result = check_yaml(campaign)
     # a campaign built by the rules passes; each deliberate mistake is caught
     assert result.ok == (mistakes == 0), [p.render("fuzz.yaml") for p in result.problems]
+
+
+# -- crashes and gaps these tests found, kept as plain regressions
+
+MINIMAL = "id: abc\nmode: codesign\nlanguages: [en]\ntitle: {en: t}\nquestions:\n"
+
+
+def test_found_cases() -> None:
+    cases = {
+        "opens: 2026-13-45\n": "Write dates as 2026-12-01T09:00:00Z",  # ValueError from PyYAML
+        "id: !!int abc\n": "Remove the '!!' tag",
+        "!!pairs :show_if: \n": "'id' is missing",  # a key that is a list
+        "id: !!bool \n": "Remove the '!!' tag",
+        "scale: " + "9" * 5000 + "\n": "far too large",
+    }
+    for text, message in cases.items():
+        result = check_text(text, "c.yaml")
+        assert_sound(result)
+        assert any(message in p.message for p in result.problems), (text[:40], result.problems)
+    # a share too big for a float
+    shares = MINIMAL + "  - {id: a, type: text, text: {en: hi}}\ngroups:\n  - {id: g, text: {en: G}, " \
+        "options: [{id: x, text: {en: X}}]}\nbaseline: {g: {x: " + "9" * 400 + "}}\n"
+    assert_sound(check_text(shares))
+    # show_if naming an id that is a list, or a type that is a list
+    odd = MINIMAL + "  - {id: [1], type: [text], text: {en: hi}}\n  - {id: b, type: text, " \
+        "text: {en: ho}, show_if: {a: [x]}}\n"
+    assert_sound(check_text(odd))
+    # a pasted block is not echoed back whole
+    long = MINIMAL + "  - {id: a, type: text, text: {en: [" + "x, " * 3000 + "x]}}\n"
+    assert_sound(check_text(long))
+
+
+def test_show_if_on_a_rank_question_is_refused() -> None:
+    # a rank answer is an order: the bot would never show the dependent question
+    text = MINIMAL + ("  - {id: a, type: rank, text: {en: hi}, options: [{id: x, text: {en: X}}, "
+                      "{id: y, text: {en: Y}}]}\n  - {id: b, type: text, text: {en: ho}, show_if: {a: [x]}}\n")
+    result = check_text(text, "c.yaml")
+    assert [p.render("c.yaml") for p in result.problems] == [
+        "c.yaml:7: question 'b': show_if cannot depend on a rank question ('a')"]

@@ -406,7 +406,8 @@ class _Checker:
                 continue
             target = seen[ref]
             ttype = target.get("type")
-            if isinstance(ttype, str) and ttype in {"text", "info", "budget"}:
+            # a rank answer is an order, not a choice: the bot never matches it (flow.chosen_values)
+            if isinstance(ttype, str) and ttype in {"text", "info", "budget", "rank"}:
                 self.add(where, f"show_if cannot depend on a {ttype} question ('{_short(ref, 40)}')")
                 continue
             if not isinstance(values, list) or not values:
