@@ -13,6 +13,10 @@ from locales import DOMAIN, LOCALES_DIR
 
 RTL_LANGUAGES = {"ar", "fa", "ps", "ur", "he", "ckb", "dv", "yi", "prs"}
 FSI, PDI, RLM = "\u2068", "\u2069", "\u200f"
+# The longest label the bot itself may put on a button, in any language (docs/languages.md): about
+# what a phone shows on a full-width button before cutting it off with "…". Campaign options have
+# their own limit (MAX_OPTION_TEXT in bot/campaigns/schema.py).
+MAX_BUTTON_LABEL = 40
 # A bot command inside a sentence (/forget), not part of a path, a URL or an HTML tag.
 COMMAND = re.compile(r"(?<![\w/<])/[a-z][a-z0-9_]*")
 
@@ -26,27 +30,41 @@ class Tr:
 
     def __init__(self, lang: str, fallback: str | None = None) -> None:
         self.lang = lang
-        chain = [lang]
-        if fallback and fallback != lang:
-            chain.append(fallback)
-        if "en" not in chain:
-            chain.append("en")
-        self._t = gettext.translation(DOMAIN, localedir=str(LOCALES_DIR), languages=chain, fallback=True)
-        # the language the interface text actually comes in (the first of the chain with a catalog)
-        self.interface_lang = next((code for code in chain if gettext.find(
-            DOMAIN, localedir=str(LOCALES_DIR), languages=[code])), "en")
+        chain: list[str] = []
+        for code in (lang, fallback, "en"):
+            # "pt-BR" is looked up as pt_BR, then pt
+            for candidate in (code.replace("-", "_"), base_language(code)) if code else ():
+                if candidate not in chain:
+                    chain.append(candidate)
+        # one catalog per language of the chain that has one; a message comes from the first that
+        # translates it, so a half-done catalog is completed by the next language, then English
+        self._catalogs = [(code, gettext.translation(DOMAIN, localedir=str(LOCALES_DIR), languages=[code]))
+                          for code in chain
+                          if gettext.find(DOMAIN, localedir=str(LOCALES_DIR), languages=[code])]
+        # the language the interface text mostly comes in
+        self.interface_lang = self._catalogs[0][0] if self._catalogs else "en"
 
     def gettext(self, message: str) -> str:
         """`message` in this participant's language (bot commands isolated in right-to-left text)."""
-        return self._commands(self._t.gettext(message))
+        for code, catalog in self._catalogs:
+            text = catalog.gettext(message)
+            if text != message:
+                return self._commands(text, code)
+        return message
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
-        """The plural form CLDR gives for `n` in this language."""
-        return self._commands(self._t.ngettext(singular, plural, n))
+        """The form CLDR gives for `n` in the first language of the chain that translates it."""
+        for code, catalog in self._catalogs:
+            text = catalog.ngettext(singular, plural, n)
+            if text not in (singular, plural):
+                return self._commands(text, code)
+        return singular if n == 1 else plural
 
-    def _commands(self, text: str) -> str:
+    def _commands(self, text: str, source_lang: str) -> str:
         # "/forget" between Arabic words would otherwise show as "forget/"
-        return COMMAND.sub(lambda m: self.isolate(m.group(0)), text) if self.rtl else text
+        if not {base_language(self.lang), base_language(source_lang)} & RTL_LANGUAGES:
+            return text
+        return COMMAND.sub(lambda m: f"{FSI}{m.group(0)}{PDI}", text)
 
     @property
     def rtl(self) -> bool:
