@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     broadcast_rate: float = 25.0
     broadcast_per_chat_interval: float = 1.0
     bot_username: str | None = None
+    # how many chats the bot serves side by side (updates of one chat always go in order)
+    concurrency: int = 64
     log_level: str = "INFO"
 
     @field_validator("admin_ids", mode="before")

@@ -9,6 +9,7 @@ from bot.cli import analysis as analysis_cmd
 from bot.cli import bot as bot_cmd
 from bot.cli import campaign, db
 from bot.cli import i18n as i18n_cmd
+from bot.cli import demo as demo_cmd
 
 app = typer.Typer(
     name="coassess",
@@ -31,6 +32,9 @@ app.command("webhook")(bot_cmd.webhook)
 app.command("export")(analysis_cmd.export)
 app.command("report")(analysis_cmd.report)
 app.command("synth")(analysis_cmd.synth)
+app.command("demo")(demo_cmd.demo)
+app.command("chat")(demo_cmd.chat)
+app.command("sandbox")(demo_cmd.sandbox)
 
 
 def main() -> None:

@@ -70,7 +70,9 @@ def build_dispatcher(db: Database, keys: Keys, *, inner_storage: BaseStorage | N
     dp["db"] = db
     dp["config"] = config
     middleware = UpdateSessionMiddleware(db.sessions, keys, storage, dedupe=config.dedupe)
-    dp.update.outer_middleware(middleware)
+    # Before aiogram's FSM middleware, whose state lookup should use this update's session.
+    chain = dp.update.outer_middleware._middlewares
+    chain.insert(chain.index(dp.fsm), middleware)
 
     dp.include_router(build_commands_router())
     for extra in _extra_routers(config):

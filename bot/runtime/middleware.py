@@ -41,13 +41,14 @@ class UpdateSessionMiddleware(BaseMiddleware):
         async with self.sessions() as session:
             token = current_session.set(session)
             try:
+                marker = None
                 if self.dedupe and isinstance(event, Update):
                     bot = data.get("bot")
                     bot_key = str(bot.id) if bot is not None else "0"
                     if await session.get(ProcessedUpdate, (event.update_id, bot_key)) is not None:
                         log.info("update %s was already processed; skipped", event.update_id)
                         return None
-                    session.add(ProcessedUpdate(update_id=event.update_id, bot_key=bot_key))
+                    marker = ProcessedUpdate(update_id=event.update_id, bot_key=bot_key)
                 await self._identify(session, data)
                 data["session"] = session
                 data["coassess_storage"] = self.storage
@@ -57,6 +58,9 @@ class UpdateSessionMiddleware(BaseMiddleware):
                 result = await handler(event, data)
                 for job in after:
                     await job()
+                if marker is not None:
+                    # last, in the final commit: a replay after a crash re-runs the update
+                    session.add(marker)
                 await session.commit()
                 return result
             except BaseException:

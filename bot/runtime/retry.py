@@ -46,6 +46,26 @@ class RetryRequests(BaseRequestMiddleware):
         raise AssertionError("unreachable")
 
 
+class CommitBeforeTelegram(BaseRequestMiddleware):
+    """Commit the update's database work before talking to Telegram.
+
+    A transaction must not stay open across network calls (and 429 waits): on SQLite it would
+    hold the only write lock. This is safe because answers are idempotent and the dialog state
+    is saved after rendering: a crash between the two commits replays the update in the old
+    state, where it stores the same answer again and moves on.
+    """
+
+    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+        from bot.runtime.storage import current_session
+
+        session = current_session.get()
+        if session is not None and session.in_transaction():
+            await session.commit()
+        return await make_request(bot, method)
+
+
 def install(bot: Bot, **kwargs: Any) -> Bot:
+    bot.session.middleware(CommitBeforeTelegram())
     bot.session.middleware(RetryRequests(**kwargs))
     return bot

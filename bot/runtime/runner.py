@@ -17,7 +17,7 @@ from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StorageKey
 
 from bot.db import Database
 from bot.runtime.app import BotConfig, build_dispatcher, make_bot, register_commands
-from bot.runtime.journal import Journal, JournalError
+from bot.runtime.journal import Entry, Journal, JournalError, lane_of
 from bot.runtime.pump import UpdatePump
 from bot.runtime.storage import hashed_id
 from bot.services.participants import Keys
@@ -77,7 +77,7 @@ class Runtime:
                               config=BotConfig(admin_ids=settings.admin_ids, bot_username=settings.bot_username))
         bot = make_bot(token, settings.telegram_api_url)
         journal = Journal(journal_path or settings.journal_file(), keys.cipher)
-        pump = UpdatePump(journal, dp, bot)
+        pump = UpdatePump(journal, dp, bot, concurrency=settings.concurrency)
         dp["runtime_settings"] = settings
         return cls(settings, db, keys, dp, bot, journal, pump, redis)
 
@@ -160,18 +160,21 @@ async def poll(runtime: Runtime, stop: asyncio.Event | None = None, timeout: int
             updates = data.get("result") or []
             try:
                 for update in updates:
-                    await asyncio.to_thread(runtime.journal.append, update)
+                    if await asyncio.to_thread(runtime.journal.append, update):
+                        runtime.pump.submit(entry_of(update))
                     offset = int(update["update_id"]) + 1
             except JournalError as exc:
                 # not acknowledged: the next getUpdates asks again from the first one not journalled
                 log.error("%s", exc)
                 await _sleep(stop, 5)
                 continue
-            if updates:
-                runtime.pump.wake()
     log.info("stopping: finishing the update in hand")
     runtime.pump.stop()
     await pump_task
+
+
+def entry_of(update: dict[str, Any]) -> Entry:
+    return Entry(int(update["update_id"]), lane_of(update), update, 0)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
@@ -192,11 +195,12 @@ def webhook_app(runtime: Runtime, path: str, secret: str) -> web.Application:
         except Exception:  # noqa: BLE001
             return web.json_response({"ok": False, "description": "not an update"}, status=400)
         try:
-            await asyncio.to_thread(runtime.journal.append, update)
+            fresh = await asyncio.to_thread(runtime.journal.append, update)
         except JournalError as exc:
             log.error("%s", exc)
             return web.json_response({"ok": False, "description": "journal unavailable"}, status=503)
-        runtime.pump.wake()
+        if fresh:
+            runtime.pump.submit(entry_of(update))
         return web.json_response({"ok": True})
 
     async def health(request: web.Request) -> web.Response:

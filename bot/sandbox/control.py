@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import base64
 import binascii
 from typing import Any
@@ -182,15 +183,17 @@ async def wait_for_bot(world: World, chat_id: int, after: int | None, timeout: f
     Raises:
         ControlError: 408 when the bot did not answer in time.
     """
+    timeline = world.chat_events.get(chat_id, [])
     if after is None:
-        after = max((e.seq for e in world.events
-                     if e.chat_id == chat_id and e.kind in USER_EVENTS), default=0)
+        after = max((e.seq for e in timeline if e.kind in USER_EVENTS), default=0)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         event = world.changed.current()
-        events = [e for e in world.events
-                  if e.chat_id == chat_id and e.seq > after and e.kind in BOT_EVENTS]
+        timeline = world.chat_events.get(chat_id, [])
+        start = bisect.bisect_right([e.seq for e in timeline[-64:]], after) + max(0, len(timeline) - 64) \
+            if timeline and timeline[max(0, len(timeline) - 64)].seq <= after else 0
+        events = [e for e in timeline[start:] if e.seq > after and e.kind in BOT_EVENTS]
         remaining = deadline - loop.time()
         pause = remaining
         if any(e.kind in REPLY_EVENTS for e in events):

@@ -408,6 +408,8 @@ class World:
         self.bot_texts: dict[tuple[str, str], str] = {}
         self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.events: list[ChatEvent] = []
+        # the same events per chat, so a waiter scans its own chat's timeline only
+        self.chat_events: dict[int, list[ChatEvent]] = {}
         self.calls: list[CallRecord] = []
         self.faults: list[Fault] = []
         self.counters: dict[str, Counter[Any]] = {
@@ -498,6 +500,7 @@ class World:
         """Append to the chat timeline and wake waiters."""
         event = ChatEvent(self._next_seq(), time.time(), chat_id, kind, message_id, detail)
         self.events.append(event)
+        self.chat_events.setdefault(chat_id, []).append(event)
         self.changed.notify()
         return event
 

@@ -1,0 +1,132 @@
+"""`coassess demo`: the whole product, offline, in about a minute.
+
+The sandbox Bot API and the real bot (the production code path: HTTP, polling, journal,
+dialogs, storage) run side by side; about 200 simulated citizens from several groups and
+languages answer the example campaign; then the export and the grouped report are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bot.campaigns.check import check_file
+from bot.campaigns.store import load_campaign
+from bot.db import Database
+from bot.runtime.runner import Runtime, poll
+from bot.sandbox import Limits, Sandbox
+from bot.settings import Settings
+from bot.simulation import Citizen, CitizenResult, make_personas
+from dialogs.context import forget_cached_campaigns
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "clinic-access.yaml"
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    results: list[CitizenResult]
+    export: Path | None
+    report: Path | None
+    seconds: float
+
+
+async def run_demo(out: Path, citizens: int = 200, seed: int = 7, campaign_file: Path = EXAMPLE,
+                   console: Console | None = None) -> DemoResult:
+    console = console or Console()
+    started = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("demo.db*"):
+        old.unlink()
+    shutil.rmtree(out / "journal", ignore_errors=True)
+    check = check_file(campaign_file)
+    if not check.ok or check.spec is None:
+        raise SystemExit("\n".join(p.render(check.name) for p in check.problems))
+    spec = check.spec
+    db_url = f"sqlite+aiosqlite:///{(out / 'demo.db').resolve()}"
+    console.print(f"[bold]coassess demo[/]: {citizens} simulated citizens answer "
+                  f"'{spec.text(spec.title, 'en')}' in {len(spec.languages)} languages, offline.")
+    db = Database(db_url)
+    await db.upgrade()
+    async with db.session() as s:
+        c, _ = await load_campaign(s, spec)
+        c.status = "open"
+        await s.commit()
+    await db.dispose()
+    forget_cached_campaigns()
+
+    # The per-chat limit is relaxed (people here tap faster than real ones); the global limit
+    # is off because 200 people answer at once, which Telegram allows for replies.
+    limits = Limits(global_per_second=None, per_chat_per_second=4.0, per_chat_burst=4)
+    results: list[CitizenResult] = []
+    async with Sandbox(limits=limits) as sandbox:
+        settings = Settings(_env_file=None, database_url=db_url, bot_token=SecretStr(sandbox.token),
+                            telegram_api_url=sandbox.api_url,
+                            pseudonym_key=SecretStr("demo-pseudonym-key-not-for-production-use"),
+                            contact_key=SecretStr("demo-contact-key-not-for-production-use"),
+                            journal_path=str(out / "journal" / "journal.db"), concurrency=256)
+        runtime = await Runtime.create(settings)
+        stop = asyncio.Event()
+        bot_task = asyncio.create_task(poll(runtime, stop, timeout=1, signals=False))
+        personas = make_personas(spec, citizens, seed=seed)
+        gate = asyncio.Semaphore(120)
+        with Progress(TextColumn("[bold blue]citizens answering"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=False) as progress:
+            bar = progress.add_task("answering", total=len(personas))
+
+            async def one(persona):  # type: ignore[no-untyped-def]
+                async with gate:
+                    r = await Citizen(sandbox.client, spec, persona, think=(0.05, 0.25), timeout=60).run()
+                progress.advance(bar)
+                return r
+
+            results = list(await asyncio.gather(*(one(p) for p in personas)))
+        stop.set()
+        await bot_task
+        await runtime.close()
+
+    export_path = out / "answers-long.csv"
+    report_path = out / "report.html"
+    with console.status("writing the export and the grouped report"):
+        from analysis.export import export_async
+        from analysis.report import build_report_async
+
+        await export_async(db_url, spec.id, export_path, layout="long", format="csv")
+        await export_async(db_url, spec.id, out / "answers-wide.xlsx", layout="wide", format="xlsx")
+        await build_report_async(db_url, spec.id, report_path)
+    seconds = time.monotonic() - started
+    _summary(console, results, out, export_path, report_path, seconds)
+    return DemoResult(out, results, export_path, report_path, seconds)
+
+
+def _summary(console: Console, results: list[CitizenResult], out: Path, export: Path, report: Path,
+             seconds: float) -> None:
+    langs = Counter(r.persona.language for r in results)
+    table = Table(title="What happened")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("citizens", str(len(results)))
+    table.add_row("finished the survey", str(sum(r.finished for r in results)))
+    table.add_row("left half-way", str(sum(1 for r in results if r.persona.stop_after and not r.finished)))
+    table.add_row("blocked the bot", str(sum(r.persona.blocks for r in results)))
+    table.add_row("answers given", str(sum(len(r.expected) for r in results)))
+    table.add_row("voice notes", str(sum(1 for r in results for v in r.expected.values()
+                                         if isinstance(v, dict) and "voice" in v)))
+    table.add_row("languages", ", ".join(f"{k} {v}" for k, v in langs.most_common()))
+    errors = [r for r in results if r.error]
+    if errors:
+        table.add_row("[red]citizens who hit a problem[/]", str(len(errors)))
+    console.print(table)
+    console.print(f"Export (one row per answer): [bold]{export}[/]")
+    console.print(f"Wide export for spreadsheets: [bold]{out / 'answers-wide.xlsx'}[/]")
+    console.print(f"Grouped report (open in a browser): [bold]{report}[/]")
+    console.print(f"Database: {out / 'demo.db'}   ({seconds:.0f} s)")
