@@ -84,7 +84,7 @@ class ImportReport:
 
 
 @dataclass
-class Campaign:
+class CampaignTexts:
     """A campaign file as translators see it: its languages and its texts, in file order."""
 
     path: Path
@@ -93,16 +93,23 @@ class Campaign:
     data: dict[str, Any]
     languages: list[str]
     entries: list[TextEntry]
+    _by_key: dict[str, TextEntry] = field(default_factory=dict, repr=False)
 
     @property
     def source_language(self) -> str:
         return self.languages[0]
 
     def entry(self, key: str) -> TextEntry | None:
-        return next((e for e in self.entries if e.key == key), None)
+        if len(self._by_key) != len(self.entries):
+            self._by_key = {e.key: e for e in self.entries}
+        return self._by_key.get(key)
 
 
-def read_campaign(path: str | Path) -> Campaign:
+# The first name of CampaignTexts; `coassess i18n check` imports it.
+Campaign = CampaignTexts
+
+
+def read_campaign(path: str | Path) -> CampaignTexts:
     """Read a campaign file for translation; it need not pass the check (texts may be missing)."""
     path = Path(path)
     try:
@@ -124,7 +131,7 @@ def read_campaign(path: str | Path) -> Campaign:
     entries, problems = _entries(data, src.line_of, path)
     if problems:
         raise TranslationError(problems)
-    return Campaign(path, text, bom, data, list(langs), entries)
+    return CampaignTexts(path, text, bom, data, list(langs), entries)
 
 
 def _texts(value: Any) -> dict[str, str]:
@@ -223,7 +230,7 @@ def language_label(code: str) -> str:
 # -- export
 
 
-def export_xlsx(campaign: Campaign, out: Path) -> None:
+def export_xlsx(campaign: CampaignTexts, out: Path) -> None:
     """One sheet: a row per text, a column per campaign language, and notes for context."""
     wb = Workbook()
     ws = wb.active
@@ -273,7 +280,7 @@ Keep texts short and plain: answer buttons must fit on a phone (see the 'notes' 
 When you are done, send the file back. It is read in with: coassess campaign translations import {campaign} FILE"""
 
 
-def export_po(campaign: Campaign, out_dir: Path) -> list[Path]:
+def export_po(campaign: CampaignTexts, out_dir: Path) -> list[Path]:
     """One `<lang>.po` per language other than the source: msgctxt is the key, msgid the source text."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -307,7 +314,7 @@ def export_po(campaign: Campaign, out_dir: Path) -> list[Path]:
 # -- reading translators' files
 
 
-def read_updates(campaign: Campaign, source: Path) -> tuple[dict[tuple[str, str], Update], list[str]]:
+def read_updates(campaign: CampaignTexts, source: Path) -> tuple[dict[tuple[str, str], Update], list[str]]:
     """Translations from a spreadsheet, a PO file, or a directory of PO files.
 
     Returns the updates by (key, language) and warnings. Raises TranslationError for unknown
@@ -341,7 +348,7 @@ def read_updates(campaign: Campaign, source: Path) -> tuple[dict[tuple[str, str]
                             "'coassess campaign translations export'"])
 
 
-def _header_language(campaign: Campaign, header: str) -> tuple[str | None, bool]:
+def _header_language(campaign: CampaignTexts, header: str) -> tuple[str | None, bool]:
     """(campaign language, looks like a language) for a column header."""
     h = header.strip()
     m = re.search(r"\(([^()]+)\)\s*$", h)
@@ -358,7 +365,7 @@ def _header_language(campaign: Campaign, header: str) -> tuple[str | None, bool]
         return None, False
 
 
-def _read_xlsx(campaign: Campaign, source: Path) -> tuple[dict[tuple[str, str], Update], list[str]]:
+def _read_xlsx(campaign: CampaignTexts, source: Path) -> tuple[dict[tuple[str, str], Update], list[str]]:
     try:
         wb = load_workbook(source, read_only=True, data_only=True)
     except (InvalidFileException, OSError, KeyError, ValueError) as exc:
@@ -426,13 +433,13 @@ def _read_xlsx(campaign: Campaign, source: Path) -> tuple[dict[tuple[str, str], 
     return updates, warnings
 
 
-def _unknown_key(campaign: Campaign, key: str, where: str) -> str:
+def _unknown_key(campaign: CampaignTexts, key: str, where: str) -> str:
     return (f"{where}: '{key}' is not a text of {campaign.path.name}. Was the question or option "
             "renamed or removed? Export the translations again from the current campaign file and "
             "copy the translations over.")
 
 
-def _absent(campaign: Campaign, keys: set[str], name: str, langs: Iterable[str]) -> list[str]:
+def _absent(campaign: CampaignTexts, keys: set[str], name: str, langs: Iterable[str]) -> list[str]:
     absent = [e.key for e in campaign.entries if e.key not in keys]
     if not absent:
         return []
@@ -443,7 +450,7 @@ def _absent(campaign: Campaign, keys: set[str], name: str, langs: Iterable[str])
             f"({', '.join(sorted(set(langs)))}): {shown}"]
 
 
-def _read_po(campaign: Campaign, source: Path) -> tuple[dict[tuple[str, str], Update], list[str]]:
+def _read_po(campaign: CampaignTexts, source: Path) -> tuple[dict[tuple[str, str], Update], list[str]]:
     name = source.name
     try:
         with source.open("rb") as f:
@@ -624,7 +631,7 @@ def scalar(value: str, flow: bool = True) -> str:
     return yaml.dump({"k": value}, default_flow_style=False, **common).rstrip("\n")[len("k: "):]
 
 
-def apply_updates(campaign: Campaign, updates: dict[tuple[str, str], Update]) -> tuple[str, ImportReport]:
+def apply_updates(campaign: CampaignTexts, updates: dict[tuple[str, str], Update]) -> tuple[str, ImportReport]:
     """The campaign text with the updates written in, and a report; the text is unchanged if
     no translation differs from what the file already says."""
     report = ImportReport()
@@ -719,7 +726,7 @@ def _set_expected(expected: dict[str, Any], entry: TextEntry, lang: str, value: 
         pair[entry.index] = value
 
 
-def _verify(campaign: Campaign, new_text: str, expected: dict[str, Any]) -> None:
+def _verify(campaign: CampaignTexts, new_text: str, expected: dict[str, Any]) -> None:
     """Read the result back: exactly the intended texts changed, nothing else."""
     try:
         data = parse(new_text, campaign.path.name).data

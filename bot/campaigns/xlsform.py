@@ -383,7 +383,7 @@ class _Converter:
             found.insert(0, default)
         self.languages = found
 
-    def _texts(self, sheet: str, row_num: int, row: dict[str, str], kind: str = "label") -> dict[str, str]:
+    def _texts(self, row: dict[str, str], kind: str = "label") -> dict[str, str]:
         out: dict[str, str] = {}
         for column, lang in self.columns.get(kind, {}).items():
             value = (row.get(column) or "").strip()
@@ -393,10 +393,10 @@ class _Converter:
         return out
 
     def _text(self, sheet: str, row_num: int, row: dict[str, str], what: str, limit: int) -> dict[str, str] | None:
-        labels = self._texts(sheet, row_num, row)
+        labels = self._texts(row)
         if not labels:
             return None
-        hints = self._texts(sheet, row_num, row, "hint")
+        hints = self._texts(row, "hint")
         base = labels.get(self.languages[0]) or next(iter(labels.values()))
         base_lang = self.languages[0] if self.languages[0] in labels else next(iter(labels))
         missing = [lang for lang in self.languages if lang not in labels]
