@@ -248,3 +248,9 @@ def test_ids_and_languages() -> None:
     assert language_code("uk") == "uk"
     assert language_code("Klingon") is None  # Babel has its name, not its data
     assert language_code("Elvish") is None
+
+
+def test_default_language_without_plain_labels_adds_no_language(tmp_path: Path) -> None:
+    settings = [["form_id", "default_language"], ["lang-test", "French (fr)"]]
+    result = import_xlsform(build_form(tmp_path / "f.xlsx", settings=settings))
+    assert list(result.campaign["languages"]) == ["en", "ar"]

@@ -376,9 +376,10 @@ class _Converter:
         if "label" in headers and not default and not found:
             self.notes.append(Finding("settings", None, "no default_language in the settings sheet: "
                                                         "the labels were taken to be English (en)"))
-        if plain not in found:
+        # default_language only names the unsuffixed columns; with none, it adds no language
+        if plain not in found and ("label" in headers or not found):
             found.insert(0, plain)
-        elif default:
+        elif default and default in found:
             found.remove(default)
             found.insert(0, default)
         self.languages = found
