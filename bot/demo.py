@@ -97,8 +97,7 @@ async def run_demo(out: Path, citizens: int = 200, seed: int = 7, campaign_file:
     export_path = out / "answers-long.csv"
     report_path = out / "report.html"
     with console.status("writing the export and the grouped report"):
-        from analysis.export import export_async
-        from analysis.report import build_report_async
+        from analysis import build_report_async, export_async
 
         await export_async(db_url, spec.id, export_path, layout="long", format="csv")
         await export_async(db_url, spec.id, out / "answers-wide.xlsx", layout="wide", format="xlsx")

@@ -1,0 +1,120 @@
+"""`coassess chat`: be a participant yourself, in the terminal, through the sandbox Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+
+from bot.campaigns.check import check_file
+from bot.demo import EXAMPLE
+from bot.runtime.runner import Runtime, poll
+from bot.sandbox import Limits, Sandbox
+from bot.settings import Settings
+
+USER_ID = 1001
+TAGS = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline", "code": "cyan"}
+
+
+def to_rich(text: str) -> str:
+    """Telegram HTML to Rich markup: bold and italics kept, everything else shown as text."""
+    out, pos = [], 0
+    for m in re.finditer(r"<(/?)(\w+)[^>]*>", text):
+        out.append(escape(html.unescape(text[pos:m.start()])))
+        style = TAGS.get(m.group(2).lower())
+        if style:
+            out.append(f"[/{style}]" if m.group(1) else f"[{style}]")
+        pos = m.end()
+    out.append(escape(html.unescape(text[pos:])))
+    return "".join(out)
+
+
+def buttons_of(message: dict[str, Any] | None) -> list[tuple[str, str]]:
+    markup = (message or {}).get("reply_markup") or {}
+    return [(b.get("text", ""), b.get("callback_data") or b.get("url") or "")
+            for row in markup.get("inline_keyboard", []) for b in row]
+
+
+async def run_chat(language: str | None = None, campaign_file: Path | None = None,
+                   read_line: Callable[[], Awaitable[str]] | None = None,
+                   console: Console | None = None, data_dir: Path | None = None) -> list[str]:
+    """Run the sandbox and the real bot, and let a person talk to it. Returns what was shown."""
+    console = console or Console()
+    shown: list[str] = []
+    check = check_file(campaign_file or EXAMPLE)
+    if not check.ok or check.spec is None:
+        for p in check.problems:
+            console.print(p.render(check.name), markup=False)
+        return shown
+    spec = check.spec
+    folder = data_dir or Path(tempfile.mkdtemp(prefix="coassess-chat-"))
+    db_url = f"sqlite+aiosqlite:///{(folder / 'chat.db').resolve()}"
+    from bot.campaigns.store import load_campaign
+    from bot.db import Database
+
+    db = Database(db_url)
+    await db.upgrade()
+    async with db.session() as s:
+        c, _ = await load_campaign(s, spec)
+        c.status = "open"
+        await s.commit()
+    await db.dispose()
+    reader = read_line or (lambda: asyncio.to_thread(input, "> "))
+    async with Sandbox(limits=Limits(global_per_second=None, per_chat_per_second=None)) as sandbox:
+        settings = Settings(_env_file=None, database_url=db_url, bot_token=SecretStr(sandbox.token),
+                            telegram_api_url=sandbox.api_url,
+                            pseudonym_key=SecretStr("chat-pseudonym-key-not-for-production"),
+                            contact_key=SecretStr("chat-contact-key-not-for-production"),
+                            journal_path=str(folder / "journal.db"))
+        runtime = await Runtime.create(settings)
+        stop = asyncio.Event()
+        task = asyncio.create_task(poll(runtime, stop, timeout=1, signals=False))
+        client = sandbox.client
+        await client.create_user(USER_ID, first_name="You", language_code=language or "en")
+        console.print(Panel(f"You are a participant. Type a [bold]number[/] to tap a button, or text to answer. "
+                            f"Commands such as /language, /privacy, /forget work too. "
+                            f"[bold]voice 5[/] sends a 5-second voice note; [bold]q[/] quits.",
+                            title="coassess chat"))
+        sent = await client.send_command(USER_ID, "start", spec.id)
+        current: dict[str, Any] | None = None
+        try:
+            while True:
+                try:
+                    reply = await client.wait_for_bot(USER_ID, after=sent, timeout=15)
+                    for m in reply.messages:
+                        if not m.get("deleted"):
+                            current = m
+                    if current:
+                        text = current.get("text") or current.get("caption") or ""
+                        shown.append(text)
+                        console.print(Panel(to_rich(text), title="bot", title_align="left"))
+                        for i, (label, _) in enumerate(buttons_of(current), 1):
+                            console.print(f"  [bold cyan]{i}[/]  {escape(label)}")
+                except Exception as exc:  # noqa: BLE001 - the bot did not answer: say so, go on
+                    console.print(f"[yellow]The bot did not answer ({exc.__class__.__name__}).[/]")
+                line = (await reader()).strip()
+                if line.lower() in {"q", "quit", "exit"}:
+                    break
+                buttons = buttons_of(current)
+                if line.isdigit() and 1 <= int(line) <= len(buttons) and current:
+                    sent = await client.tap(USER_ID, current["message_id"], data=buttons[int(line) - 1][1])
+                elif line.startswith("voice"):
+                    parts = line.split()
+                    seconds = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 5
+                    sent = await client.send_voice(USER_ID, duration=seconds)
+                elif line:
+                    sent = await client.send_text(USER_ID, line)
+        finally:
+            stop.set()
+            await task
+            await runtime.close()
+    return shown

@@ -1,0 +1,40 @@
+"""`coassess chat` and `coassess demo` work without a token, through the sandbox."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from rich.console import Console
+
+from bot.chat import run_chat, to_rich
+
+
+def test_to_rich_keeps_bold_and_escapes_markup() -> None:
+    assert to_rich("<b>2/6</b> a &amp; b [x]") == "[bold]2/6[/bold] a & b \\[x]"
+
+
+async def test_chat_talks_to_the_real_bot(tmp_path: Path) -> None:
+    script = iter(["1", "1", "7", "1", "q"])  # agree, a community, Done... then quit
+
+    async def read() -> str:
+        return next(script)
+
+    console = Console(record=True, width=120)
+    shown = await run_chat(language="en", read_line=read, console=console, data_dir=tmp_path)
+    out = console.export_text()
+    assert "Do you agree" in shown[0]
+    assert "Which communities" in shown[1]
+    assert "1  Yes, I agree" in out
+
+
+async def test_demo_small_crowd(tmp_path: Path) -> None:
+    from bot.demo import run_demo
+
+    result = await run_demo(tmp_path, citizens=16, seed=11, console=Console(record=True, width=120))
+    assert not [r.error for r in result.results if r.error]
+    assert result.report is not None and result.report.exists()
+    assert result.export is not None
+    rows = list(csv.DictReader(result.export.open(encoding="utf-8-sig")))
+    assert rows and rows[0]["campaign"] == "clinic-access"
+    assert {r["language"] for r in rows} >= {"en"}
