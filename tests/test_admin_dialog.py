@@ -1,0 +1,155 @@
+"""/admin in the chat, clicked through with aiogram-dialog's test tools, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+import pytest
+from aiogram.methods import AnswerCallbackQuery, SendMessage, SendPhoto
+from aiogram_dialog.test_tools import MockMessageManager
+from sqlalchemy import select
+
+from bot.models import AuditEvent, Campaign, Delivery, Invite
+from bot.runtime.app import BotConfig, build_dispatcher
+from dialogs.admin import parse_invite_line, protect_participation
+from tests.admin_world import FIRST_USER, Someone, load_open, seed
+from tests.participants import Person, RecordingBot
+
+ADMIN, OTHER = 777_001, 777_002
+
+
+@pytest.fixture
+async def world(db, keys, example_spec):  # type: ignore[no-untyped-def]
+    await load_open(db, example_spec)
+    mm = MockMessageManager()
+    bot = RecordingBot()
+    dp = build_dispatcher(db, keys, message_manager=mm,
+                          config=BotConfig(dedupe=False, admin_ids=frozenset({ADMIN}),
+                                           bot_username="CouncilSurveyBot"))
+    return dp, mm, bot
+
+
+def audit_actions(events: list[AuditEvent]) -> list[tuple[str, str]]:
+    return [(e.actor[:6], e.action) for e in events]
+
+
+async def test_admin_opens_closes_and_sees_participation(world, db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
+    dp, mm, bot = world
+    crowd = [Someone(FIRST_USER + i, consented_hours_ago=1,
+                     groups={"community": ["somali"] if i < 12 else ["arabic"], "age": ["25_64"]})
+             for i in range(15)]
+    await seed(db, keys, "clinic-access", crowd)
+    admin = Person(dp, mm, bot, ADMIN, language_code="en")
+    await admin.send("/admin")
+    assert "Campaigns" in admin.text and "clinic-access" in admin.text and "15 taking part" in admin.text
+    await admin.tap_item("A_c", "clinic-access")
+    text = admin.text
+    assert "Agreed to take part: 15" in text
+    assert "• Somali: 12 (80%) · population 10%" in text
+    assert "• Arabic-speaking: &lt;10" in text          # 3 people: hidden
+    # everyone is 25 to 64: showing 15 would reveal that the hidden age groups are all 0
+    assert "• 25 to 64: c · population 52%" in text
+    await admin.tap_button("A_x")
+    assert "The campaign is now closed." in admin.text
+    await admin.tap_button("A_o")
+    assert "The campaign is now open." in admin.text
+    async with db.session() as s:
+        assert (await s.get(Campaign, "clinic-access")).status == "open"
+        events = (await s.scalars(select(AuditEvent).order_by(AuditEvent.id))).all()
+    assert audit_actions(events) == [("admin:", "close"), ("admin:", "open")]
+    assert events[0].actor == keys.admin(ADMIN) and str(ADMIN) not in repr([e.details for e in events])
+
+
+async def test_admin_creates_an_invite_and_gets_the_qr_photo(world, db) -> None:  # type: ignore[no-untyped-def]
+    dp, mm, bot = world
+    admin = Person(dp, mm, bot, ADMIN, language_code="en")
+    await admin.send("/admin")
+    await admin.tap_item("A_c", "clinic-access")
+    await admin.tap_button("A_i")
+    await admin.send("noor")  # no partner name
+    assert "code and the partner's name" in admin.text
+    await admin.send("noor Al-Noor <Mosque> community=klingon")
+    assert "'klingon' is not a group of 'community'" in admin.text
+    await admin.send("noor Al-Noor <Mosque> community=arabic")
+    photos = [m for m in bot.calls if isinstance(m, SendPhoto)]
+    assert len(photos) == 1 and int(photos[0].chat_id) == ADMIN
+    assert "https://t.me/CouncilSurveyBot?start=clinic-access_noor" in photos[0].caption
+    assert "Al-Noor &lt;Mosque&gt;" in photos[0].caption
+    assert "Invite noor is ready" in admin.text
+    async with db.session() as s:
+        invite = (await s.scalars(select(Invite).where(Invite.code == "noor"))).one()
+        event = (await s.scalars(select(AuditEvent))).one()
+    assert invite.groups == {"community": ["arabic"]} and event.action == "invite"
+
+
+async def test_broadcast_after_a_confirmation_runs_in_the_background(world, db, keys) -> None:  # type: ignore[no-untyped-def]
+    dp, mm, bot = world
+    await seed(db, keys, "clinic-access", [Someone(FIRST_USER + i, ("en", "ar")[i % 2]) for i in range(3)]
+               + [Someone(FIRST_USER + 9, "en", stopped=True)])
+    admin = Person(dp, mm, bot, ADMIN, language_code="en")
+    await admin.send("/admin")
+    await admin.tap_item("A_c", "clinic-access")
+    await admin.tap_button("A_b")
+    assert "will go to 3 people (en 2, ar 1)" in admin.text
+    await admin.tap_button("A_y")
+    assert "Sending has started" in admin.text
+    for _ in range(200):
+        if any(isinstance(m, SendMessage) and int(m.chat_id) == ADMIN for m in bot.calls):
+            break
+        await asyncio.sleep(0.02)
+    to_participants = [m for m in bot.calls if isinstance(m, SendMessage) and int(m.chat_id) != ADMIN]
+    assert sorted(int(m.chat_id) for m in to_participants) == [FIRST_USER, FIRST_USER + 1, FIRST_USER + 2]
+    done = [m.text for m in bot.calls if isinstance(m, SendMessage) and int(m.chat_id) == ADMIN]
+    assert done and "Sent: 3" in done[-1]
+    async with db.session() as s:
+        assert len((await s.scalars(select(Delivery))).all()) == 3
+        actors = {e.actor for e in (await s.scalars(select(AuditEvent))).all()}
+    assert actors == {keys.admin(ADMIN)}
+
+
+async def test_non_admins_get_the_participant_experience(world, db, caplog) -> None:  # type: ignore[no-untyped-def]
+    dp, mm, bot = world
+    admin = Person(dp, mm, bot, ADMIN, language_code="en")
+    await admin.send("/admin")
+    await admin.tap_item("A_c", "clinic-access")
+    admin_close = next(d for d in admin.button_data() if d.endswith("\x1dA_x"))
+
+    other = Person(dp, mm, bot, OTHER, language_code="en")
+    await other.send("/admin")
+    assert not [m for m in mm.sent_messages if m.chat.id == OTHER]   # no admin dialog
+    assert "/start" in bot.sent_texts(OTHER)[-1]                     # the participant's help
+
+    await other.send("/start clinic-access")                         # an ordinary survey
+    own_intent = other.button_data()[0].split("\x1d")[0]
+    caplog.set_level(logging.INFO)
+    for forged in (admin_close, f"{own_intent}\x1dA_x", "A_o"):
+        cb_id = await other.raw_callback(forged)
+        answers = [m for m in bot.calls if isinstance(m, AnswerCallbackQuery) and m.callback_query_id == cb_id]
+        assert answers and answers[0].text == "This button is not for you."
+    async with db.session() as s:
+        assert (await s.get(Campaign, "clinic-access")).status == "open"
+        assert not (await s.scalars(select(AuditEvent))).all()
+    refused = [r for r in caplog.records if r.getMessage() == "refused admin callback from a non-admin"]
+    assert len(refused) == 3
+    assert not any(re.search(rf"\b{OTHER}\b", r.getMessage()) for r in caplog.records)
+
+
+def test_invite_line_parsing() -> None:
+    assert parse_invite_line("lib Central Library") == ("lib", "Central Library", [])
+    assert parse_invite_line(" noor  Al-Noor Mosque community=arabic age=over64 ") == (
+        "noor", "Al-Noor Mosque", ["community=arabic", "age=over64"])
+    with pytest.raises(ValueError):
+        parse_invite_line("lib")
+
+
+def test_participation_hides_small_and_derivable_counts(example_spec) -> None:  # type: ignore[no-untyped-def]
+    # age is one choice: 20 + 4 + 11 + 10 not said = 45. Hiding the 4 alone would not do
+    # (45 - 20 - 11 - 10), so a second count is hidden too.
+    ages = ["under25"] * 20 + ["25_64"] * 4 + ["over64"] * 11
+    chosen = {"age": {i: [a] for i, a in enumerate(ages)}}
+    part = protect_participation(example_spec, 45, chosen, "en")
+    shown = {c.label: c.shown for c in dict(part.dimensions)["How old are you?"]}
+    assert shown["25 to 64"] == "<10"
+    assert list(shown.values()).count("c") >= 1 or part.total_shown == "c"

@@ -1,0 +1,110 @@
+"""Outcome files are checked with file:line errors and reach only those who asked to hear back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.models import Delivery, Outcome
+from bot.services.broadcasts import plan_outcome, send_plan
+from bot.services.outcomes import (
+    OutcomeChangeRefused,
+    OutcomeSpec,
+    check_outcome_file,
+    check_outcome_text,
+    store_outcome,
+)
+from tests.admin_world import FIRST_USER, Someone, load_open, seed
+from tests.participants import RecordingBot
+from tests.test_admin_invites import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "outcome-clinic-access.yaml"
+LANGS = ("en", "ar", "so", "uk", "fa", "es")
+
+
+def texts(word: str) -> str:
+    return "{" + ", ".join(f"{lang}: {word} {lang}" for lang in LANGS) + "}"
+
+
+def test_the_example_is_valid(example_spec) -> None:  # type: ignore[no-untyped-def]
+    check = check_outcome_file(EXAMPLE, example_spec)
+    assert check.ok, [p.render(check.name) for p in check.problems]
+    assert check.spec is not None and check.spec.variants[0]["groups"] == {"community": ["somali"]}
+
+
+def test_problems_name_the_line(example_spec) -> None:  # type: ignore[no-untyped-def]
+    source = "\n".join([
+        "key: has space",                                   # 1
+        "text:",                                            # 2
+        "  en: Thank you",                                  # 3
+        "  de: Danke",                                      # 4
+        "variants:",                                        # 5
+        "  - groups: {faith: any}",                         # 6
+        f"    text: {texts('v')}",                          # 7
+        "  - groups: {community: [somali, polish]}",       # 8
+        "    text: {en: '   '}",                            # 9
+        "colour: blue",                                     # 10
+    ])
+    check = check_outcome_text(source, example_spec, "out.yaml")
+    rendered = [p.render(check.name) for p in check.problems]
+    assert not check.ok
+    assert "out.yaml:1: 'has space' is not a valid key: use 1 to 64 letters, digits, _ and -" in rendered
+    assert any(r.startswith("out.yaml:2: text missing in 'ar'") for r in rendered)
+    assert any(r.startswith("out.yaml:4: 'de' is not one of the campaign languages") for r in rendered)
+    assert any(r.startswith("out.yaml:6: variant #1: unknown group dimension 'faith'") for r in rendered)
+    assert any(r.startswith("out.yaml:8: variant #2: unknown group 'polish' in 'community'") for r in rendered)
+    assert any(r.startswith("out.yaml:9: variant #2: the 'en' text is empty") for r in rendered)
+    assert any(r.startswith("out.yaml:10: unknown key 'colour'") for r in rendered)
+    assert check_outcome_text("key: [unclosed", example_spec).problems[0].line == 1
+
+
+async def test_sent_only_to_those_who_asked_with_group_variants(db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
+    campaign = await load_open(db, example_spec)
+    asked_en, asked_so_somali, asked_ar, not_asked, asked_then_stopped = (FIRST_USER + i for i in range(5))
+    await seed(db, keys, campaign.id, [
+        Someone(asked_en, "en", consented_hours_ago=3, completed=True, wants_outcome=True),
+        Someone(asked_so_somali, "so", consented_hours_ago=3, completed=True, wants_outcome=True,
+                groups={"community": ["somali", "other"]}),
+        Someone(asked_ar, "ar", consented_hours_ago=3, completed=True, wants_outcome=True,
+                groups={"community": ["arabic"]}),
+        Someone(not_asked, "en", consented_hours_ago=3, completed=True),
+        Someone(asked_then_stopped, "en", consented_hours_ago=3, completed=True, wants_outcome=True,
+                stopped=True),
+    ])
+    check = check_outcome_file(EXAMPLE, example_spec)
+    assert check.spec is not None
+    bot = RecordingBot()
+    async with db.session() as s:
+        outcome, created = await store_outcome(s, campaign.id, check.spec)
+        plan = await plan_outcome(s, campaign, outcome, "test")
+    summary = await send_plan(db, keys, bot, plan, "test", campaign.id, rate=100, per_chat_interval=0)
+    assert created and summary.sent == 3 and summary.total == 3
+    got = {int(m.chat_id): m.text for m in bot.calls}
+    assert set(got) == {asked_en, asked_so_somali, asked_ar}
+    assert "you can ask for an interpreter when you book" in got[asked_en]
+    assert "turjubaan Soomaali ahna" in got[asked_so_somali]  # the Somali variant, in Somali
+    assert "ويمكنكم طلب مترجم عند الحجز" in got[asked_ar]     # the general text, in Arabic
+    assert all(m.reply_markup is None for m in bot.calls)
+
+    # sending the same file again resumes (nothing left); changing a sent text is refused
+    async with db.session() as s:
+        again = await plan_outcome(s, campaign, (await store_outcome(s, campaign.id, check.spec))[0], "test")
+        assert again.to_send == 0 and not again.created
+        changed = OutcomeSpec(check.spec.key, {**check.spec.texts, "en": "Something else"}, check.spec.variants)
+        with pytest.raises(OutcomeChangeRefused, match="give it a new key"):
+            await store_outcome(s, campaign.id, changed)
+        assert len((await s.scalars(select(Outcome))).all()) == 1
+        assert len((await s.scalars(select(Delivery))).all()) == 3
+
+
+async def test_cli_refuses_a_bad_file_and_sends_nothing(db_url, db, keys, example_spec, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    await load_open(db, example_spec)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("key: ok\ntext:\n  en: only English\n", encoding="utf-8")
+    result = await cli(db_url, keys, "outcome", "send", "clinic-access", str(bad),
+                       COASSESS_BOT_TOKEN="123456:TEST")
+    assert result.exit_code == 1
+    assert f"{bad}:2: text missing in 'ar'" in result.output and "Nothing was sent." in result.output
