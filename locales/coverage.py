@@ -6,6 +6,7 @@ text added to the code but not yet to the catalogs counts as untranslated everyw
 
 from __future__ import annotations
 
+import re
 import string
 from collections import Counter
 from collections.abc import Iterable
@@ -51,12 +52,18 @@ class CatalogCoverage:
                 and not self.placeholder_mismatches)
 
 
+PRINTF = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdifr]")
+
+
 def placeholders(text: str) -> Counter[str] | None:
-    """The `{name}` fields of a message, or None when its braces would break `str.format`."""
+    """The `{name}` and `%(name)s` fields of a message, or None when its braces would break
+    `str.format`."""
     try:
-        return Counter(name for _, name, _, _ in string.Formatter().parse(text) if name is not None)
+        fields = Counter(name for _, name, _, _ in string.Formatter().parse(text) if name is not None)
     except ValueError:
         return None
+    fields.update(f"%({name})" for name in PRINTF.findall(text))
+    return fields
 
 
 def source_messages(root: Path = ROOT, dirs: Iterable[str] = SOURCE_DIRS) -> dict[MsgId, set[str]]:
