@@ -46,13 +46,13 @@ class BotConfig:
     bot_username: str | None = None
 
 
-def make_bot(token: str, api_url: str | None = None) -> Bot:
+def make_bot(token: str, api_url: str | None = None, timeout: float = 30.0) -> Bot:
     """An aiogram Bot that speaks HTML to Telegram, or to any Bot API server at `api_url`."""
     from bot.runtime.retry import install
 
-    session = AiohttpSession()
+    session = AiohttpSession(timeout=timeout)
     if api_url and api_url.rstrip("/") != "https://api.telegram.org":
-        session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
+        session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")), timeout=timeout)
     bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML,
                                                                     link_preview_is_disabled=True))
     return install(bot)

@@ -75,7 +75,7 @@ class Runtime:
             isolation = RedisEventIsolation(redis, key_builder=HashingKeyBuilder(p_key, with_destiny=True))
         dp = build_dispatcher(db, keys, inner_storage=inner, events_isolation=isolation,
                               config=BotConfig(admin_ids=settings.admin_ids, bot_username=settings.bot_username))
-        bot = make_bot(token, settings.telegram_api_url)
+        bot = make_bot(token, settings.telegram_api_url, settings.telegram_timeout)
         journal = Journal(journal_path or settings.journal_file(), keys.cipher)
         pump = UpdatePump(journal, dp, bot, concurrency=settings.concurrency)
         dp["runtime_settings"] = settings
