@@ -119,6 +119,7 @@ async def poll(runtime: Runtime, stop: asyncio.Event | None = None, timeout: int
         _install_signal_handlers(stop)
     await runtime.prepare_bot()
     pump_task = asyncio.create_task(runtime.pump.run(), name="coassess-pump")
+    clock = start_scheduler(runtime, stop)
     base = runtime.settings.telegram_api_url.rstrip("/")
     url = f"{base}/bot{runtime.settings.require_token()}/getUpdates"
     last = runtime.journal.last_update_id()
@@ -171,6 +172,24 @@ async def poll(runtime: Runtime, stop: asyncio.Event | None = None, timeout: int
     log.info("stopping: finishing the update in hand")
     runtime.pump.stop()
     await pump_task
+    await _finish(clock)
+
+
+def start_scheduler(runtime: Runtime, stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """Campaigns open and close on time, and due reminders go out, while the bot runs."""
+    interval = runtime.settings.scheduler_interval
+    if interval <= 0:
+        return None
+    from bot.services.scheduler import scheduler_loop
+
+    return asyncio.create_task(scheduler_loop(runtime.db, runtime.keys, runtime.bot, stop, interval=interval,
+                                              settings=runtime.settings), name="coassess-scheduler")
+
+
+async def _finish(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        with suppress(Exception):
+            await asyncio.wait_for(task, 30)
 
 
 def entry_of(update: dict[str, Any]) -> Entry:
@@ -230,8 +249,10 @@ async def serve_webhook(runtime: Runtime, host: str, port: int, path: str, secre
                                       allowed_updates=ALLOWED_UPDATES)
         log.info("webhook registered with Telegram")
     pump_task = asyncio.create_task(runtime.pump.run(), name="coassess-pump")
+    clock = start_scheduler(runtime, stop)
     await stop.wait()
     log.info("stopping: no new updates; finishing the update in hand")
     await runner.cleanup()
     runtime.pump.stop()
     await pump_task
+    await _finish(clock)
