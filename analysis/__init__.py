@@ -6,7 +6,7 @@ See docs/analysis.md.
 """
 
 from analysis.disclosure import Problem, Protection, protect
-from analysis.export import ExportResult, export, export_async
+from analysis.exports import ExportResult, export, export_async
 from analysis.frames import (
     group_summary,
     group_summary_async,
@@ -20,7 +20,7 @@ from analysis.frames import (
     reach_async,
 )
 from analysis.inputs import InputFileError, read_baseline, read_weights
-from analysis.priorities import borda_points, coin_shares, compare_orders
+from analysis.priority import borda_points, coin_shares, compare_orders
 from analysis.reading import UnknownCampaign, UnknownDimension, UnknownLanguage
 from analysis.report import build_report, build_report_async, report_model_async
 from analysis.synth import SynthRefused, SynthResult, synthesize, synthesize_async

@@ -11,7 +11,7 @@ The problem is stated as what a reader of the published tables knows:
 * that a hidden count shown as "<10" lies in 0..9 and one shown as "c" is at least 10.
 
 `protect` hides (primary) every count below `k`, then hides more counts (complementary,
-shown as "c") until linear programming over everything above cannot narrow any hidden count
+shown as "c") until integer programming over everything above cannot narrow any hidden count
 to a single whole number. That is stronger than the usual "no row with exactly one hidden
 cell" rule, which a pair of cells joined only to each other, or a total of 18 split into two
 cells of at most 9, would defeat. Statistics (means, coin shares) that would still let a
@@ -28,9 +28,10 @@ from typing import Literal
 import numpy as np
 
 Status = Literal["shown", "primary", "secondary"]
-# Complementary cells are chosen by the smallest value; a total costs more, because hiding a
+# Complementary cells are chosen by the smallest value within the cheapest tier: totals sit in
+# higher tiers (a group's total, then the "(all)" row, then the grand total), because hiding a
 # total hides the figure readers look for first.
-TOTAL_COST = 1_000_000
+TIER_COST = 1_000_000
 EPS = 1e-7
 
 
@@ -66,14 +67,15 @@ class Problem:
 
     values: list[int] = field(default_factory=list)
     names: list[object] = field(default_factory=list)
-    totals: list[bool] = field(default_factory=list)
+    tiers: list[int] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
     statistics: list[Statistic] = field(default_factory=list)
 
-    def count(self, name: object, value: int, total: bool = False) -> int:
+    def count(self, name: object, value: int, tier: int = 0) -> int:
+        """A count; `tier` 0 for a cell, higher for totals that should be hidden only if needed."""
         self.values.append(int(value))
         self.names.append(name)
-        self.totals.append(total)
+        self.tiers.append(int(tier))
         return len(self.values) - 1
 
     def fact(self, coeffs: dict[int, float], lo: float, hi: float) -> None:
@@ -112,10 +114,36 @@ class Protection:
         return "" if s == "shown" else f"<{self.k}" if s == "primary" else "c"
 
 
+# Exporting one campaign in several formats protects the same tables again; the outcome is a
+# pure function of the problem, so it is remembered (a handful of entries, by content).
+_CACHE: dict[tuple[object, ...], tuple[tuple[Status, ...], tuple[bool, ...]]] = {}
+_CACHE_SIZE = 64
+
+
+def _key(problem: Problem, k: int) -> tuple[object, ...]:
+    return (k, tuple(problem.values), tuple(problem.tiers), tuple(problem.facts),
+            tuple((s.requires, s.facts, s.withdrawn) for s in problem.statistics))
+
+
 def protect(problem: Problem, k: int) -> Protection:
     """Primary suppression below `k`, then complementary suppression until nothing can be recovered."""
     if k < 1:
         raise ValueError("the threshold must be at least 1")
+    key = _key(problem, k)
+    cached = _CACHE.get(key)
+    if cached is None:
+        protection = _protect(problem, k)
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = (protection.status, tuple(s.withdrawn for s in problem.statistics))
+        return protection
+    status, withdrawn = cached
+    for s, w in zip(problem.statistics, withdrawn, strict=True):
+        s.withdrawn = w
+    return Protection(status, tuple(_shown_statistics(problem, list(status))), k)
+
+
+def _protect(problem: Problem, k: int) -> Protection:
     n = len(problem.values)
     status: list[Status] = ["primary" if v < k else "shown" for v in problem.values]
     by_var: dict[int, list[int]] = defaultdict(list)
@@ -159,7 +187,7 @@ def protect(problem: Problem, k: int) -> Protection:
 
 
 def _cost(problem: Problem, v: int) -> tuple[int, int]:
-    return (problem.values[v] + (TOTAL_COST if problem.totals[v] else 0), v)
+    return (problem.values[v] + TIER_COST * problem.tiers[v], v)
 
 
 def _close_single_gaps(problem: Problem, status: list[Status]) -> None:
@@ -203,11 +231,17 @@ def _bounds(status: Status, k: int) -> tuple[float, float | None]:
     return (0.0, float(k - 1)) if status == "primary" else (float(k), None)
 
 
-def ranges(problem: Problem, status: list[Status] | tuple[Status, ...], shown_stats: list[bool] | tuple[bool, ...],
-           k: int, only: list[int] | None = None) -> dict[int, tuple[float, float]]:
-    """The smallest and largest value each hidden count can take, given everything published."""
-    from scipy.optimize import linprog
+@dataclass
+class _Component:
+    """Hidden counts linked by facts, as one small linear programme."""
 
+    members: list[int]
+    targets: list[int]
+    lp: dict[str, object] | None  # linprog keyword arguments; None when no fact links them
+
+
+def _components(problem: Problem, status: list[Status] | tuple[Status, ...],
+                shown_stats: list[bool] | tuple[bool, ...], k: int, only: list[int] | None) -> list[_Component]:
     hidden = [v for v in range(len(problem.values)) if status[v] != "shown"]
     facts = list(problem.facts)
     for s, on in zip(problem.statistics, shown_stats, strict=True):
@@ -225,7 +259,6 @@ def ranges(problem: Problem, status: list[Status] | tuple[Status, ...], shown_st
                 coeffs[v] = coeffs.get(v, 0.0) + c
         if coeffs:
             reduced.append((coeffs, f.lo - const, f.hi - const))
-    # Components of hidden counts linked by facts: each is solved on its own, small and fast.
     parent = {v: v for v in hidden}
 
     def find(x: int) -> int:
@@ -240,23 +273,21 @@ def ranges(problem: Problem, status: list[Status] | tuple[Status, ...], shown_st
             ra, rb = find(vs[0]), find(u)
             if ra != rb:
                 parent[ra] = rb
-    components: dict[int, list[int]] = defaultdict(list)
+    groups: dict[int, list[int]] = defaultdict(list)
     for v in hidden:
-        components[find(v)].append(v)
+        groups[find(v)].append(v)
     facts_of: dict[int, list[int]] = defaultdict(list)
     for i, (coeffs, _, _) in enumerate(reduced):
         facts_of[find(next(iter(coeffs)))].append(i)
     wanted = set(only) if only is not None else set(hidden)
-    out: dict[int, tuple[float, float]] = {}
-    for root, members in components.items():
+    out = []
+    for root, members in groups.items():
         targets = [v for v in members if v in wanted]
         if not targets:
             continue
         fis = facts_of.get(root, [])
         if not fis:
-            for v in targets:
-                lo, hi = _bounds(status[v], k)
-                out[v] = (lo, math.inf if hi is None else hi)
+            out.append(_Component(members, targets, None))
             continue
         index = {v: j for j, v in enumerate(members)}
         a_eq, b_eq, a_ub, b_ub = [], [], [], []
@@ -275,17 +306,30 @@ def ranges(problem: Problem, status: list[Status] | tuple[Status, ...], shown_st
             if lo != -math.inf:
                 a_ub.append(-row)
                 b_ub.append(-lo)
-        bounds = [_bounds(status[v], k) for v in members]
-        kwargs = {
+        out.append(_Component(members, targets, {
             "A_eq": np.array(a_eq) if a_eq else None, "b_eq": np.array(b_eq) if b_eq else None,
             "A_ub": np.array(a_ub) if a_ub else None, "b_ub": np.array(b_ub) if b_ub else None,
-            "bounds": bounds, "method": "highs",
-        }
-        for v in targets:
-            c = np.zeros(len(members))
-            c[index[v]] = 1.0
-            low = linprog(c, **kwargs)
-            high = linprog(-c, **kwargs)
+            "bounds": [_bounds(status[v], k) for v in members], "method": "highs"}))
+    return out
+
+
+def ranges(problem: Problem, status: list[Status] | tuple[Status, ...], shown_stats: list[bool] | tuple[bool, ...],
+           k: int, only: list[int] | None = None) -> dict[int, tuple[float, float]]:
+    """The smallest and largest value each hidden count can take, given everything published."""
+    from scipy.optimize import linprog
+
+    out: dict[int, tuple[float, float]] = {}
+    for comp in _components(problem, status, shown_stats, k, only):
+        if comp.lp is None:
+            for v in comp.targets:
+                lo, hi = _bounds(status[v], k)
+                out[v] = (lo, math.inf if hi is None else hi)
+            continue
+        for v in comp.targets:
+            c = np.zeros(len(comp.members))
+            c[comp.members.index(v)] = 1.0
+            low = linprog(c, **comp.lp)
+            high = linprog(-c, **comp.lp)
             lo = low.fun if low.status == 0 else (0.0 if low.status == 3 else problem.values[v])
             hi = -high.fun if high.status == 0 else (math.inf if high.status == 3 else problem.values[v])
             out[v] = (lo, hi)
@@ -294,11 +338,69 @@ def ranges(problem: Problem, status: list[Status] | tuple[Status, ...], shown_st
 
 def _pinned(problem: Problem, status: list[Status], shown_stats: list[bool], k: int,
             only: list[int] | None = None) -> list[int]:
-    """Hidden counts a reader could narrow to a single whole number."""
+    """Hidden counts a reader could narrow to a single whole number.
+
+    Counts are whole numbers and a reader knows it, so this is an integer programme (HiGHS
+    through SciPy's `milp`): the true counts are one solution, and a count is safe once another
+    whole-number solution gives it a different value. A few shared objectives clear most
+    counts at once; the rest are asked one by one ("can it be lower? higher?").
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     found = []
-    for v, (lo, hi) in sorted(ranges(problem, status, shown_stats, k, only).items()):
-        if hi == math.inf:
-            continue
-        if math.floor(hi + EPS) - math.ceil(lo - EPS) < 1:
-            found.append(v)
-    return found
+    for comp in _components(problem, status, shown_stats, k, only):
+        if comp.lp is None:
+            continue  # only bounds: 0..k-1 or k and up, never a single value for k >= 2
+        lp = comp.lp
+        n = len(comp.members)
+        truth = np.array([problem.values[v] for v in comp.members], dtype=float)
+        constraints = []
+        if lp["A_eq"] is not None:
+            constraints.append(LinearConstraint(lp["A_eq"], lp["b_eq"], lp["b_eq"]))
+        if lp["A_ub"] is not None:
+            constraints.append(LinearConstraint(lp["A_ub"], -np.inf, lp["b_ub"]))
+        lower = np.array([b[0] for b in lp["bounds"]], dtype=float)
+        upper = np.array([np.inf if b[1] is None else b[1] for b in lp["bounds"]], dtype=float)
+        integral = np.ones(n)
+        open_ = set(comp.targets)
+
+        def solve(c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
+            res = milp(c, integrality=integral, bounds=Bounds(lo, hi), constraints=constraints,
+                       options={"time_limit": 5.0})
+            return res.x if res.status == 0 and res.x is not None else None
+
+        def clear(x: np.ndarray | None) -> None:
+            if x is None:
+                return
+            for j, v in enumerate(comp.members):
+                if v in open_ and abs(x[j] - truth[j]) >= 0.5:
+                    open_.discard(v)
+
+        # Opposite and random directions reach different corners, each clearing many counts.
+        rng = np.random.default_rng(len(comp.members))
+        directions = [np.ones(n), -np.ones(n)] + [rng.choice([-1.0, 1.0], n) for _ in range(6)]
+        stale = 0
+        for c in directions:
+            if not open_ or stale >= 2:
+                break
+            before = len(open_)
+            clear(solve(c, lower, upper))
+            stale = stale + 1 if len(open_) == before else 0
+        for v in sorted(open_):
+            if v not in open_:
+                continue
+            j = comp.members.index(v)
+            for side in ("below", "above"):
+                lo, hi = lower.copy(), upper.copy()
+                if side == "below":
+                    hi[j] = min(hi[j], truth[j] - 1)
+                else:
+                    lo[j] = max(lo[j], truth[j] + 1)
+                if lo[j] > hi[j]:
+                    continue
+                clear(solve(np.zeros(n), lo, hi))
+                if v not in open_:
+                    break
+            if v in open_:
+                found.append(v)
+    return sorted(found)

@@ -15,9 +15,9 @@ import pandas as pd
 from bot.db import Database, run
 
 from analysis.contract import Column, Labeller, long_columns, long_rows, wide_columns, wide_row
-from analysis.export import grouped_rows, id_maker
+from analysis.exports import grouped_rows, id_maker
 from analysis.inputs import read_baseline, read_weights
-from analysis.priorities import compare_orders, weighted_mean
+from analysis.priority import compare_orders, weighted_mean
 from analysis.reading import CampaignContext, iter_responses, load_context, opened, snapshot
 from analysis.summary import grouped_columns, grouped_lines, protect_all
 from analysis.tally import Tally, tally

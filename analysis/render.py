@@ -204,7 +204,8 @@ def _codesign_html(m: dict[str, Any]) -> str:
                     continue
                 out.append(f'<div class="block"><h4>{escape(r["label"])}</h4>')
                 if r["words"]:
-                    words = "".join(f'<span dir="auto">{escape(w)} <small>{n}</small></span>' for w, n in r["words"])
+                    words = "".join(f'<span dir="auto">{escape(w)}' + (f" <small>{n}</small>" if n else "") + "</span>"
+                                    for w, n in r["words"])
                     out.append(f'<p class="words">Frequent words: {words}</p>')
                 for block in r["quotes"]:
                     out.append(f'<p class="note">In {escape(block["language"])}:</p>')
@@ -317,6 +318,8 @@ def render_html(m: dict[str, Any]) -> str:
              'worked, group by group</a></li><li><a href="#codesign">Ideas and pain points</a></li>'
              '<li><a href="#cocommissioning">Priorities</a></li><li><a href="#method">How to read this '
              "report</a></li></ol></nav>",
+             *([f'<p class="callout">Nobody has named a group for {escape(", ".join(c["unanswered_dimensions"]))} '
+                'yet, so those questions are left out of the tables.</p>'] if c.get("unanswered_dimensions") else []),
              _reach_html(m), _coassessment_html(m), _codesign_html(m), _cocommissioning_html(m),
              _method_html(m), "</body></html>"]
     return "".join(parts)
@@ -347,6 +350,8 @@ def render_markdown(m: dict[str, Any]) -> str:
     c = m["campaign"]
     out = [f"# {c['title']}", "", f"Campaign `{c['id']}` · generated {c['generated_at']} · figures under "
            f"{c['min_group_size']} people are hidden ({'; '.join(f'{k}: {v}' for k, v in m['legend'].items())}).", ""]
+    if c.get("unanswered_dimensions"):
+        out += [f"Nobody has named a group for {', '.join(c['unanswered_dimensions'])} yet; left out.", ""]
     r = m["reach"]
     out += ["## 1. Who took part", "",
             f"{_md(r['overall']['started'])} started, {_md(r['overall']['completed'])} finished.", ""]
@@ -389,7 +394,8 @@ def render_markdown(m: dict[str, Any]) -> str:
                              [[x["label"], _md(x["answers"]), _md(x["written"]), _md(x["voice_notes"])] for x in d["rows"]])
             for x in d["rows"]:
                 if x["words"]:
-                    out += [f"**{x['label']}** — frequent words: " + ", ".join(f"{w} ({n})" for w, n in x["words"]), ""]
+                    out += [f"**{x['label']}** — frequent words: "
+                            + ", ".join(f"{w} ({n})" if n else w for w, n in x["words"]), ""]
                 for block in x["quotes"]:
                     out += [f"*{x['label']}, in {block['language']}:*", ""]
                     out += [f"> {q['text']}" for q in block["texts"]] + [""]

@@ -21,7 +21,7 @@ from bot.db import Database, run
 
 from analysis.contract import VOICE
 from analysis.inputs import read_baseline, read_weights
-from analysis.priorities import order, ranks, weighted_mean
+from analysis.priority import order, ranks, weighted_mean
 from analysis.reading import ALL, NOT_ASKED, count_responses, iter_responses, load_context, opened, snapshot
 from analysis.stats import MEAN_DECIMALS, SHARE_DECIMALS, wilson
 from analysis.summary import Line, Protected, ProtectedQuestion, ReachLine, protect_all
@@ -198,16 +198,17 @@ def _coassessment(t: Tally, p: Protected, dims: Sequence[str], labels: Labels) -
     return out
 
 
-def _quotes(entries: list[Any], k: int) -> list[dict[str, Any]]:
+def _quotes(entries: list[Any], k: int, by_language: bool = True) -> list[dict[str, Any]]:
     """Quotes per language with at least k answers, the rest pooled if they reach k together.
 
     Exactly min(QUOTES, k) quotes are shown per block, so the number shown never tells how
-    many a language had; blocks below the threshold are not shown at all.
+    many a language had; blocks below the threshold are not shown at all. Without
+    `by_language` every quote is one block (two blocks would say "at least 2k").
     """
     per_block = min(QUOTES, k)
     by_lang: dict[str, list[Any]] = defaultdict(list)
     for e in entries:
-        by_lang[e.language].append(e)
+        by_lang[e.language if by_language else "all languages"].append(e)
     blocks = []
     pooled: list[Any] = []
     for lang in sorted(by_lang, key=lambda la: (-len(by_lang[la]), la)):
@@ -245,11 +246,15 @@ def _codesign(t: Tally, p: Protected, dims: Sequence[str], labels: Labels) -> li
                        "written": _figure(written.n, written.suppressed),
                        "voice_notes": _figure(voice.n, voice.suppressed) if voice else None,
                        "words": [], "quotes": []}
-                if written.n is not None:
+                # Quotes and words need at least k written answers. When that count is hidden only
+                # to protect another cell ("c"), it is still at least k, so quoting tells nothing
+                # new; the words then go without their counts, which would bound the hidden one.
+                if written.n is not None or written.suppressed == "c":
                     counter = t.words.get((qid, key))
                     if counter is not None:
-                        row["words"] = [[w, n] for w, n in counter.frequent(p.k, WORDS)]
-                    row["quotes"] = _quotes(texts_by.get((qid, key), []), p.k)
+                        row["words"] = [[w, n if written.n is not None else None]
+                                        for w, n in counter.frequent(p.k, WORDS)]
+                    row["quotes"] = _quotes(texts_by.get((qid, key), []), p.k, by_language=written.n is not None)
                 rows.append(row)
             section["dimensions"].append({"id": d, "title": labels.dimension(d), "rows": rows})
         out.append(section)
@@ -338,6 +343,8 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
     """The whole report as JSON-ready data; every figure already protected."""
     spec = t.ctx.spec
     labels = Labels(spec, lang)
+    unanswered = [d for d in dims if d not in t.answered_dimensions()]
+    dims = [d for d in dims if d not in unanswered]
     all_dims = t.ctx.dimension_ids()
     groups = {d: t.ctx.group_ids(d) for d in all_dims}
     population = population_weights(t.memberships, all_dims, baseline, groups)
@@ -361,6 +368,7 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
         "campaign": {"id": spec.id, "title": labels.text(spec.title), "service": spec.service,
                      "mode": spec.mode, "languages": list(spec.languages), "language": lang,
                      "min_group_size": p.k, "dimensions": list(dims),
+                     "unanswered_dimensions": [labels.dimension(d) for d in unanswered],
                      "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
         "legend": {f"<{p.k}": f"fewer than {p.k} people: hidden to protect them",
                    "c": f"hidden so that a '<{p.k}' figure cannot be worked out from the totals"},

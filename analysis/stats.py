@@ -20,9 +20,9 @@ class Estimate:
 
 def t_quantile(df: int) -> float:
     """The 97.5 % quantile of Student's t (SciPy), for a two-sided 95 % interval."""
-    from scipy.stats import t
+    from scipy.special import stdtrit  # the inverse t distribution, without importing scipy.stats
 
-    return float(t.ppf(0.975, df))
+    return float(stdtrit(df, 0.975))
 
 
 def mean_ci(n: int, total: float, total_sq: float) -> Estimate | None:
@@ -44,23 +44,3 @@ def wilson(k: int, n: int) -> Estimate | None:
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
     return Estimate(p, max(0.0, centre - half), min(1.0, centre + half))
-
-
-def sum_sq_bounds(n: int, mean: float, low: float, high: float, decimals: int = MEAN_DECIMALS
-                  ) -> tuple[float, float]:
-    """What a published rounded mean and interval reveal about the sum of squares of the values.
-
-    Used by disclosure control: the sum of squares is linear in the counts per rating, so a
-    reader can add it to the equations they solve.
-    """
-    eps = 0.5 * 10 ** -decimals
-    t = t_quantile(n - 1)
-    half = (high - low) / 2
-    h_lo, h_hi = max(half - eps, 0.0), half + eps
-    m_lo, m_hi = max(mean - eps, 0.0), mean + eps
-
-    def ss(h: float, m: float) -> float:
-        sd = h * math.sqrt(n) / t
-        return (n - 1) * sd * sd + n * m * m
-
-    return ss(h_lo, m_lo), ss(h_hi, m_hi)

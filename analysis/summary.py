@@ -14,7 +14,7 @@ from bot.campaigns.schema import PREFER_NOT, Question
 from analysis.contract import Column
 from analysis.disclosure import Fact, Problem, Protection, protect
 from analysis.reading import NOT_ASKED
-from analysis.stats import MEAN_DECIMALS, SHARE_DECIMALS, mean_ci, sum_sq_bounds
+from analysis.stats import MEAN_DECIMALS, SHARE_DECIMALS, mean_ci
 from analysis.tally import (
     ALL_KEY,
     INVITE_DIM,
@@ -122,14 +122,14 @@ def question_problem(t: Tally, qt: QuestionTally) -> _Plan:
     p = Problem()
     n: dict[tuple[RowKey, str], int] = {}
     base: dict[RowKey, int] = {}
-    dims = t.ctx.dimension_ids()
+    dims = t.answered_dimensions()
     keys = [ALL_KEY, *[key for d in dims for key in _rows(t, d)]]
     for key in keys:
         cell = qt.rows.get(key)
-        total = key == ALL_KEY
-        base[key] = p.count((q.id, key, ""), cell.base if cell else 0, total=True)
+        everyone = key == ALL_KEY
+        base[key] = p.count((q.id, key, ""), cell.base if cell else 0, tier=3 if everyone else 1)
         for o in opts:
-            n[(key, o)] = p.count((q.id, key, o), cell.counts.get(o, 0) if cell else 0, total=total)
+            n[(key, o)] = p.count((q.id, key, o), cell.counts.get(o, 0) if cell else 0, tier=2 if everyone else 0)
     tokens = q.tokens or 10
     for key in keys:
         ns = {n[(key, o)]: 1.0 for o in opts}
@@ -167,12 +167,15 @@ def question_problem(t: Tally, qt: QuestionTally) -> _Plan:
             est = mean_ci(cell.base, cell.total, cell.total_sq)
             assert est is not None
             mean = _round(est.value, MEAN_DECIMALS)
-            lo, hi = _round(est.low, MEAN_DECIMALS), _round(est.high, MEAN_DECIMALS)
-            published = {"mean": mean, "ci_low": lo, "ci_high": hi}
+            published = {"mean": mean}
             values = {n[(key, o)]: float(o) for o in opts}
             facts.append(Fact(tuple(values.items()), (mean - MEAN_EPS) * b_val, (mean + MEAN_EPS) * b_val))
-            ss_lo, ss_hi = sum_sq_bounds(b_val, mean, lo, hi)
-            facts.append(Fact(tuple((v, c * c) for v, c in values.items()), ss_lo, ss_hi))
+            # The interval ties the mean to the spread, which is not linear in the counts: it is
+            # published only when the group's whole distribution is, so it reveals nothing new.
+            interval = p.statistic((base[key], *(n[(key, o)] for o in opts)), [])
+            published["interval"] = float(interval)
+            published["ci_low"] = _round(est.low, MEAN_DECIMALS)
+            published["ci_high"] = _round(est.high, MEAN_DECIMALS)
         elif q.type in {"budget", "rank"}:
             spent = sum(cell.sums.values())
             most = float(tokens if q.type == "budget" else rank_need(q))
@@ -199,7 +202,7 @@ def _lines_for_question(t: Tally, qt: QuestionTally, plan: _Plan, prot: Protecti
     q = qt.question
     out = ProtectedQuestion(q, qt.options)
     p = plan.problem
-    keys = [ALL_KEY, *[key for d in t.ctx.dimension_ids() for key in _rows(t, d)]]
+    keys = [ALL_KEY, *[key for d in t.answered_dimensions() for key in _rows(t, d)]]
     for key in keys:
         bvar = plan.base[key]
         b_shown = prot.shown(bvar)
@@ -212,7 +215,8 @@ def _lines_for_question(t: Tally, qt: QuestionTally, plan: _Plan, prot: Protecti
         if q.type == "rating":
             if stat_on:
                 head.mean = published["mean"]
-                head.ci_low, head.ci_high = published["ci_low"], published["ci_high"]
+                if prot.statistic_shown[int(published["interval"])]:
+                    head.ci_low, head.ci_high = published["ci_low"], published["ci_high"]
             elif b_shown and stat is not None:
                 head.suppressed = "c"  # the mean would let a hidden count be worked out
         out.lines[(key, "")] = head
@@ -244,13 +248,14 @@ def reach_problem(t: Tally) -> tuple[Problem, dict[tuple[RowKey, str], int]]:
     """Responses started and completed per group, invite and language, and who named a group."""
     p = Problem()
     var: dict[tuple[RowKey, str], int] = {}
-    dims = [*t.ctx.dimension_ids(), INVITE_DIM, LANGUAGE_DIM]
+    dims = [*t.answered_dimensions(), INVITE_DIM, LANGUAGE_DIM]
     keys = [ALL_KEY, *[key for d in dims for key in _rows(t, d)]]
     for key in keys:
         started, done = t.reach.get(key, [0, 0])
-        s = var[(key, "started")] = p.count((key, "started"), started, total=True)
-        c = var[(key, "completed")] = p.count((key, "completed"), done)
-        u = var[(key, "unfinished")] = p.count((key, "unfinished"), started - done)
+        everyone = key == ALL_KEY
+        s = var[(key, "started")] = p.count((key, "started"), started, tier=3 if everyone else 1)
+        c = var[(key, "completed")] = p.count((key, "completed"), done, tier=2 if everyone else 0)
+        u = var[(key, "unfinished")] = p.count((key, "unfinished"), started - done, tier=2 if everyone else 0)
         p.equal({c: 1.0, u: 1.0, s: -1.0})
     for d in dims:
         rows = _rows(t, d)
@@ -263,8 +268,8 @@ def reach_problem(t: Tally) -> tuple[Problem, dict[tuple[RowKey, str], int]]:
                     p.at_most({m: 1.0, whole: -1.0})
             else:
                 p.equal({**dict.fromkeys(members, 1.0), whole: -1.0})
-    for d in t.ctx.dimension_ids():
-        known = var[((d, ""), "known")] = p.count((d, "known"), t.known.get(d, 0), total=True)
+    for d in t.answered_dimensions():
+        known = var[((d, ""), "known")] = p.count((d, "known"), t.known.get(d, 0), tier=2)
         groups = [var[((d, g), "started")] for g in t.ctx.group_ids(d)]
         # prefer_not_to_say and "not asked" exclude naming a group, so these three add up.
         p.equal({known: 1.0, var[((d, PREFER_NOT), "started")]: 1.0,
@@ -282,10 +287,10 @@ def _reach_lines(t: Tally, p: Problem, var: dict[tuple[RowKey, str], int], prot:
                  baseline: dict[str, dict[str, float]]) -> tuple[dict[RowKey, ReachLine], dict[str, int | str]]:
     k = prot.k
     known: dict[str, int | str] = {}
-    for d in t.ctx.dimension_ids():
+    for d in t.answered_dimensions():
         kv = var[((d, ""), "known")]
         known[d] = p.values[kv] if prot.shown(kv) else prot.marker(kv)
-    dims = [*t.ctx.dimension_ids(), INVITE_DIM, LANGUAGE_DIM]
+    dims = [*t.answered_dimensions(), INVITE_DIM, LANGUAGE_DIM]
     out: dict[RowKey, ReachLine] = {}
     for key in [ALL_KEY, *[key for d in dims for key in _rows(t, d)]]:
         sv, cv = var[(key, "started")], var[(key, "completed")]
@@ -331,7 +336,8 @@ def protect_all(t: Tally, baseline: dict[str, dict[str, float]] | None = None,
 def grouped_lines(t: Tally, protected: Protected, by: str | None = None) -> list[Line]:
     """The grouped layout's lines: dimension, question, then groups with "(all)" last."""
     lines: list[Line] = []
-    dims = [by] if by else t.ctx.dimension_ids()
+    answered = t.answered_dimensions()
+    dims = [d for d in ([by] if by else t.ctx.dimension_ids()) if d in answered]
     for d in dims:
         for qid, pq in protected.questions.items():
             del qid

@@ -17,7 +17,7 @@ import numpy as np
 from bot.campaigns.schema import OTHER, PREFER_NOT, Question
 
 from analysis.contract import VOICE
-from analysis.priorities import borda_points, coin_shares
+from analysis.priority import borda_points, coin_shares
 from analysis.reading import ALL, NOT_ASKED, CampaignContext, ResponseRecord
 from analysis.words import WordCounter, words
 
@@ -109,6 +109,14 @@ class Tally:
         idx, rows = self.priority_rows.get(qid, ([], []))
         width = len(options_of(self.questions[qid].question))
         return np.asarray(idx, dtype=np.int64), np.asarray(rows, dtype=float).reshape(-1, width)
+
+    def answered_dimensions(self) -> list[str]:
+        """Dimensions in which at least one respondent named a group.
+
+        A dimension nobody has answered yet has only zeros in its group rows; publishing it
+        would say nothing, and protecting its zeros would hide the "(all)" figures as well.
+        """
+        return [d for d in self.ctx.dimension_ids() if self.known.get(d, 0) > 0]
 
     def dimension_rows(self, dimension: str) -> list[str]:
         """The rows of a dimension in reading order: its groups, then prefer_not_to_say, not asked."""

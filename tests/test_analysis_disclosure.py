@@ -1,0 +1,444 @@
+"""Disclosure control: nothing under the threshold is published, and nothing hidden can be worked out.
+
+The attacks here are written independently of `analysis.disclosure`: they read only what was
+published (the grouped export, the report) and try subtraction, exact linear algebra, and
+brute force over the small integers a "<10" can stand for.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+import math
+import re
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+from sqlalchemy import insert
+
+from analysis import export_async, protect, synthesize_async
+from analysis.disclosure import Problem, ranges
+from analysis.render import render_html, render_markdown
+from analysis.report import report_model_async
+from analysis.stats import t_quantile
+from bot.campaigns.flow import validate_answer
+from bot.campaigns.schema import CampaignSpec
+from bot.campaigns.store import load_campaign
+from bot.db import Database, upgrade
+from bot.models import Answer, Participant, Response, ResponseGroup
+
+K = 10
+
+
+# ---------------------------------------------------------------- pure problems
+
+
+def one_line(values: list[int]) -> Problem:
+    p = Problem()
+    cells = [p.count(i, v) for i, v in enumerate(values)]
+    total = p.count("total", sum(values), tier=1)
+    p.equal({**dict.fromkeys(cells, 1.0), total: -1.0})
+    return p
+
+
+def test_primary_hides_every_count_below_the_threshold_zero_included() -> None:
+    prot = protect(one_line([0, 3, 9, 10, 40]), K)
+    assert prot.status[:3] == ("primary", "primary", "primary")
+    assert prot.marker(0) == "<10" and prot.shown(4)
+
+
+def test_a_single_hidden_cell_gets_a_partner_the_smallest_one() -> None:
+    prot = protect(one_line([3, 50, 60]), K)
+    assert prot.status == ("primary", "secondary", "shown", "shown")
+    assert prot.marker(1) == "c"
+
+
+def test_two_nines_are_not_left_to_be_solved_from_their_bounds() -> None:
+    """9 + 9 = 18 with both shown as "<10" would reveal both; a third cell must join them."""
+    p = one_line([9, 9, 60])
+    prot = protect(p, K)
+    assert prot.status[2] == "secondary"
+    for lo, hi in ranges(p, prot.status, prot.statistic_shown, K).values():
+        assert hi - lo >= 1
+
+
+def table_problem(grid: list[list[int]]) -> tuple[Problem, dict[tuple[int, int], int]]:
+    """A groups x options table with row totals, column totals and a grand total."""
+    p = Problem()
+    idx: dict[tuple[int, int], int] = {}
+    rows, cols = len(grid), len(grid[0])
+    for r in range(rows):
+        for c in range(cols):
+            idx[(r, c)] = p.count((r, c), grid[r][c])
+    for r in range(rows):
+        idx[(r, cols)] = p.count((r, "total"), sum(grid[r]), tier=1)
+    for c in range(cols):
+        idx[(rows, c)] = p.count(("total", c), sum(g[c] for g in grid), tier=1)
+    idx[(rows, cols)] = p.count("grand", sum(map(sum, grid)), tier=2)
+    for r in range(rows + 1):
+        p.equal({**{idx[(r, c)]: 1.0 for c in range(cols)}, idx[(r, cols)]: -1.0})
+    for c in range(cols + 1):
+        p.equal({**{idx[(r, c)]: 1.0 for r in range(rows)}, idx[(rows, c)]: -1.0})
+    return p, idx
+
+
+def determined_by_linear_algebra(equations: list[tuple[dict[Any, float], float]], unknowns: list[Any]) -> set[Any]:
+    """Unknowns whose value follows from the equations alone (e_i lies in the row space)."""
+    if not equations or not unknowns:
+        return set()
+    col = {u: j for j, u in enumerate(unknowns)}
+    a = np.zeros((len(equations), len(unknowns)))
+    for i, (coeffs, _) in enumerate(equations):
+        for u, c in coeffs.items():
+            a[i, col[u]] = c
+    rank = np.linalg.matrix_rank(a)
+    found = set()
+    for u in unknowns:
+        e = np.zeros((1, len(unknowns)))
+        e[0, col[u]] = 1
+        if np.linalg.matrix_rank(np.vstack([a, e])) == rank:
+            found.add(u)
+    return found
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_tables_resist_every_linear_and_bounds_attack(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    grid = rng.choice([0, 1, 2, 4, 7, 9, 12, 15, 30, 60], size=(6, 5)).tolist()
+    p, idx = table_problem(grid)
+    prot = protect(p, K)
+    value = {key: p.values[v] for key, v in idx.items()}
+    hidden = [key for key, v in idx.items() if not prot.shown(v)]
+    for key in hidden:  # markers tell the truth
+        assert (value[key] < K) == (prot.status[idx[key]] == "primary")
+    rows, cols = len(grid), len(grid[0])
+    lines = [[(r, c) for c in range(cols + 1)] for r in range(rows + 1)]
+    lines += [[(r, c) for r in range(rows + 1)] for c in range(cols + 1)]
+    equations = []
+    for line in lines:
+        *cells, total = line
+        coeffs = {**dict.fromkeys(cells, 1.0), total: -1.0}
+        known = sum(c * value[u] for u, c in coeffs.items() if u not in hidden)
+        unknown = {u: c for u, c in coeffs.items() if u in hidden}
+        # Subtraction: a line with exactly one hidden cell gives it away.
+        assert len(unknown) != 1, f"line {line} leaks {next(iter(unknown))}"
+        if unknown:
+            equations.append((unknown, -known))
+    assert not determined_by_linear_algebra(equations, hidden)
+    # Bounds too: "<10" means 0..9, "c" means 10 or more.
+    col = {u: j for j, u in enumerate(hidden)}
+    a_eq = np.zeros((len(equations), len(hidden)))
+    for i, (coeffs, _) in enumerate(equations):
+        for u, c in coeffs.items():
+            a_eq[i, col[u]] = c
+    b_eq = [b for _, b in equations]
+    bounds = [(0, K - 1) if value[u] < K else (K, None) for u in hidden]
+    for u in hidden:
+        c = np.zeros(len(hidden))
+        c[col[u]] = 1
+        lo = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=bounds).fun
+        hi = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=bounds)
+        hi_v = math.inf if hi.status == 3 else -hi.fun
+        assert hi_v - lo >= 1 - 1e-7, f"{u} narrowed to {lo}..{hi_v}"
+
+
+# ---------------------------------------------------------------- crafted data in the database
+
+
+async def add_responses(db: Database, spec: CampaignSpec, people: list[tuple[dict[str, list[str]], dict[str, Any]]]
+                        ) -> None:
+    """Insert responses directly (fast), every value checked by validate_answer."""
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    async with db.session() as s:
+        for i, (groups, answers) in enumerate(people):
+            pid = (await s.execute(insert(Participant).returning(Participant.id),
+                                   [{"pseudonym": hashlib.sha256(f"crafted{i}".encode()).hexdigest(),
+                                     "language": "en"}])).scalar_one()
+            rid = (await s.execute(insert(Response).returning(Response.id), [{
+                "campaign_id": spec.id, "participant_id": pid, "language": "en",
+                "started_at": now, "completed_at": now + timedelta(minutes=2)}])).scalar_one()
+            for dim, gs in groups.items():
+                await s.execute(insert(ResponseGroup), [{"response_id": rid, "dimension_id": dim, "groups": gs,
+                                                         "answered_at": now}])
+            rows = [{"response_id": rid, "question_id": qid, "status": "answered" if v is not None else "skipped",
+                     "value": validate_answer(spec.question(qid), v) if v is not None else None,
+                     "answered_at": now} for qid, v in answers.items()]
+            if rows:
+                await s.execute(insert(Answer), rows)
+        await s.commit()
+
+
+def read_grouped(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def solutions(hidden_ranges: list[range], check: Any, limit: int = 2) -> list[tuple[int, ...]]:
+    """Brute force: every combination of hidden values that fits what was published (up to `limit`)."""
+    found = []
+    for combo in itertools.product(*hidden_ranges):
+        if check(combo):
+            found.append(combo)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def rating_row_solutions(rows: list[dict[str, str]], limit: int = 2) -> list[tuple[int, ...]]:
+    """Brute force one group's hidden rating counts from its published row, mean and interval."""
+    head = next(r for r in rows if r["option"] == "")
+    cells = {int(r["option"]): r for r in rows if r["option"]}
+    hidden = [v for v, r in cells.items() if r["n"] == ""]
+    known = {v: int(r["n"]) for v, r in cells.items() if r["n"]}
+    base = int(head["n"])
+    ranges_ = [range(K) if cells[v]["suppressed"] == "<10" else range(K, base + 1) for v in hidden]
+
+    def fits(combo: tuple[int, ...]) -> bool:
+        counts = {**known, **dict(zip(hidden, combo, strict=True))}
+        if sum(counts.values()) != base:
+            return False
+        mean = sum(v * n for v, n in counts.items()) / base
+        if head["mean"] and abs(mean - float(head["mean"])) > 0.05 + 1e-9:
+            return False
+        if head["ci_low"]:
+            var = sum(n * (v - mean) ** 2 for v, n in counts.items()) / (base - 1)
+            half = t_quantile(base - 1) * math.sqrt(var / base)
+            if (abs(mean - half - float(head["ci_low"])) > 0.05 + 1e-9
+                    or abs(mean + half - float(head["ci_high"])) > 0.05 + 1e-9):
+                return False
+        return True
+
+    return solutions(ranges_, fits, limit)
+
+
+async def test_a_mean_cannot_give_away_the_hidden_ratings(db, example_spec, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Twenty people aged 65+ rate 1 (x2), 3 (x10), 5 (x8): the row total, the mean 3.6 and its
+    interval would solve the two hidden cells exactly. Protection must hide more, or withdraw."""
+    async with db.session() as s:
+        await load_campaign(s, example_spec)
+        await s.commit()
+    people: list[tuple[dict[str, list[str]], dict[str, Any]]] = []
+    for group, ratings in (("25_64", [1, 2, 3, 4, 5] * 20), ("under25", [1, 2, 3, 4, 5] * 10),
+                           ("over64", [1] * 2 + [3] * 10 + [5] * 8),
+                           ("prefer_not_to_say", [2, 4] * 10), (None, [1, 2, 3, 4, 5] * 3)):
+        for v in ratings:
+            people.append(({"age": [group]} if group else {}, {"ease": {"value": v}}))
+    await add_responses(db, example_spec, people)
+    out = tmp_path / "g.csv"
+    await export_async(db, "clinic-access", out, "grouped", by="age")
+    rows = [r for r in read_grouped(out) if r["question"] == "ease" and r["group"] == "over64"]
+    assert next(r for r in rows if r["option"] == "")["n"] == "20"
+    assert [r["n"] for r in rows if r["option"] in ("1", "5")] == ["", ""]
+    assert len(rating_row_solutions(rows)) >= 2, "the published figures pin the hidden ratings"
+
+
+# ---------------------------------------------------------------- synthetic campaign, every output
+
+
+async def synthetic(db: Database, spec: CampaignSpec, n: int = 260, seed: int = 5) -> None:
+    async with db.session() as s:
+        await load_campaign(s, spec)
+        await s.commit()
+    await synthesize_async(db, spec.id, n, seed=seed)
+
+
+SINGLE_ANSWER = {"rating", "yesno", "choice", "text"}
+
+
+async def _publish(url: str, spec: CampaignSpec, out: Path) -> dict[str, Any]:
+    db = Database(url)
+    try:
+        await synthetic(db, spec)
+        files = {}
+        for fmt in ("csv", "json", "parquet", "xlsx"):
+            files[fmt] = out / f"grouped.{fmt}"
+            await export_async(db, "clinic-access", files[fmt], "grouped")
+        model = await report_model_async(db, "clinic-access")
+    finally:
+        await db.dispose()
+    return {"files": files, "model": model, "html": render_html(model), "md": render_markdown(model),
+            "spec": spec}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def published(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+              example_spec: CampaignSpec) -> Any:
+    """One synthetic campaign per backend, exported and reported once for all the attacks below."""
+    import asyncio
+
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    out = tmp_path_factory.mktemp(f"published-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{out}/coassess.db"
+        asyncio.run(upgrade(url))
+        yield asyncio.run(_publish(url, example_spec, out))
+        return
+    url = asyncio.run(create_pg_database())
+    try:
+        asyncio.run(upgrade(url))
+        yield asyncio.run(_publish(url, example_spec, out))
+    finally:
+        asyncio.run(drop_pg_database(url))
+
+
+def test_no_published_count_is_under_the_threshold_in_any_format(published) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_analysis_export import read_back
+
+    csv_header, csv_rows = read_back(published["files"]["csv"], "csv")
+    assert any(r[csv_header.index("suppressed")] == "<10" for r in csv_rows), "the data has small groups"
+    for fmt, path in published["files"].items():
+        header, rows = read_back(path, fmt)
+        assert header == csv_header
+        assert sorted(map(_numbers, rows)) == sorted(map(_numbers, csv_rows)), f"{fmt} differs from csv"
+        n = header.index("n")
+        for r in rows:
+            assert r[n] == "" or int(r[n]) >= K, f"{fmt}: {r}"
+            if r[n] == "":
+                assert r[header.index("suppressed")] in ("<10", "c")
+
+
+def _numbers(row: list[str]) -> tuple[str, ...]:
+    """Cells compared as numbers where they are numbers ("1.0" in CSV is 1 in JSON)."""
+    out = []
+    for c in row:
+        try:
+            out.append(repr(float(c)))
+        except ValueError:
+            out.append(c)
+    return tuple(out)
+
+
+def _walk(node: Any, path: str = "") -> Any:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, f"{path}[{i}]")
+    else:
+        yield path, node
+
+
+COUNT_FIELDS = re.compile(r"\.(n|started|completed|answers|written|voice_notes|named_a_group)$")
+
+
+def test_report_publishes_no_small_counts(published) -> None:  # type: ignore[no-untyped-def]
+    model = published["model"]
+    text = json.dumps(model, ensure_ascii=False)
+    assert '"<10"' in text
+    for path, value in _walk(model):
+        if COUNT_FIELDS.search(path) and isinstance(value, int | float):
+            assert value >= K, f"{path} = {value}"
+        if re.search(r"\.words\[\d+\]\[1\]$", path):
+            assert value is None or value >= K, f"{path}: a word used by fewer than {K} people"
+    for section in model["codesign"]:
+        for d in section["dimensions"]:
+            for row in d["rows"]:
+                for block in row["quotes"]:
+                    assert len(block["texts"]) == min(8, K)  # the number shown never tells a count
+    # HTML and Markdown: every table cell that is a plain whole number is a count.
+    for cell in re.findall(r"<td>([\d,]+)(?:</td>|<br>)", published["html"]):
+        assert int(cell.replace(",", "")) >= K
+    md = published["md"].splitlines()
+    body = [line for i, line in enumerate(md) if line.startswith("| ") and not
+            (i + 1 < len(md) and md[i + 1].startswith("|---"))]  # not the header rows (rating 1..5)
+    for line in body:
+        for cell in re.findall(r"\| ([\d,]+) (?=\|)", line):
+            assert int(cell.replace(",", "")) >= K, line
+    assert "&lt;10" in published["html"] and "<10" in published["md"]
+
+
+def test_no_hidden_count_can_be_recovered_from_the_grouped_export(published) -> None:  # type: ignore[no-untyped-def]
+    spec: CampaignSpec = published["spec"]
+    rows = read_grouped(published["files"]["csv"])
+    # Which dimensions add up (nobody in two groups)? Only those allow exact column subtraction.
+    overlapping = {d.id for d in spec.groups if d.multiple}
+    cells: dict[tuple[str, str, str, str], str] = {}
+    types = {}
+    for r in rows:
+        cells[(r["question"], r["dimension"], r["group"], r["option"])] = r["n"]
+        types[r["question"]] = r["type"]
+    recovered = []
+    equations: dict[str, list[tuple[dict[Any, float], float]]] = defaultdict(list)
+    unknowns: dict[str, set[Any]] = defaultdict(set)
+
+    def unknown_key(q: str, d: str, g: str, o: str) -> Any:
+        return (q, "*", g, o) if g == "(all)" else (q, d, g, o)
+
+    by_line: dict[tuple[str, str, str], dict[str, str]] = defaultdict(dict)
+    for (q, d, g, o), n in cells.items():
+        by_line[(q, d, g)][o] = n
+    for (q, d, g), line in by_line.items():
+        kind = types[q]
+        if kind not in SINGLE_ANSWER and kind != "rank":
+            continue
+        factor = 3 if kind == "rank" else 1  # every ranking orders 3 options in this campaign
+        hidden = [o for o, n in line.items() if n == "" and o != ""]
+        total = line[""]
+        coeffs: dict[Any, float] = {unknown_key(q, d, g, o): 1.0 for o in hidden}
+        known = sum(int(n) for o, n in line.items() if o and n)
+        if total == "":
+            coeffs[unknown_key(q, d, g, "")] = -float(factor)
+            rhs = -known
+        else:
+            rhs = factor * int(total) - known
+        if len(coeffs) == 1:
+            recovered.append((q, d, g))
+        if coeffs:
+            equations[q].append((coeffs, rhs))
+            unknowns[q] |= set(coeffs)
+    columns: dict[tuple[str, str, str], dict[str, str]] = defaultdict(dict)
+    for (q, d, g, o), n in cells.items():
+        columns[(q, d, o)][g] = n
+    for (q, d, o), col in columns.items():
+        if d in overlapping:
+            continue
+        hidden = [g for g, n in col.items() if n == "" and g != "(all)"]
+        coeffs = {unknown_key(q, d, g, o): 1.0 for g in hidden}
+        known = sum(int(n) for g, n in col.items() if g != "(all)" and n)
+        if col["(all)"] == "":
+            coeffs[unknown_key(q, d, "(all)", o)] = -1.0
+            rhs = -known
+        else:
+            rhs = int(col["(all)"]) - known
+        if len(coeffs) == 1:
+            recovered.append((q, d, o))
+        if coeffs:
+            equations[q].append((coeffs, rhs))
+            unknowns[q] |= set(coeffs)
+    assert not recovered, f"subtraction recovers: {recovered[:5]}"
+    for q, eqs in equations.items():
+        assert not determined_by_linear_algebra(eqs, sorted(unknowns[q], key=str)), q
+
+
+def test_no_rating_row_can_be_solved_from_its_mean(published) -> None:  # type: ignore[no-untyped-def]
+    rows = read_grouped(published["files"]["csv"])
+    lines: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+    for r in rows:
+        if r["type"] == "rating":
+            lines[(r["dimension"], r["group"])].append(r)
+    tried = 0
+    for key, line in lines.items():
+        head = next(r for r in line if r["option"] == "")
+        hidden = [r for r in line if r["option"] and r["n"] == ""]
+        if head["n"] and head["mean"] and hidden and len(hidden) <= 4:
+            tried += 1
+            assert len(rating_row_solutions(line)) >= 2, key
+    assert tried, "the synthetic data should have rows with a mean and hidden cells"
+
+
+def test_reach_shows_tiny_groups_as_under_represented_not_as_numbers(published) -> None:  # type: ignore[no-untyped-def]
+    model = published["model"]
+    flagged = [r for d in model["reach"]["dimensions"] for r in d["rows"] if r["started"] == "<10"]
+    assert flagged
+    assert any(r["flag"] == "under-represented" for r in flagged)
+    for r in flagged:
+        assert r["ratio"] in (None, "<10") and r["sample_share"] in (None, "<10")
