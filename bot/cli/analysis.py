@@ -118,7 +118,7 @@ def export(
 
 async def _export(campaign: str, output: Path, layout: Layout, fmt: ExportFormat | None,
                   labels: str | None, stable_ids: bool, by: str | None) -> None:
-    from analysis.export import export_async
+    from analysis.exports import export_async
 
     if by and layout != Layout.grouped:
         fail("--by only applies to the grouped layout", "Add --layout grouped, or leave --by out.")
