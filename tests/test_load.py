@@ -10,13 +10,13 @@ import pytest
 
 from bot.campaigns.check import check_file
 from bot.pseudonym import pseudonym
-from bot.sandbox import Limits, Sandbox
+from bot.sandbox import Limits, Sandbox, SandboxClient
 from bot.simulation import Citizen, make_personas
 from tests.conftest import ROOT, create_pg_database, drop_pg_database
 from tests.faults import start_bot_process, stop
 from tests.live import CONTACT_KEY, PSEUDONYM_KEY, assert_stored_equals_sent, prepare_campaign, stored_by_person
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 CITIZENS = int(os.environ.get("COASSESS_LOAD_CITIZENS", "1000"))
 
 
@@ -37,10 +37,13 @@ async def test_a_thousand_citizens_at_once(tmp_path: Path) -> None:
                    "COASSESS_CONCURRENCY": "256"}
             log = tmp_path / "bot.log"
             proc = start_bot_process(["run", "--journal", str(tmp_path / "journal.db")], env, log)
+            # one process simulates all 1,000 people: give its control calls time under that load
+            client = SandboxClient(sb.base_url, timeout=300)
             try:
                 results = await asyncio.gather(*(
-                    Citizen(sb.client, spec, p, think=(0.5, 2.0), timeout=240).run() for p in people))
+                    Citizen(client, spec, p, think=(0.5, 2.0), timeout=240).run() for p in people))
             finally:
+                await client.close()
                 assert stop(proc) == 0
         stored = await stored_by_person(db_url, None)
         checked = assert_stored_equals_sent(results, stored, lambda uid: pseudonym(PSEUDONYM_KEY.encode(), uid))
