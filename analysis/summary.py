@@ -217,6 +217,8 @@ def _lines_for_question(t: Tally, qt: QuestionTally, plan: _Plan, prot: Protecti
                 head.mean = published["mean"]
                 if prot.statistic_shown[int(published["interval"])]:
                     head.ci_low, head.ci_high = published["ci_low"], published["ci_high"]
+                elif not head.suppressed:
+                    head.suppressed = "c"  # the interval is withheld (see the docs: rule 4)
             elif b_shown and stat is not None:
                 head.suppressed = "c"  # the mean would let a hidden count be worked out
         out.lines[(key, "")] = head
@@ -306,7 +308,8 @@ def _reach_lines(t: Tally, p: Problem, var: dict[tuple[RowKey, str], int], prot:
         if pop is not None:
             if started is not None and kn:
                 sample = _round(started / kn, SHARE_DECIMALS)
-                ratio = _round(sample / pop, MEAN_DECIMALS) if pop > 0 else None
+                # Derived from shown counts only, so it can carry two decimals.
+                ratio = _round(sample / pop, 2) if pop > 0 else None
                 flag = "under-represented" if ratio is not None and ratio < UNDER_REPRESENTED else ""
             elif prot.status[sv] == "primary" and kn and pop > 0:
                 # Even at the most it could be (k - 1), is the group under-represented?
