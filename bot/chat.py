@@ -58,16 +58,9 @@ async def run_chat(language: str | None = None, campaign_file: Path | None = Non
     spec = check.spec
     folder = data_dir or Path(tempfile.mkdtemp(prefix="coassess-chat-"))
     db_url = f"sqlite+aiosqlite:///{(folder / 'chat.db').resolve()}"
-    from bot.campaigns.store import load_campaign
-    from bot.db import Database
+    from bot.campaigns.store import load_and_open
 
-    db = Database(db_url)
-    await db.upgrade()
-    async with db.session() as s:
-        c, _ = await load_campaign(s, spec)
-        c.status = "open"
-        await s.commit()
-    await db.dispose()
+    await load_and_open(db_url, spec)
     reader = read_line or (lambda: asyncio.to_thread(input, "> "))
     async with Sandbox(limits=Limits(global_per_second=None, per_chat_per_second=None)) as sandbox:
         settings = Settings(_env_file=None, database_url=db_url, bot_token=SecretStr(sandbox.token),

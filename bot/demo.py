@@ -20,8 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bot.campaigns.check import check_file
-from bot.campaigns.store import load_campaign
-from bot.db import Database
+from bot.campaigns.store import load_and_open
 from bot.runtime.runner import Runtime, poll
 from bot.sandbox import Limits, Sandbox
 from bot.settings import Settings
@@ -55,13 +54,7 @@ async def run_demo(out: Path, citizens: int = 200, seed: int = 7, campaign_file:
     db_url = f"sqlite+aiosqlite:///{(out / 'demo.db').resolve()}"
     console.print(f"[bold]coassess demo[/]: {citizens} simulated citizens answer "
                   f"'{spec.text(spec.title, 'en')}' in {len(spec.languages)} languages, offline.")
-    db = Database(db_url)
-    await db.upgrade()
-    async with db.session() as s:
-        c, _ = await load_campaign(s, spec)
-        c.status = "open"
-        await s.commit()
-    await db.dispose()
+    await load_and_open(db_url, spec)
     forget_cached_campaigns()
 
     # The per-chat limit is relaxed (people here tap faster than real ones); the global limit

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.campaigns.schema import CampaignSpec
-from bot.campaigns.store import load_campaign
+from bot.campaigns.store import load_and_open
 from bot.db import Database
 from bot.models import Answer, Response, ResponseGroup
 from bot.runtime.runner import Runtime, poll
@@ -42,13 +42,7 @@ def make_settings(db_url: str, sandbox: Sandbox, journal: Path, **extra: Any) ->
 
 
 async def prepare_campaign(db_url: str, spec: CampaignSpec) -> None:
-    db = Database(db_url)
-    await db.upgrade()
-    async with db.session() as s:
-        c, _ = await load_campaign(s, spec)
-        c.status = "open"
-        await s.commit()
-    await db.dispose()
+    await load_and_open(db_url, spec)
     forget_cached_campaigns()
 
 

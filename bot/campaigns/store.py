@@ -192,3 +192,18 @@ async def _sync_invites(session: AsyncSession, spec: CampaignSpec) -> None:
 async def get_spec(session: AsyncSession, campaign_id: str) -> CampaignSpec | None:
     c = await session.get(Campaign, campaign_id)
     return CampaignSpec.model_validate(c.definition) if c else None
+
+
+async def load_and_open(database_url: str, spec: CampaignSpec) -> None:
+    """Migrate the database, load a campaign and open it now (the demo, `coassess chat`, tests)."""
+    from bot.db import Database
+
+    db = Database(database_url)
+    try:
+        await db.upgrade()
+        async with db.session() as s:
+            c, _ = await load_campaign(s, spec)
+            c.status = "open"
+            await s.commit()
+    finally:
+        await db.dispose()
