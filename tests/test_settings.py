@@ -1,0 +1,60 @@
+"""Settings: keys generated once for local SQLite (0600), required for PostgreSQL, admin ids parsed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bot.settings import ConfigurationError, Settings
+
+
+def test_sqlite_keys_are_generated_once_with_mode_0600(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    s = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/data/c.db")
+    with caplog.at_level(logging.WARNING):
+        first = s.secret_keys()
+    path = tmp_path / "data" / "c.db.keys"
+    assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "Generated new pseudonym and contact keys" in caplog.text
+    assert s.secret_keys() == first  # reused, not regenerated
+    assert len(first[0]) >= 32 and first[0] != first[1]
+
+
+def test_postgres_without_keys_says_which_variable(tmp_path: Path) -> None:
+    s = Settings(_env_file=None, database_url="postgresql+asyncpg://u@h/db",
+                 pseudonym_key=SecretStr("abc"))
+    with pytest.raises(ConfigurationError, match="COASSESS_CONTACT_KEY") as err:
+        s.secret_keys()
+    assert "COASSESS_PSEUDONYM_KEY" not in str(err.value)
+
+
+def test_given_keys_win(tmp_path: Path) -> None:
+    s = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/c.db",
+                 pseudonym_key=SecretStr("p" * 40), contact_key=SecretStr("c" * 40))
+    assert s.secret_keys() == (b"p" * 40, b"c" * 40)
+    assert not (tmp_path / "c.db.keys").exists()
+
+
+def test_environment_and_admin_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COASSESS_ADMIN_IDS", "123, 456;789")
+    monkeypatch.setenv("COASSESS_TELEGRAM_API_URL", "http://127.0.0.1:8081")
+    s = Settings(_env_file=None)
+    assert s.admin_ids == frozenset({123, 456, 789})
+    assert s.telegram_api_url == "http://127.0.0.1:8081"
+    assert repr(s.bot_token) == "None" or "**" in repr(s.bot_token)
+    monkeypatch.setenv("COASSESS_ADMIN_IDS", "alice")
+    with pytest.raises(Exception, match="COASSESS_ADMIN_IDS"):
+        Settings(_env_file=None)
+
+
+def test_dotenv_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("COASSESS_BOT_TOKEN=42:secret\n")
+    monkeypatch.chdir(tmp_path)
+    s = Settings()
+    assert s.bot_token is not None and s.bot_token.get_secret_value() == "42:secret"
+    assert "42:secret" not in repr(s)
+    assert os.environ.get("COASSESS_BOT_TOKEN") is None
