@@ -13,7 +13,7 @@ from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, ChatMemberUpdated, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -192,6 +192,13 @@ def build_commands_router() -> Router:
             await people.stop(session, participant)
         await message.answer(_e(_("You will get no more messages from us. Your answers are kept. "
                                   "To erase them, send /forget.")))
+
+    @router.my_chat_member()
+    async def on_blocked(event: ChatMemberUpdated, session: AsyncSession,
+                         participant: Participant | None) -> None:
+        """Someone blocked the bot: no more messages to them (their answers are kept)."""
+        if participant is not None and event.new_chat_member.status == "kicked":
+            await people.stop(session, participant)
 
     @router.message(Command("help"))
     async def cmd_help(message: Message, participant: Participant | None, lang: str) -> None:

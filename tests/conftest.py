@@ -104,3 +104,17 @@ def example_spec() -> CampaignSpec:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"coassess: PostgreSQL tests use {PG_URL} (CI={'yes' if IN_CI else 'no'})"]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    """One line that says on which backends the storage tests really ran."""
+    counts: dict[str, int] = {}
+    for report in terminalreporter.stats.get("passed", []):
+        for backend in ("sqlite", "postgres"):
+            if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid or f"-{backend}-" in report.nodeid:
+                counts[backend] = counts.get(backend, 0) + 1
+    skipped = sum(1 for r in terminalreporter.stats.get("skipped", []) if "postgres" in r.nodeid)
+    terminalreporter.write_line(
+        f"coassess backends: {counts.get('sqlite', 0)} tests passed on SQLite, "
+        f"{counts.get('postgres', 0)} on PostgreSQL ({PG_URL.split('@')[-1]})"
+        + (f", {skipped} PostgreSQL tests skipped" if skipped else ""))

@@ -26,3 +26,15 @@ async def test_citizens_complete_the_campaign_over_http(db_url: str, example_spe
     assert n > 50
     assert sum(r.finished for r in results) >= 8
     assert journal.get("pending", 0) == 0 and journal.get("done", 0) > 50
+    # the one who blocked the bot is marked stopped: no invitations, answers kept
+    blocker = next(p for p in personas if p.blocks)
+    from bot.db import Database
+    from bot.models import Participant
+    from sqlalchemy import select
+
+    db = Database(db_url)
+    async with db.session() as s:
+        row = (await s.scalars(select(Participant).where(
+            Participant.pseudonym == pseudonym(PSEUDONYM_KEY.encode(), blocker.user_id)))).one()
+        assert row.stopped and not row.allow_invitations
+    await db.dispose()

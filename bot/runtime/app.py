@@ -12,6 +12,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramForbiddenError
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
@@ -141,6 +142,9 @@ async def on_error(event: ErrorEvent, **data: Any) -> Any:
     exc = event.exception
     if isinstance(exc, TRANSIENT) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
         raise exc
+    if isinstance(exc, TelegramForbiddenError):
+        await _mark_stopped(event, data)
+        return True
     log.error("error while handling update %s: %s", event.update.update_id, exc.__class__.__name__,
               exc_info=exc)
     update = event.update
@@ -164,6 +168,25 @@ async def on_error(event: ErrorEvent, **data: Any) -> Any:
         except Exception:  # noqa: BLE001 - nothing more we can do for this update
             log.warning("could not tell the participant about an error")
     return True
+
+
+async def _mark_stopped(event: ErrorEvent, data: dict[str, Any]) -> None:
+    """403 from Telegram (blocked, deactivated): stop messaging this person, keep their answers."""
+    from bot.services import participants
+
+    update = event.update
+    user = (update.message.from_user if update.message else
+            update.callback_query.from_user if update.callback_query else None)
+    db: Database | None = data.get("db")
+    keys: Keys | None = data.get("keys")
+    if user is None or db is None or keys is None:
+        return
+    async with db.session() as session:
+        participant = await participants.find(session, keys, user.id)
+        if participant is not None:
+            await participants.stop(session, participant)
+            await session.commit()
+    log.info("a participant blocked the bot; marked stopped")
 
 
 async def register_commands(bot: Bot) -> None:
