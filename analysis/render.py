@@ -293,6 +293,11 @@ def _method_html(m: dict[str, Any]) -> str:
                    f'{escape(", ".join(pop["dimensions"]))}, with weightipy. Effective sample size (Kish): '
                    f'{count(pop["effective_size"])}.'
                    + (f" Groups with no respondents cannot be weighted up: {missing}." if missing else "")
+                   + f' Weights are capped at {pop["cap"]:g} times the average, so that a handful of people '
+                   "cannot carry the result"
+                   + ("; these groups stay below their population share even so: "
+                      + "; ".join(f'{escape(d)}: {escape(", ".join(gs))}' for d, gs in pop["short"].items())
+                      if pop["short"] else "") + "."
                    + (f' {escape(pop["note"])}.' if pop["note"] else "") + "</p>")
     if w["solidarity"]:
         weights = "; ".join(f"{escape(d)}: " + ", ".join(f"{escape(g)} ×{v:g}" for g, v in ws.items())

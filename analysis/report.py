@@ -26,7 +26,7 @@ from analysis.reading import ALL, NOT_ASKED, count_responses, iter_responses, lo
 from analysis.stats import MEAN_DECIMALS, SHARE_DECIMALS, wilson
 from analysis.summary import Line, Protected, ProtectedQuestion, ReachLine, protect_all
 from analysis.tally import ALL_KEY, INVITE_DIM, LANGUAGE_DIM, NO_INVITE, RowKey, Tally, tally
-from analysis.weighting import Weights, kish_effective_size, population_weights, solidarity_weights
+from analysis.weighting import CAP, Weights, kish_effective_size, population_weights, solidarity_weights
 
 QUOTES = 8  # quotes shown per group and language; never more than the threshold (see _quotes)
 WORDS = 10
@@ -353,6 +353,8 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
         "population": {"dimensions": population.dimensions,
                        "effective_size": round(population.effective_size, 1),
                        "missing": {d: [labels.group(d, g) for g in gs] for d, gs in population.missing.items()},
+                       "short": {d: [labels.group(d, g) for g in gs] for d, gs in population.short.items()},
+                       "cap": CAP,
                        "converged": population.converged, "note": population.note,
                        "source": baseline_source},
         "solidarity": None if solidarity is None else {

@@ -10,6 +10,11 @@ named several groups of a multi-choice dimension keep their share of the sample 
 dimension (category "(unknown)"): raking cannot place them, and should not drop them.
 A group with a population share but no respondents cannot be weighted up from nothing; it
 is listed in `missing` and the other targets are scaled to fill its share.
+
+Weights are capped at 5 (relative to a mean of 1), as the American National Election Studies
+do: without a cap, three respondents standing for 30 % of the population would each count two
+hundred times, so the weighted result would be their three answers, fragile and close to
+disclosing them. A group that cannot reach its share under the cap is listed in `short`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from bot.campaigns.schema import PREFER_NOT
 from analysis.reading import NOT_ASKED
 
 UNKNOWN = "(unknown)"
+CAP = 5.0
+SHORT_BY = 0.8  # a group is "short" when its weighted share stays below 80 % of its target
 Memberships = Sequence[tuple[tuple[str, ...], ...]]  # per respondent, per dimension: their groups
 
 
@@ -38,6 +45,7 @@ class Weights:
     effective_size: float
     dimensions: list[str] = field(default_factory=list)  # the dimensions weighted on
     missing: dict[str, list[str]] = field(default_factory=dict)  # groups with no respondents
+    short: dict[str, list[str]] = field(default_factory=dict)  # groups the cap kept below target
     converged: bool = True
     note: str = ""
 
@@ -79,22 +87,27 @@ def raking_targets(cats: Sequence[str], shares: Mapping[str, float]) -> tuple[di
     return targets, missing
 
 
-def rake(frame: pd.DataFrame, targets: Mapping[str, Mapping[str, float]]) -> tuple[np.ndarray, bool]:
+def rake(frame: pd.DataFrame, targets: Mapping[str, Mapping[str, float]],
+         cap: float | None = None) -> tuple[np.ndarray, bool]:
     """Weights (mean 1) so that each column's weighted shares match `targets` (percentages).
 
-    Every category in a column must have a target and at least one respondent.
+    Every category in a column must have a target and at least one respondent. With `cap`,
+    no weight exceeds it (and the margins are met as closely as the cap allows).
     """
     import weightipy
 
     if frame.empty or not targets:
         return np.ones(len(frame)), True
     scheme = weightipy.scheme_from_dict({d: dict(t) for d, t in targets.items()}, name="population",
-                                        rim_params={"max_iterations": 1000, "convcrit": 1e-6})
+                                        rim_params={"max_iterations": 1000, "convcrit": 1e-6,
+                                                    "cap": cap or 0})
     log = io.StringIO()
     # weightipy prints progress and convergence warnings; keep them off the officer's screen.
     with contextlib.redirect_stdout(log):
         weights = weightipy.weight(frame[list(targets)].astype(str), scheme).to_numpy(dtype=float)
-    converged = "did not occur" not in log.getvalue() and "partial convergence" not in log.getvalue()
+    # Under a cap the margins may stay off by design; convergence is then judged by the caller.
+    converged = cap is not None or ("did not occur" not in log.getvalue()
+                                    and "partial convergence" not in log.getvalue())
     if not np.all(np.isfinite(weights)) or weights.sum() <= 0:
         return np.ones(len(frame)), False
     return weights * (len(weights) / weights.sum()), converged
@@ -121,12 +134,20 @@ def population_weights(memberships: Memberships, dims: Sequence[str],
         frame[d] = cats
         targets[d] = t
     if n == 0 or not targets:
-        return Weights(np.ones(n), float(n), [], missing, True,
+        return Weights(np.ones(n), float(n), [], missing, {}, True,
                        "" if targets else "no baseline to weight to")
-    values, converged = rake(pd.DataFrame(frame), targets)
+    data = pd.DataFrame(frame)
+    values, converged = rake(data, targets, cap=CAP)
+    short: dict[str, list[str]] = {}
+    total = values.sum()
+    for d, t in targets.items():
+        reached = pd.Series(values).groupby(data[d].to_numpy()).sum() / total * 100
+        low = [g for g, pct in t.items() if g != UNKNOWN and reached.get(g, 0.0) < SHORT_BY * pct]
+        if low:
+            short[d] = low
     note = "" if converged else ("raking did not fully converge: the baseline may be impossible to "
                                  "reach with these respondents (check for tiny groups)")
-    return Weights(values, kish_effective_size(values), list(targets), missing, converged, note)
+    return Weights(values, kish_effective_size(values), list(targets), missing, short, converged, note)
 
 
 def need_multipliers(memberships: Memberships, dims: Sequence[str],
@@ -154,4 +175,4 @@ def solidarity_weights(population: Weights, memberships: Memberships, dims: Sequ
     if values.size:
         values = values * (values.size / values.sum())
     return Weights(values, kish_effective_size(values), population.dimensions, population.missing,
-                   population.converged, population.note)
+                   population.short, population.converged, population.note)
