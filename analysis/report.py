@@ -18,6 +18,7 @@ import numpy as np
 
 from bot.campaigns.schema import OTHER, PREFER_NOT, CampaignSpec
 from bot.db import Database, run
+from bot.services import audit
 
 from analysis.contract import VOICE
 from analysis.inputs import read_baseline, read_weights
@@ -439,7 +440,19 @@ async def build_report_async(database: Database | str, campaign: str, path: str 
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text, encoding="utf-8")
     partial.replace(path)
+    async with opened(database) as db, db.session() as session:
+        await audit.record(session, audit.cli_actor(), "report", campaign, format=fmt, file=path.name,
+                           by=options.get("by"), baseline=_source(options.get("baseline")),
+                           weights=_source(options.get("weights")))
+        await session.commit()
     return model
+
+
+def _source(value: Any) -> str | None:
+    """How a baseline or weights were given, for the audit trail (a file name, or "given")."""
+    if value is None:
+        return None
+    return Path(value).name if isinstance(value, str | Path) else "given"
 
 
 def build_report(database: Database | str, campaign: str, path: str | Path,

@@ -10,11 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from analysis import build_report_async, synthesize_async
 from bot.campaigns.store import load_campaign
 from bot.db import Database, run, upgrade
+from bot.models import AuditEvent
 from tests.test_analysis_disclosure import add_responses
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -127,6 +129,9 @@ async def test_free_text_is_escaped_and_quoted_per_group(db, example_spec, tmp_p
     rows = {r["group"]: r for r in model["codesign"][0]["dimensions"][0]["rows"]}
     assert rows["over64"]["quotes"][0]["texts"][0]["text"] == evil
     assert "evening" in [w for w, _ in rows["over64"]["words"]]
+    async with db.session() as s:
+        event = await s.scalar(select(AuditEvent).where(AuditEvent.action == "report"))
+    assert event is not None and event.details["file"] == "r.html" and event.details["format"] == "html"
 
 
 # ---------------------------------------------------------------- the command line
