@@ -44,6 +44,11 @@ blockquote { margin: .3rem 0; padding: .3rem .8rem; border-inline-start: 3px sol
 """
 
 
+def _by(d: dict[str, Any]) -> str:
+    """A section heading: "By <dimension>", or "Everyone" when no group dimension is answered yet."""
+    return f"By {d['title']}" if d["id"] else d["title"]
+
+
 def _is_num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
@@ -141,7 +146,7 @@ def _coassessment_html(m: dict[str, Any]) -> str:
         colours = (charts.rating_colours(len(option_labels)) if sec["type"] == "rating"
                    else list(charts.QUALITATIVE))
         for d in sec["dimensions"]:
-            out.append(f'<div class="block"><h4>By {escape(d["title"])}</h4>')
+            out.append(f'<div class="block"><h4>{escape(_by(d))}</h4>')
             if sec["type"] != "multi":
                 bars = [charts.Bar(r["label"], [x["share"] if _is_num(x["share"]) else None for x in r["distribution"]],
                                    None if _is_num(r["n"]) else str(r["n"])) for r in d["rows"]]
@@ -194,7 +199,7 @@ def _codesign_html(m: dict[str, Any]) -> str:
     for sec in m["codesign"]:
         out.append(f'<h3>{escape(sec["text"])} <small class="meta">({escape(sec["question"])})</small></h3>')
         for d in sec["dimensions"]:
-            out.append(f'<h4>By {escape(d["title"])}</h4>')
+            out.append(f'<h4>{escape(_by(d))}</h4>')
             head = ["Group", "Answers", "Written"] + (["Voice notes"] if sec["voice"] else [])
             rows = [([escape(r["label"]), count(r["answers"]), count(r["written"])]
                      + ([count(r["voice_notes"])] if sec["voice"] else []), _row_class(r)) for r in d["rows"]]
@@ -258,7 +263,7 @@ def _cocommissioning_html(m: dict[str, Any]) -> str:
             out.append("</div>")
         labels = [o["label"] for o in sec["options"]]
         for d in sec["dimensions"]:
-            out.append(f'<div class="block"><h4>By {escape(d["title"])}</h4>')
+            out.append(f'<div class="block"><h4>{escape(_by(d))}</h4>')
             out.append(charts.heatmap([r["label"] for r in d["rows"]], labels,
                                       [[r["scores"][o["option"]] for o in sec["options"]] for r in d["rows"]],
                                       f'{sec["text"]} by {d["title"]}', percent=sec["type"] == "budget"))
@@ -385,7 +390,7 @@ def render_markdown(m: dict[str, Any]) -> str:
                 if sec["type"] == "yesno":
                     cells += [_md(x["yes_share"], "share"), f"{_md(x['ci_low'], 'share')}–{_md(x['ci_high'], 'share')}"]
                 rows.append(cells)
-            out += [f"By {d['title']}:", ""] + _md_table(["Group", "Answers", *labels, *extra], rows)
+            out += [f"{_by(d)}:", ""] + _md_table(["Group", "Answers", *labels, *extra], rows)
             if d["gap"]:
                 g = d["gap"]
                 kind = "mean" if g["field"] == "mean" else "share"
@@ -394,7 +399,7 @@ def render_markdown(m: dict[str, Any]) -> str:
     for sec in m["codesign"]:
         out += [f"### {sec['text']} ({sec['question']})", ""]
         for d in sec["dimensions"]:
-            out += [f"By {d['title']}:", ""]
+            out += [f"{_by(d)}:", ""]
             out += _md_table(["Group", "Answers", "Written", "Voice notes"],
                              [[x["label"], _md(x["answers"]), _md(x["written"]), _md(x["voice_notes"])] for x in d["rows"]])
             for x in d["rows"]:
@@ -418,7 +423,7 @@ def render_markdown(m: dict[str, Any]) -> str:
             out += [""]
         labels = [o["label"] for o in sec["options"]]
         for d in sec["dimensions"]:
-            out += [f"By {d['title']}:", ""]
+            out += [f"{_by(d)}:", ""]
             out += _md_table(["Group", "Answers", *labels],
                              [[x["label"], _md(x["n"])] + [_md(x["scores"][o["option"]], kind) for o in sec["options"]]
                               for x in d["rows"]])

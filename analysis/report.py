@@ -53,6 +53,8 @@ class Labels:
         return self.spec.text(dict(texts) if texts else None, self.lang)
 
     def dimension(self, did: str) -> str:
+        if not did:
+            return "Everyone"
         if did == INVITE_DIM:
             return "Invite link"
         if did == LANGUAGE_DIM:
@@ -110,7 +112,7 @@ def _reach(t: Tally, p: Protected, dims: Sequence[str], labels: Labels,
     overall = p.reach[ALL_KEY]
     out: dict[str, Any] = {"overall": _reach_row(overall, labels), "dimensions": [],
                            "baseline_source": baseline_source}
-    for d in dims:
+    for d in (d for d in dims if d):
         rows = [_reach_row(p.reach[(d, g)], labels) for g in t.dimension_rows(d)]
         out["dimensions"].append({
             "id": d, "title": labels.dimension(d), "has_baseline": bool(baseline.get(d)),
@@ -130,6 +132,9 @@ def _reach(t: Tally, p: Protected, dims: Sequence[str], labels: Labels,
 
 
 def _keys(t: Tally, d: str) -> list[RowKey]:
+    """A dimension's rows and everyone; "" (no dimension answered yet) is everyone alone."""
+    if not d:
+        return [ALL_KEY]
     return [*((d, g) for g in t.dimension_rows(d)), ALL_KEY]
 
 
@@ -345,7 +350,8 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
     spec = t.ctx.spec
     labels = Labels(spec, lang)
     unanswered = [d for d in dims if d not in t.answered_dimensions()]
-    dims = [d for d in dims if d not in unanswered]
+    # With no group answered yet, the sections still show everyone's figures.
+    dims = [d for d in dims if d not in unanswered] or [""]
     all_dims = t.ctx.dimension_ids()
     groups = {d: t.ctx.group_ids(d) for d in all_dims}
     population = population_weights(t.memberships, all_dims, baseline, groups)

@@ -341,10 +341,11 @@ def grouped_lines(t: Tally, protected: Protected, by: str | None = None) -> list
     lines: list[Line] = []
     answered = t.answered_dimensions()
     dims = [d for d in ([by] if by else t.ctx.dimension_ids()) if d in answered]
+    if not dims and by is None:
+        dims = [""]  # no group answers yet (or none asked): still publish everyone's figures
     for d in dims:
-        for qid, pq in protected.questions.items():
-            del qid
-            for key in [*_rows(t, d), ALL_KEY]:
+        for pq in protected.questions.values():
+            for key in [*(_rows(t, d) if d else []), ALL_KEY]:
                 for o in ["", *pq.options]:
                     line = pq.line(key, o)
                     if key == ALL_KEY:

@@ -189,3 +189,33 @@ def test_cli_help_speaks_to_an_officer(cli) -> None:  # type: ignore[no-untyped-
         assert result.exit_code == 0
         text = result.output.lower()
         assert all(w.lower() in text for w in words), (command, text)
+
+
+def test_a_campaign_without_group_questions_still_reports_everyone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from analysis import build_report, export, synthesize
+    from bot.campaigns.schema import CampaignSpec
+    from tests.test_analysis_export import read_back
+
+    spec = CampaignSpec.model_validate({
+        "id": "no-groups", "mode": "coassessment", "languages": ["en"], "title": {"en": "Short"},
+        "questions": [{"id": "q1", "type": "rating", "text": {"en": "How was it?"}},
+                      {"id": "q2", "type": "yesno", "text": {"en": "Did it help?"}}]})
+    url = f"sqlite+aiosqlite:///{tmp_path}/ng.db"
+
+    async def setup() -> None:
+        await upgrade(url)
+        db = Database(url)
+        async with db.session() as s:
+            await load_campaign(s, spec)
+            await s.commit()
+        await db.dispose()
+
+    run(setup())
+    synthesize(url, "no-groups", 60, seed=4)
+    export(url, "no-groups", tmp_path / "g.csv", "grouped")
+    header, rows = read_back(tmp_path / "g.csv", "csv")
+    assert {r[header.index("group")] for r in rows} == {"(all)"}
+    model = build_report(url, "no-groups", tmp_path / "r.md")
+    everyone = model["coassessment"][0]["dimensions"][0]["rows"][0]
+    assert everyone["group"] == "(all)" and isinstance(everyone["n"], int) and everyone["n"] >= 50
+    assert "Everyone" in (tmp_path / "r.md").read_text(encoding="utf-8")
