@@ -166,7 +166,7 @@ def protect_participation(spec: CampaignSpec, total: int, chosen: dict[str, dict
     from analysis.disclosure import Problem, protect
 
     p = Problem()
-    total_var = p.count("total", total, total=True)
+    total_var = p.count("total", total, tier=1)  # hide the total only if nothing else will do
     layout: list[tuple[str, list[tuple[str, int, float | None]]]] = []
     baseline = spec.baseline
     for dim in spec.groups:
@@ -206,7 +206,8 @@ def protect_participation(spec: CampaignSpec, total: int, chosen: dict[str, dict
 
 def render_participation(part: Participation, t: Tr, k: int) -> str:
     _ = t.gettext
-    lines = [f"<b>{_e(_('Who is taking part'))}</b>",
+    heading = _("Who is taking part")
+    lines = [f"<b>{_e(heading)}</b>",
              _e(_("Agreed to take part: %(n)s") % {"n": part.total_shown})]
     for label, cells in part.dimensions:
         lines.append(f"\n<b>{_e(label)}</b>")
@@ -276,7 +277,8 @@ async def get_home(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
         select(Response.campaign_id, func.count()).where(Response.completed_at.is_not(None))
         .group_by(Response.campaign_id))).all())
     rows = (await session.scalars(select(Campaign).order_by(Campaign.created_at))).all()
-    lines = [f"<b>{_e(_('Campaigns'))}</b>"]
+    heading = _("Campaigns")
+    lines = [f"<b>{_e(heading)}</b>"]
     items = []
     for c in rows:
         state = campaign_state(c)

@@ -249,3 +249,62 @@ async def test_a_killed_senders_lease_is_free_at_once(db_url, db) -> None:  # ty
         except SenderBusy:
             await asyncio.sleep(0.1)
     pytest.fail("the lease of a killed sender was not released")
+
+
+@pytest.fixture
+async def redis_url(tmp_path) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    """A throwaway redis-server on a free port (skipped where Redis is not installed)."""
+    import shutil
+    import socket
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--dir", str(tmp_path), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(url)
+        for _ in range(100):
+            try:
+                await client.ping()
+                break
+            except Exception:  # noqa: BLE001 - still starting
+                await asyncio.sleep(0.05)
+        await client.aclose()
+        yield url
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+HOLD_REDIS_LEASE = HOLD_LEASE.replace("sender_lease(db)", "sender_lease(db, sys.argv[2])")
+
+
+async def test_redis_lease_is_exclusive_and_taken_over_from_a_killed_sender(tmp_path, redis_url) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite+aiosqlite:///{tmp_path}/r.db"
+    db = Database(url)
+    try:
+        async with sender_lease(db, redis_url):
+            with pytest.raises(SenderBusy):
+                async with sender_lease(db, redis_url):
+                    pass
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLD_REDIS_LEASE, url, redis_url,
+                                                    cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"held"
+        with pytest.raises(SenderBusy):
+            async with sender_lease(db, redis_url):
+                pass
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        async with sender_lease(db, redis_url):  # its key is still there, its process is not
+            pass
+    finally:
+        await db.dispose()
