@@ -249,6 +249,17 @@ class Answer(Base):
     __table_args__ = (UniqueConstraint("response_id", "question_id"),)
 
 
+class VoiceAudio(Base):
+    """The audio of a voice-note answer, kept only when COASSESS_STORE_VOICE_AUDIO is on; encrypted."""
+
+    __tablename__ = "voice_audio"
+
+    answer_id: Mapped[int] = mapped_column(ForeignKey("answer.id", ondelete="CASCADE"), primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Outcome(Base):
     """A "you said, we did" message, per language and optionally per group."""
 

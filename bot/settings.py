@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     bot_username: str | None = None
     # how many chats the bot serves side by side (updates of one chat always go in order)
     concurrency: int = 64
+    # keep the audio of voice notes (encrypted with CONTACT_KEY); off: only file id and length
+    store_voice_audio: bool = False
     # how often the bot opens/closes campaigns on schedule and sends due reminders (0: never)
     scheduler_interval: float = 60.0
     # seconds a Bot API call may take before it is given up and retried

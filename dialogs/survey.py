@@ -690,6 +690,12 @@ async def on_message(message: Message, widget: Any, manager: DialogManager) -> N
     if message.voice is not None and q.voice:
         voice = {"file_id": message.voice.file_id, "duration": int(message.voice.duration or 0)}
         if await _record(manager, q, {"voice": voice}):
+            config = manager.middleware_data.get("config")
+            if config is not None and config.store_voice_audio and message.bot is not None:
+                from bot.services.voice import keep_audio
+
+                await keep_audio(session_of(manager), message.bot, manager.middleware_data["keys"],
+                                 d["r"], q.id, message.voice.file_id)
             await _advance(manager, spec, q)
         return
     d["hint"] = "text_or_voice" if q.voice else "text_expected"

@@ -45,6 +45,7 @@ class BotConfig:
     admin_ids: frozenset[int] = field(default_factory=frozenset)
     dedupe: bool = True
     bot_username: str | None = None
+    store_voice_audio: bool = False
 
 
 def make_bot(token: str, api_url: str | None = None, timeout: float = 30.0) -> Bot:

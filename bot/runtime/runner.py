@@ -74,7 +74,8 @@ class Runtime:
             inner = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_destiny=True))
             isolation = RedisEventIsolation(redis, key_builder=HashingKeyBuilder(p_key, with_destiny=True))
         dp = build_dispatcher(db, keys, inner_storage=inner, events_isolation=isolation,
-                              config=BotConfig(admin_ids=settings.admin_ids, bot_username=settings.bot_username))
+                              config=BotConfig(admin_ids=settings.admin_ids, bot_username=settings.bot_username,
+                                               store_voice_audio=settings.store_voice_audio))
         bot = make_bot(token, settings.telegram_api_url, settings.telegram_timeout)
         journal = Journal(journal_path or settings.journal_file(), keys.cipher)
         pump = UpdatePump(journal, dp, bot, concurrency=settings.concurrency)
