@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -308,3 +309,30 @@ async def test_redis_lease_is_exclusive_and_taken_over_from_a_killed_sender(tmp_
             pass
     finally:
         await db.dispose()
+
+
+async def test_dry_run_counts_per_language_and_group(db_url, db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_admin_invites import cli
+
+    campaign = await load_open(db, example_spec)
+    await seed(db, keys, campaign.id, [
+        Someone(FIRST_USER, "en", groups={"community": ["somali", "arabic"]}),
+        Someone(FIRST_USER + 1, "ar", groups={"community": ["arabic"]}),
+        Someone(FIRST_USER + 2, "de"),                                     # reads the first language
+        Someone(FIRST_USER + 3, "so", consented_hours_ago=2, completed=True),  # took part already
+        Someone(FIRST_USER + 4, "so", stopped=True),
+    ])
+    result = await cli(db_url, keys, "broadcast", campaign.id, "--dry-run")
+    out = result.output
+    assert result.exit_code == 0, out
+    assert "3 people would receive the invitation" in out and "nothing was sent" in out
+    assert re.search(r"│ en\s+│\s+2 │", out) and re.search(r"│ ar\s+│\s+1 │", out)
+    assert re.search(r"│ arabic\s+│\s+2 │", out) and re.search(r"│ somali\s+│\s+1 │", out)
+    assert re.search(r"│ \(not known\)\s+│\s+1 │", out)
+    narrow = await cli(db_url, keys, "broadcast", campaign.id, "--dry-run", "--group", "community=somali",
+                       "--language", "en")
+    assert "1 person would receive" in narrow.output
+    bad = await cli(db_url, keys, "broadcast", campaign.id, "--dry-run", "--language", "de")
+    assert bad.exit_code == 1 and "'de' is not one of the campaign's languages" in bad.output
+    async with db.session() as s:
+        assert not (await s.scalars(select(Broadcast))).all()  # a dry run stores nothing

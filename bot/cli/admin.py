@@ -44,6 +44,10 @@ outcome_app = typer.Typer(
     help="Close the loop: tell participants who asked what came of their answers ("
     "\"you said, we did\").", no_args_is_help=True)
 
+def _people(n: int) -> str:
+    return f"{n} person" if n == 1 else f"{n} people"
+
+
 CampaignArg = typer.Argument(..., help="The campaign id (see: coassess campaign list)", show_default=False)
 
 
@@ -289,7 +293,7 @@ async def broadcast(
                 recipients = invitation_recipients(candidates, filters, c.languages)
                 b = breakdown(recipients, c.languages, [d.id for d in spec.groups])
         if dry_run:
-            console.print(f"[bold]{b.total}[/] people would receive the invitation to '{c.id}' "
+            console.print(f"[bold]{_people(b.total)}[/] would receive the invitation to '{c.id}' "
                           f"(nothing was sent).", highlight=False)
             if b.total:
                 console.print(_counts_table("by language", dict(b.languages)))
@@ -315,12 +319,16 @@ async def broadcast(
                 if plan.recovered:
                     console.print(f"{plan.recovered} message(s) were being sent when the last run "
                                   "stopped: they count as uncertain and are not sent again.")
+                if not plan.summary.total:
+                    console.print("Nobody can be invited: everyone has finished this campaign, said "
+                                  "/stop, or cannot be reached. Nothing was sent.")
+                    return None
                 if not plan.to_send:
                     console.print("Nothing left to send for this broadcast: everyone on its list has "
                                   "been dealt with.")
                     return plan.summary
                 verb = "Sending" if plan.created else "Carrying on with"
-                console.print(f"{verb} the invitation to {plan.to_send} people "
+                console.print(f"{verb} the invitation to {_people(plan.to_send)} "
                               f"(at most {settings().broadcast_rate:g} messages a second).")
                 return await _send_with_progress(db, bot, plan, c.id, "invitation")
 
@@ -361,7 +369,8 @@ async def remind(campaign_id: str = typer.Argument(None, help="One campaign id; 
                 current: list[str] = []
 
                 def on_plan(cid: str, n: int) -> None:
-                    tasks[cid] = progress.add_task(f"reminders {cid}", total=n)
+                    if n:
+                        tasks[cid] = progress.add_task(f"reminders {cid}", total=n)
                     current[:] = [cid]
 
                 def on_result(_state: str) -> None:
@@ -423,11 +432,15 @@ async def outcome_send(
                         fail(str(exc))
                         raise
                     plan = await plan_outcome(session, c, outcome, audit_log.cli_actor())
+                if not plan.summary.total:
+                    console.print("Nobody has asked to hear back (or everyone who did has said /stop "
+                                  "since). Nothing was sent.")
+                    return None
                 if not plan.to_send:
                     console.print("Nothing left to send: everyone who asked to hear back has been "
                                   "dealt with for this outcome.")
                     return plan.summary
-                console.print(f"Sending '{outcome.key}' to {plan.to_send} people who asked to hear back.")
+                console.print(f"Sending '{outcome.key}' to {_people(plan.to_send)} who asked to hear back.")
                 return await _send_with_progress(db, bot, plan, c.id, "outcome")
 
             summary = await _run_locked(db, body)

@@ -363,6 +363,11 @@ async def _plan(session: AsyncSession, campaign: Campaign, *, kind: str, key: st
         added = await add_deliveries(session, b.id, await recipients())
         if added and b.status == "done":
             b.status, b.finished_at = "running", None
+    if created and not added and not add_new:
+        # Nobody to send to: store nothing, so that the same command later finds the people
+        # who have become recipients since.
+        await session.rollback()
+        return Plan(0, kind, False, 0, 0, Summary(), compose, after_sent)
     if created or added:
         await audit.record(session, actor, AUDIT_ACTIONS[kind], campaign.id, key=key, filters=filters,
                            recipients=added, resumed=not created)
