@@ -113,7 +113,7 @@ async def _file_lease(db: Database) -> AsyncIterator[None]:
         return
     import fcntl
 
-    lock_path = path.with_name(path.name + ".sender.lock")
+    lock_path = path.with_name(path.name + "-sender.lock")  # beside the -wal and -shm files
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
