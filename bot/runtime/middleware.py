@@ -8,10 +8,10 @@ from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update, User
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.models import Participant, ProcessedUpdate
+from bot.models import Participant, ProcessedUpdate, utcnow
 from bot.runtime.storage import PseudonymousStorage, current_session
 from bot.services.participants import Keys
 from dialogs.i18n import base_language
@@ -19,6 +19,16 @@ from dialogs.i18n import base_language
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+# Every update starts with the same lookups: the statements are built once, and the participant
+# and "was this update processed already?" come back in one round trip.
+_PARTICIPANT = select(Participant).where(Participant.pseudonym == bindparam("pseudonym"))
+_SEEN = select(literal(1)).where(ProcessedUpdate.update_id == bindparam("update_id"),
+                                 ProcessedUpdate.bot_key == bindparam("bot_key")).exists()
+_ONE_ROW = select(literal(1).label("one")).subquery("one_row")
+_PARTICIPANT_AND_SEEN = (select(Participant, _SEEN.label("seen")).select_from(_ONE_ROW)
+                         .outerjoin(Participant, Participant.pseudonym == bindparam("pseudonym")))
+_MARK = insert(ProcessedUpdate)
 
 
 class UpdateSessionMiddleware(BaseMiddleware):
@@ -41,15 +51,21 @@ class UpdateSessionMiddleware(BaseMiddleware):
         async with self.sessions() as session:
             token = current_session.set(session)
             try:
+                user: User | None = data.get("event_from_user")
+                pseudonym = self.keys.pseudonym(user.id) if user is not None and not user.is_bot else None
                 marker = None
                 if self.dedupe and isinstance(event, Update):
                     bot = data.get("bot")
-                    bot_key = str(bot.id) if bot is not None else "0"
-                    if await session.get(ProcessedUpdate, (event.update_id, bot_key)) is not None:
+                    marker = {"update_id": event.update_id, "bot_key": str(bot.id) if bot is not None else "0"}
+                    participant, seen = (await session.execute(
+                        _PARTICIPANT_AND_SEEN, {"pseudonym": pseudonym, **marker})).one()
+                    if seen:
                         log.info("update %s was already processed; skipped", event.update_id)
                         return None
-                    marker = ProcessedUpdate(update_id=event.update_id, bot_key=bot_key)
-                await self._identify(session, data)
+                else:
+                    participant = await session.scalar(_PARTICIPANT, {"pseudonym": pseudonym}) \
+                        if pseudonym is not None else None
+                self._identify(data, user, participant)
                 data["session"] = session
                 data["coassess_storage"] = self.storage
                 # work that must run after the dialogs saved their state, before the commit
@@ -60,7 +76,7 @@ class UpdateSessionMiddleware(BaseMiddleware):
                     await job()
                 if marker is not None:
                     # last, in the final commit: a replay after a crash re-runs the update
-                    session.add(marker)
+                    await session.execute(_MARK, {**marker, "at": utcnow()})
                 await session.commit()
                 return result
             except BaseException:
@@ -69,13 +85,8 @@ class UpdateSessionMiddleware(BaseMiddleware):
             finally:
                 current_session.reset(token)
 
-    async def _identify(self, session: AsyncSession, data: dict[str, Any]) -> None:
-        user: User | None = data.get("event_from_user")
+    def _identify(self, data: dict[str, Any], user: User | None, participant: Participant | None) -> None:
         data["keys"] = self.keys
-        participant = None
-        if user is not None and not user.is_bot:
-            participant = await session.scalar(
-                select(Participant).where(Participant.pseudonym == self.keys.pseudonym(user.id)))
         data["participant"] = participant
         lang = participant.language if participant and participant.language else None
         data["lang"] = lang or (base_language(user.language_code) if user and user.language_code else "en")
