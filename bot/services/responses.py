@@ -1,13 +1,21 @@
-"""Responses and answers: stored as they are given, idempotent under replays and double taps."""
+"""Responses and answers: stored as they are given, idempotent under replays and double taps.
+
+Every update of a survey reads the response's answers, often more than once: they are kept in
+the session (`Session.info`) from the first read, kept current by `record_answer` and
+`drop_hidden_answers`, and forgotten on rollback. The statements of the answer path are built
+once, since building one (an upsert above all) costs more than running it.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.campaigns.flow import validate_answer
 from bot.campaigns.schema import CampaignSpec, Question
@@ -15,15 +23,50 @@ from bot.models import Answer, Invite, Response, ResponseGroup, utcnow
 from bot.scrub import scrub
 
 CONSENT_VERSION = "2026-11-1"
+_ANSWERS = "coassess_answers"  # key in Session.info: response id -> {question id: stored value}
+
+_FIND_RESPONSE = select(Response).where(Response.campaign_id == bindparam("campaign_id"),
+                                        Response.participant_id == bindparam("participant_id"))
+_GROUPS = select(ResponseGroup.dimension_id, ResponseGroup.groups).where(
+    ResponseGroup.response_id == bindparam("response_id"))
+_ANSWERS_OF = select(Answer.question_id, Answer.value, Answer.status).where(
+    Answer.response_id == bindparam("response_id"))
+_ONE_ANSWER = select(Answer.status, Answer.value).where(
+    Answer.response_id == bindparam("response_id"), Answer.question_id == bindparam("question_id"))
+_CHANGE_ANSWER = (update(Answer).where(Answer.response_id == bindparam("the_response"),
+                                       Answer.question_id == bindparam("the_question"))
+                  .values(changes=Answer.changes + 1))
 
 
 def _insert(session: AsyncSession) -> Any:
     return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
+@functools.cache
+def _new_answer(dialect: str) -> Any:
+    """INSERT an answer unless the question has one already (a replay, a double tap)."""
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    return ins(Answer.__table__).on_conflict_do_nothing(index_elements=["response_id", "question_id"])
+
+
+@functools.cache
+def _set_groups(dialect: str) -> Any:
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = ins(ResponseGroup.__table__)
+    return stmt.on_conflict_do_update(
+        index_elements=["response_id", "dimension_id"],
+        set_={"groups": stmt.excluded.groups, "source": stmt.excluded.source,
+              "answered_at": stmt.excluded.answered_at})
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_known_answers(session: Session) -> None:
+    """Answers written in a transaction that was rolled back are not stored."""
+    session.info.pop(_ANSWERS, None)
+
+
 async def find_response(session: AsyncSession, campaign_id: str, participant_id: int) -> Response | None:
-    return await session.scalar(select(Response).where(
-        Response.campaign_id == campaign_id, Response.participant_id == participant_id))
+    return await session.scalar(_FIND_RESPONSE, {"campaign_id": campaign_id, "participant_id": participant_id})
 
 
 async def start_response(session: AsyncSession, campaign_id: str, participant_id: int,
@@ -52,18 +95,14 @@ async def record_consent(session: AsyncSession, response: Response, version: str
 
 async def set_groups(session: AsyncSession, response_id: int, dimension_id: str,
                      groups: list[str], source: str = "asked") -> None:
-    ins = _insert(session)
-    stmt = ins(ResponseGroup).values(response_id=response_id, dimension_id=dimension_id,
-                                     groups=groups, source=source, answered_at=utcnow())
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=["response_id", "dimension_id"],
-        set_={"groups": stmt.excluded.groups, "source": stmt.excluded.source,
-              "answered_at": stmt.excluded.answered_at}))
+    await session.execute(_set_groups(session.bind.dialect.name), {
+        "response_id": response_id, "dimension_id": dimension_id, "groups": groups, "source": source,
+        "answered_at": utcnow()})
 
 
 async def groups_of(session: AsyncSession, response_id: int) -> dict[str, list[str]]:
-    rows = await session.scalars(select(ResponseGroup).where(ResponseGroup.response_id == response_id))
-    return {r.dimension_id: list(r.groups) for r in rows}
+    rows = await session.execute(_GROUPS, {"response_id": response_id})
+    return {dim: list(groups) for dim, groups in rows.all()}
 
 
 async def earlier_groups(session: AsyncSession, participant_id: int, exclude_response: int | None
@@ -82,10 +121,17 @@ async def earlier_groups(session: AsyncSession, participant_id: int, exclude_res
 
 
 async def answers_of(session: AsyncSession, response_id: int) -> dict[str, Any]:
-    """Question id -> stored value (None when skipped)."""
-    rows = await session.execute(select(Answer.question_id, Answer.value, Answer.status)
-                                 .where(Answer.response_id == response_id))
-    return {qid: (value if status == "answered" else None) for qid, value, status in rows.all()}
+    """Question id -> stored value (None when skipped).
+
+    Read once per session; the values are shared with later calls, so do not change them in place.
+    """
+    known: dict[int, dict[str, Any]] = session.info.setdefault(_ANSWERS, {})
+    answers = known.get(response_id)
+    if answers is None:
+        rows = await session.execute(_ANSWERS_OF, {"response_id": response_id})
+        answers = known[response_id] = {qid: (value if status == "answered" else None)
+                                        for qid, value, status in rows.all()}
+    return dict(answers)
 
 
 async def record_answer(session: AsyncSession, response_id: int, question: Question,
@@ -104,24 +150,24 @@ async def record_answer(session: AsyncSession, response_id: int, question: Quest
         if "text" in stored:
             stored = {**stored, "text": scrub(stored["text"])}
         status = "answered"
-    existing = await session.scalar(select(Answer).where(
-        Answer.response_id == response_id, Answer.question_id == question.id))
-    if existing is None:
-        ins = _insert(session)
-        result = await session.execute(
-            ins(Answer).values(response_id=response_id, question_id=question.id, status=status,
-                               value=stored, answered_at=utcnow(), changes=0)
-            .on_conflict_do_nothing(index_elements=["response_id", "question_id"]))
+    known = session.info.get(_ANSWERS, {}).get(response_id)
+    if known is not None and question.id in known and known[question.id] == stored:
+        return stored  # the same answer again (a skip is stored as None, an answer never is)
+    key = {"response_id": response_id, "question_id": question.id}
+    if known is None or question.id not in known:
+        result = await session.execute(_new_answer(session.bind.dialect.name), {
+            **key, "status": status, "value": stored, "answered_at": utcnow(), "changes": 0})
         if result.rowcount:
+            if known is not None:
+                known[question.id] = stored
             return stored
-        existing = await session.scalar(select(Answer).where(
-            Answer.response_id == response_id, Answer.question_id == question.id))
-        assert existing is not None
+    existing = (await session.execute(_ONE_ANSWER, key)).one()
     if existing.status != status or existing.value != stored:
-        existing.status = status
-        existing.value = stored
-        existing.answered_at = utcnow()
-        existing.changes = (existing.changes or 0) + 1
+        await session.execute(_CHANGE_ANSWER, {
+            "the_response": response_id, "the_question": question.id, "status": status, "value": stored,
+            "answered_at": utcnow()})
+    if known is not None:
+        known[question.id] = stored
     return stored
 
 
@@ -130,11 +176,13 @@ async def drop_hidden_answers(session: AsyncSession, response_id: int, spec: Cam
     from bot.campaigns.flow import is_visible
 
     answers = await answers_of(session, response_id)
+    known = session.info[_ANSWERS][response_id]
     for q in spec.questions:
         if q.id in answers and not is_visible(spec, q, answers):
             await session.execute(Answer.__table__.delete().where(
                 Answer.response_id == response_id, Answer.question_id == q.id))
             answers.pop(q.id)
+            known.pop(q.id, None)
 
 
 async def complete(session: AsyncSession, response: Response) -> None:
