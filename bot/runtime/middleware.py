@@ -28,7 +28,7 @@ _SEEN = select(literal(1)).where(ProcessedUpdate.update_id == bindparam("update_
 _ONE_ROW = select(literal(1).label("one")).subquery("one_row")
 _PARTICIPANT_AND_SEEN = (select(Participant, _SEEN.label("seen")).select_from(_ONE_ROW)
                          .outerjoin(Participant, Participant.pseudonym == bindparam("pseudonym")))
-_MARK = insert(ProcessedUpdate)
+_MARK = insert(ProcessedUpdate.__table__)  # Core, not the ORM's bulk insert path
 
 
 class UpdateSessionMiddleware(BaseMiddleware):

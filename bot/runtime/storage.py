@@ -131,7 +131,7 @@ class SqlStorage(BaseStorage):
             row = await self._row(s, key)
             if not data and (row is None or row.state is None):
                 if row is not None:
-                    await s.execute(delete(DialogState).where(DialogState.key == self.key_string(key)))
+                    await s.execute(delete(_TABLE).where(_TABLE.c.key == self.key_string(key)))
                     s.info[_CACHE][self.key_string(key)] = None
                 return
             text = json.dumps(data)
@@ -167,14 +167,16 @@ class SqlStorage(BaseStorage):
 
 # Built once: constructing a statement (an upsert's `excluded` alias above all) costs more than
 # running it.
-_SELECT_ROWS = select(DialogState.key, DialogState.state, DialogState.data).where(
-    DialogState.key.in_(bindparam("keys", expanding=True)))
+# On the Table, not the mapped class: the ORM's execution path costs about 0.1 ms a statement.
+_TABLE = DialogState.__table__
+_SELECT_ROWS = select(_TABLE.c.key, _TABLE.c.state, _TABLE.c.data).where(
+    _TABLE.c.key.in_(bindparam("keys", expanding=True)))
 
 
 @functools.cache
 def _upsert(dialect: str) -> Any:
     """INSERT ... ON CONFLICT (key) DO UPDATE of a dialog_state row, for one dialect."""
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(DialogState.__table__)
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_TABLE)
     return stmt.on_conflict_do_update(index_elements=["key"], set_={
         "state": stmt.excluded.state, "data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at})
 

@@ -27,15 +27,16 @@ _ANSWERS = "coassess_answers"  # key in Session.info: response id -> {question i
 
 _FIND_RESPONSE = select(Response).where(Response.campaign_id == bindparam("campaign_id"),
                                         Response.participant_id == bindparam("participant_id"))
-_GROUPS = select(ResponseGroup.dimension_id, ResponseGroup.groups).where(
-    ResponseGroup.response_id == bindparam("response_id"))
-_ANSWERS_OF = select(Answer.question_id, Answer.value, Answer.status).where(
-    Answer.response_id == bindparam("response_id"))
-_ONE_ANSWER = select(Answer.status, Answer.value).where(
-    Answer.response_id == bindparam("response_id"), Answer.question_id == bindparam("question_id"))
-_CHANGE_ANSWER = (update(Answer).where(Answer.response_id == bindparam("the_response"),
-                                       Answer.question_id == bindparam("the_question"))
-                  .values(changes=Answer.changes + 1))
+# Columns of the Tables, not of the mapped classes, where no ORM object is wanted: the ORM's
+# execution path costs about 0.1 ms a statement.
+_A, _RG = Answer.__table__.c, ResponseGroup.__table__.c
+_GROUPS = select(_RG.dimension_id, _RG.groups).where(_RG.response_id == bindparam("response_id"))
+_ANSWERS_OF = select(_A.question_id, _A.value, _A.status).where(_A.response_id == bindparam("response_id"))
+_ONE_ANSWER = select(_A.status, _A.value).where(
+    _A.response_id == bindparam("response_id"), _A.question_id == bindparam("question_id"))
+_CHANGE_ANSWER = (update(Answer.__table__).where(_A.response_id == bindparam("the_response"),
+                                                 _A.question_id == bindparam("the_question"))
+                  .values(changes=_A.changes + 1))
 
 
 def _insert(session: AsyncSession) -> Any:
