@@ -17,7 +17,7 @@ from bot.db import Database, run
 from bot.pseudonym import salted
 from bot.services import audit
 
-from analysis.contract import Column, Labeller, long_columns, long_rows, wide_columns, wide_row
+from analysis.contract import Labeller, long_columns, long_rows, wide_columns, wide_row
 from analysis.reading import (
     BATCH,
     CampaignContext,
@@ -61,7 +61,7 @@ def id_maker(stable_ids: bool, salt: bytes | None = None) -> Callable[[ResponseR
     return lambda r: (salted(f"response:{r.id}", key), salted(r.participant, key))
 
 
-async def _stream_layout(db: Database, ctx: CampaignContext, layout: Layout, columns: list[Column],
+async def _stream_layout(db: Database, ctx: CampaignContext, layout: Layout,
                          write: Callable[[list[list[Any]]], None], *, labels: str | None,
                          stable_ids: bool, progress: Progress | None) -> int:
     ids = id_maker(stable_ids)
@@ -144,7 +144,7 @@ async def export_async(database: Database | str, campaign: str, path: str | Path
             columns = (long_columns(ctx.spec, bool(labels)) if layout == "long"
                        else wide_columns(ctx.spec, bool(labels)))
             with open_writer(path, fmt, columns, sheet=sheet) as w:
-                responses = await _stream_layout(db, ctx, layout, columns, w.write, labels=labels,
+                responses = await _stream_layout(db, ctx, layout, w.write, labels=labels,
                                                  stable_ids=stable_ids, progress=progress)
                 rows = w.rows
         async with db.session() as session:
