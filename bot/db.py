@@ -33,6 +33,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.close()
 
         return engine
+    # no call may wait forever on a connection that died half-way (network cut, failover)
+    kwargs.setdefault("connect_args", {"timeout": 10, "command_timeout": 60})
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)

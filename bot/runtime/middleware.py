@@ -48,6 +48,9 @@ class UpdateSessionMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if current_session.get() is not None:  # nested (a dialog event inside an update)
             return await handler(event, data)
+        # aiogram's FSM middleware runs after this one; if the database fails here, the dialogs'
+        # error handling still needs the storage
+        data.setdefault("fsm_storage", self.storage)
         async with self.sessions() as session:
             token = current_session.set(session)
             try:

@@ -13,12 +13,15 @@ import logging
 from collections import deque
 
 from aiogram import Bot, Dispatcher
+from aiogram.types import Update
 
 from bot.runtime.journal import Entry, Journal
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
+UPDATE_TIMEOUT = 120.0  # an update that takes longer is abandoned and retried (a hung connection)
+STOP_GRACE = 20.0       # on stop, how long the updates in hand may take; the rest stay journalled
 
 
 class UpdatePump:
@@ -59,14 +62,18 @@ class UpdatePump:
         for entry in await asyncio.to_thread(self.journal.pending, 100_000):
             self.submit(entry)
         await self._stop.wait()
-        await self.drained(finish_current_only=True)
+        await self.drained(finish_current_only=True, timeout=STOP_GRACE)
 
     async def drained(self, finish_current_only: bool = False, timeout: float | None = None) -> None:
         """Wait until every lane is empty (or, when stopping, until each finished its update in hand)."""
         if finish_current_only:
             tasks = list(self._tasks.values())
             if tasks:
-                await asyncio.wait(tasks, timeout=timeout or 60)
+                _, late = await asyncio.wait(tasks, timeout=timeout or STOP_GRACE)
+                for task in late:  # still journalled: replayed on the next start
+                    task.cancel()
+                if late:
+                    await asyncio.wait(late, timeout=5)
             return
         await asyncio.wait_for(self._idle.wait(), timeout)
 
@@ -99,7 +106,8 @@ class UpdatePump:
 
     async def _process(self, entry: Entry) -> bool:
         try:
-            await self.dp.feed_raw_update(self.bot, entry.payload)
+            update = Update.model_validate(entry.payload, context={"bot": self.bot})
+            await asyncio.wait_for(self.dp.feed_update(self.bot, update), UPDATE_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - every failure is retried, none is dropped
             self.retries += 1
             await asyncio.to_thread(self.journal.mark_failed, entry.update_id)
