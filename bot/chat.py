@@ -48,7 +48,7 @@ async def run_chat(language: str | None = None, campaign_file: Path | None = Non
                    read_line: Callable[[], Awaitable[str]] | None = None,
                    console: Console | None = None, data_dir: Path | None = None) -> list[str]:
     """Run the sandbox and the real bot, and let a person talk to it. Returns what was shown."""
-    console = console or Console()
+    console = console or Console(emoji=False)
     shown: list[str] = []
     check = check_file(campaign_file or EXAMPLE)
     if not check.ok or check.spec is None:
@@ -82,7 +82,7 @@ async def run_chat(language: str | None = None, campaign_file: Path | None = Non
         try:
             while True:
                 try:
-                    reply = await client.wait_for_bot(USER_ID, after=sent, timeout=15)
+                    reply = await client.wait_for_bot(USER_ID, after=sent, timeout=6)
                     for m in reply.messages:
                         if not m.get("deleted"):
                             current = m
@@ -92,8 +92,8 @@ async def run_chat(language: str | None = None, campaign_file: Path | None = Non
                         console.print(Panel(to_rich(text), title="bot", title_align="left"))
                         for i, (label, _) in enumerate(buttons_of(current), 1):
                             console.print(f"  [bold cyan]{i}[/]  {escape(label)}")
-                except Exception as exc:  # noqa: BLE001 - the bot did not answer: say so, go on
-                    console.print(f"[yellow]The bot did not answer ({exc.__class__.__name__}).[/]")
+                except Exception:  # noqa: BLE001 - nothing changed on screen: say so, go on
+                    console.print("[dim](nothing changed)[/]")
                 line = (await reader()).strip()
                 if line.lower() in {"q", "quit", "exit"}:
                     break

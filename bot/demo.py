@@ -41,7 +41,7 @@ class DemoResult:
 
 async def run_demo(out: Path, citizens: int = 200, seed: int = 7, campaign_file: Path = EXAMPLE,
                    console: Console | None = None) -> DemoResult:
-    console = console or Console()
+    console = console or Console(emoji=False)
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("demo.db*"):

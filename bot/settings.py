@@ -97,7 +97,15 @@ class Settings(BaseSettings):
                 "No bot token. Set COASSESS_BOT_TOKEN to the token @BotFather gave you "
                 "(or try `coassess demo`, which needs no token)."
             )
-        return self.bot_token.get_secret_value()
+        token = self.bot_token.get_secret_value().strip()
+        left, sep, right = token.partition(":")
+        if not (sep and left.isdigit() and right and all(c.isalnum() or c in "_-" for c in right)):
+            raise ConfigurationError(
+                "COASSESS_BOT_TOKEN does not look like a token from @BotFather: it is digits, a colon, "
+                "then letters and digits, for example 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw. "
+                "Copy it again from your chat with @BotFather."
+            )
+        return token
 
     def secret_keys(self) -> tuple[bytes, bytes]:
         """The pseudonym key and the contact key, generating them once for local SQLite.

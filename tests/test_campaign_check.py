@@ -111,3 +111,17 @@ def test_bad_file_writes_nothing(tmp_path: Path) -> None:
     proc = run_cli("campaign", "load", str(bad), cwd=tmp_path)
     assert proc.returncode == 1 and "Nothing was loaded" in proc.stderr
     assert not (tmp_path / "coassess.db").exists()
+
+
+def test_line_numbers_are_printed_as_numbers(tmp_path: Path) -> None:
+    """Rich would turn ':100:' into an emoji; the CLI must print the line number."""
+    f = tmp_path / "l100.yaml"
+    f.write_text("id: abc\n" + "# x\n" * 98 + "id: abd\n")  # the duplicate key is on line 100
+    proc = run_cli("campaign", "check", str(f))
+    assert proc.returncode == 1
+    assert "l100.yaml:100:" in proc.stderr and "💯" not in proc.stderr
+
+
+def test_version() -> None:
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("coassess ")

@@ -37,5 +37,19 @@ app.command("chat")(demo_cmd.chat)
 app.command("sandbox")(demo_cmd.sandbox)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"coassess {version('coassess')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Show the version and exit.")) -> None:
+    """coassess: hear the people public services usually miss."""
+
+
 def main() -> None:
     app()

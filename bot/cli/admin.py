@@ -459,9 +459,12 @@ async def audit(
 
     Who is 'cli:<user>' for the command line, 'scheduler' for the bot's clock, or an administrator's pseudonym (admin:...) for actions taken in the chat.
     """
+    from bot.models import Campaign
     from bot.services import audit as audit_log
 
     async with database() as db, db.session() as session:
+        if campaign and await session.get(Campaign, campaign) is None:
+            fail(f"there is no campaign '{campaign}'", "See the ids with: coassess campaign list")
         events = await audit_log.events(session, campaign, limit)
     if not events:
         console.print("No administrative actions recorded yet.")

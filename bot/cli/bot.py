@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli.common import fail, run_async, settings, setup_logging
+from bot.cli.common import console, fail, run_async, settings, setup_logging
 from bot.settings import ConfigurationError
 
 PATH_DEFAULT = "/telegram/webhook"
@@ -17,10 +17,8 @@ async def run(
 ) -> None:
     """Run the bot with long polling (simplest: no public address needed).
 
-    Needs COASSESS_BOT_TOKEN. Every update is written to a journal on disk before Telegram is
-    told it arrived, so nothing is lost if the database is briefly away or the bot is killed.
-    Stop with Ctrl-C (the update in hand is finished first).
-    """
+    Needs COASSESS_BOT_TOKEN. Every update is written to a journal on disk before Telegram is told it arrived, so nothing is lost if the database is briefly away or the bot is killed. Stop with Ctrl-C (the update in hand is finished first).
+    """  # noqa: E501
     from bot.runtime.runner import Runtime, poll
 
     s = settings()
@@ -47,10 +45,8 @@ async def webhook(
 ) -> None:
     """Run the bot as a webhook server (for production, several workers behind a load balancer).
 
-    Needs COASSESS_BOT_TOKEN and COASSESS_WEBHOOK_SECRET: requests without the matching
-    X-Telegram-Bot-Api-Secret-Token header are refused with 401. With COASSESS_REDIS_URL set,
-    several workers share the dialog state; give each worker its own --journal file.
-    """
+    Needs COASSESS_BOT_TOKEN and COASSESS_WEBHOOK_SECRET: requests without the matching X-Telegram-Bot-Api-Secret-Token header are refused with 401. With COASSESS_REDIS_URL set, several workers share the dialog state; give each worker its own --journal file.
+    """  # noqa: E501
     from bot.runtime.runner import Runtime, serve_webhook
 
     s = settings()
@@ -60,11 +56,21 @@ async def webhook(
         fail("COASSESS_WEBHOOK_SECRET is not set. Choose a long random value (letters, digits, _ and -), "
              "for example: python -c \"import secrets; print(secrets.token_urlsafe(32))\"")
         return
+    if not (1 <= len(secret) <= 256 and all(c.isascii() and (c.isalnum() or c in "_-") for c in secret)):
+        fail("COASSESS_WEBHOOK_SECRET may hold only letters, digits, _ and - (1 to 256 of them), "
+             "as Telegram requires. Generate one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\"")
+        return
+    if not path.startswith("/"):
+        fail(f"--path must start with '/', e.g. /telegram/webhook (got {path!r})")
+        return
     try:
         runtime = await Runtime.create(s, journal_path=journal)
     except ConfigurationError as exc:
         fail(str(exc))
         return
+    if not public_url:
+        console.print("[yellow]No --public-url: the webhook is not registered with Telegram. Give your public "
+                      "HTTPS address with --public-url, or call setWebhook yourself.[/]")
     try:
         await serve_webhook(runtime, host, port, path, secret, public_url)
     finally:

@@ -17,8 +17,8 @@ from bot.db import Database
 from bot.services.participants import Keys
 from bot.settings import ConfigurationError, Settings, get_settings
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -95,3 +95,4 @@ def run_async(fn: F) -> F:
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)

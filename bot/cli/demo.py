@@ -15,8 +15,7 @@ async def demo(
     citizens: int = typer.Option(200, help="How many simulated citizens take part."),
     seed: int = typer.Option(7, help="Change it for a different crowd."),
 ) -> None:
-    """Run the whole product offline: a local Telegram sandbox, the real bot, ~200 simulated
-    citizens in 6 languages, then the export and the grouped report. No token, no internet."""
+    """Run the whole product offline: a local Telegram sandbox, the real bot, ~200 simulated citizens in 6 languages, then the export and the grouped report. No token, no internet."""  # noqa: E501
     import logging
 
     from bot.demo import run_demo
@@ -43,8 +42,7 @@ async def chat(
     language: str = typer.Option(None, "--language", "-l", help="Your Telegram language, e.g. ar, so, uk."),
     campaign: Path = typer.Option(None, help="A campaign file to try (default: the example)."),
 ) -> None:
-    """Talk to the bot yourself in the terminal, as a participant would, through the sandbox.
-    The bot's messages are shown with numbered buttons: type a number to tap, or text to answer."""
+    """Talk to the bot yourself in the terminal, as a participant would, through the sandbox. The bot's messages are shown with numbered buttons: type a number to tap, or text to answer."""  # noqa: E501
     from bot.chat import run_chat
 
     await run_chat(language=language, campaign_file=campaign)
