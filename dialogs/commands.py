@@ -171,8 +171,9 @@ def build_commands_router() -> Router:
               "not your name, phone number or Telegram name."),
             _("Your chat number is kept locked (encrypted), only to send you the messages you agreed to."),
             _("Who sees your answers"),
-            _("The team that runs the survey sees answers together with other people's answers. "
-              "Small groups are never shown on their own."),
+            _("The team that runs the survey can see each person's answers, but not their name or "
+              "phone number. Reports show groups of people, never a small group on its own, and "
+              "may quote what people wrote."),
             _("Send /forget to erase everything we keep about you, or /stop to get no more messages."),
         ]
         text = f"<b>{_e(lines[0])}</b>\n{_e(lines[1])}\n{_e(lines[2])}\n\n<b>{_e(lines[3])}</b>\n" \

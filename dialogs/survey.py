@@ -55,6 +55,8 @@ HINTS = {
     "choose_one": N_("Please choose at least one answer, then tap Done."),
     "spend_all": N_("Please spend all your coins first."),
     "other_text": N_("Please write a few words, then send them."),
+    "no_coins_left": N_("You have no coins left. To move a coin, first tap − on another choice."),
+    "no_coins_here": N_("There are no coins here to take away."),
 }
 
 
@@ -274,15 +276,17 @@ def consent_text(t: Tr, spec: CampaignSpec) -> str:
     _ = t.gettext
     if spec.service:
         # a service name is often Latin inside Arabic text: isolated, it cannot turn the sentence around
-        sees = _("{who} will see your answers, but only together with other people's answers.").format(
+        sees = _("{who} can see your answers, but not your name or phone number.").format(
             who=t.isolate(spec.service))
     else:
-        sees = _("The team that runs this survey will see your answers, but only together with "
-                 "other people's answers.")
+        sees = _("The team that runs this survey can see your answers, but not your name or "
+                 "phone number.")
     lines = [
         _("We will ask you a few short questions. It takes about 2 minutes."),
         _("We keep your answers without your name or phone number."),
         sees,
+        _("Reports show groups of people, never a small group on its own. "
+          "They may quote what you write."),
         _("You can see what we keep with /privacy and erase it all with /forget."),
         _("Do you agree to take part?"),
     ]
@@ -595,9 +599,16 @@ async def on_budget(callback: CallbackQuery, widget: Any, manager: DialogManager
         return
     coins = {o: int((d.get("draft") or {}).get(o, 0)) for o in q.option_ids}
     left = (q.tokens or 10) - sum(coins.values())
-    if op == "+" and left > 0:
+    # a tap that cannot change the coins says why: otherwise the message stays as it was
+    if op == "+":
+        if left <= 0:
+            d["hint"] = "no_coins_left"
+            return
         coins[oid] += 1
-    elif op == "-" and coins[oid] > 0:
+    elif op == "-":
+        if coins[oid] <= 0:
+            d["hint"] = "no_coins_here"
+            return
         coins[oid] -= 1
     d["draft"] = coins
     d.pop("hint", None)

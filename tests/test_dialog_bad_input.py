@@ -168,3 +168,29 @@ async def test_privacy_stop_help_language(world, db) -> None:  # type: ignore[no
     async with db.session() as s:
         part = (await s.scalars(select(Participant))).one()
         assert part.stopped and not part.allow_invitations and part.language == "ar"
+
+
+async def test_budget_says_why_a_coin_cannot_move(world, db) -> None:  # type: ignore[no-untyped-def]
+    dp, mm, bot = world
+    p = Person(dp, mm, bot, user_id=29, language_code="en")
+    await to_first_question(p)
+    await p.tap_item("r", "1.4")
+    await p.tap_item("o", "2.yes")
+    await p.tap_item("o", "3.hours")
+    await p.tap_item("o", "4.phone")
+    await p.tap_button("d")
+    for option in ("online", "interpreters", "evening"):
+        await p.tap_item("o", f"5.{option}")
+    assert "<b>7/" in p.text and "10 coins left" in p.text
+    await p.tap_item("b", "6.-online")               # nothing to take away
+    assert "no coins here to take away" in p.text and "10 coins left" in p.text
+    await p.tap_item("b", "6.+online")               # a valid tap clears the hint
+    assert "take away" not in p.text and "9 coins left" in p.text
+    for _ in range(9):
+        await p.tap_item("b", "6.+interpreters")
+    assert "No coins left" not in p.text and "no coins left" not in p.text
+    await p.tap_item("b", "6.+online")               # none left to add
+    assert "You have no coins left" in p.text and "Online booking: 1" in p.buttons()
+    await p.tap_item("b", "6.-interpreters")         # moving one clears it
+    assert "no coins left" not in p.text and "1 coin left" in p.text
+    assert "spend" not in await stored(db)
