@@ -44,14 +44,17 @@ def _answer_rows(ap: dict[str, Any]) -> list[str]:
 
 def _broadcast_rows(b: dict[str, Any]) -> list[str]:
     c, t = b["config"], b["targets"]
+    name = f"Broadcast, {c['recipients']:,} recipients"
     return [
-        _row([f"Broadcast, {c['recipients']:,} recipients", "achieved messages/s (per 10 s window)",
+        _row([name, "achieved messages/s (per 10 s window)",
               f"{b['achieved_per_s']:.1f} ({spread(b['rate_per_10s_window'], '{:.1f}')})",
               f"{c['configured_rate']:.0f} configured", f"{b['share_of_configured']:.3f}", "≥ 0.9",
               _yes(t["share_at_least_0.9"])]),
-        _row([f"Broadcast, {c['recipients']:,} recipients", "duplicates / losses / busiest second",
-              f"{b['duplicates']} / {b['losses']} / {b['peak_in_any_second']}", "", "",
-              "0 / 0 / ≤ 30", _yes(t["no_duplicates"] and t["no_losses"] and b["peak_in_any_second"] <= 30)]),
+        _row([name, "duplicates / losses", f"{b['duplicates']} / {b['losses']}", "", "", "0 / 0",
+              _yes(t["no_duplicates"] and t["no_losses"])]),
+        _row([name, "busiest second at the Bot API / CPU per message (sender and sandbox)", f"{b['peak_in_any_second']} / "
+              f"{b['cpu_ms_per_message']:.1f} ms", f"{b['limiter_ceiling_per_s']:.1f}/s limiter ceiling", "",
+              "", "–"]),
     ]
 
 
