@@ -1,7 +1,7 @@
 """Where the answer path spends its time: `python -m benchmarks.profiling [--backend postgresql]`.
 
 Runs participants one at a time through the real dispatcher, as the benchmark does, and writes
-a pyinstrument profile (text and HTML) to benchmarks/profiles/, then prints the main thread's
+a pyinstrument profile (text and HTML) to benchmarks/results/profiles/ (not kept in git), then prints the main thread's
 CPU time per update by library (cProfile with a thread-time clock, so waiting on the database
 does not count): the bot next to the one-Select baseline. Profiling slows everything several
 times over; compare the shares, not the milliseconds.
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--participants", type=int, default=8)
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "profiles")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "profiles")
     args = parser.parse_args()
     asyncio.run(profile(args.backend, args.participants, args.out, args.postgres_url))
 
