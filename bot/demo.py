@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +27,42 @@ from rich.table import Table
 from bot.campaigns.check import check_file
 from bot.campaigns.store import load_and_open
 from bot.runtime.runner import Runtime, poll
-from bot.sandbox import Limits, Sandbox
+from bot.sandbox import SandboxClient
 from bot.settings import Settings
 from bot.simulation import Citizen, CitizenResult, make_personas
 from dialogs.context import forget_cached_campaigns
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "clinic-access.yaml"
+SANDBOX_TOKEN = "123456:TEST"
+
+
+@asynccontextmanager
+async def sandbox_process() -> AsyncIterator[SandboxClient]:
+    """`coassess sandbox` in a process of its own, and a control client for it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port),
+                             "--token", SANDBOX_TOKEN],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = SandboxClient(f"http://127.0.0.1:{port}", timeout=120)
+    try:
+        for _ in range(300):
+            try:
+                await client.get_limits()
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                if proc.poll() is not None:
+                    raise RuntimeError("the sandbox did not start") from None
+                await asyncio.sleep(0.1)
+        yield client
+    finally:
+        await client.close()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @dataclass
@@ -59,14 +94,18 @@ async def run_demo(out: Path, citizens: int = 200, seed: int = 7, campaign_file:
 
     # The per-chat limit is relaxed (people here tap faster than real ones); the global limit
     # is off because 200 people answer at once, which Telegram allows for replies.
-    limits = Limits(global_per_second=None, per_chat_per_second=4.0, per_chat_burst=4)
     results: list[CitizenResult] = []
-    async with Sandbox(limits=limits) as sandbox:
-        settings = Settings(_env_file=None, database_url=db_url, bot_token=SecretStr(sandbox.token),
-                            telegram_api_url=sandbox.api_url,
+    # The sandbox runs in its own process, as Telegram would: the bot and the simulated people
+    # share this one. The per-chat limit is relaxed (these people tap faster than real ones); the
+    # global limit is off because 200 people answer at once, which Telegram allows for replies.
+    async with sandbox_process() as client:
+        await client.set_limits(global_per_second=None, per_chat_per_second=4.0, per_chat_burst=4)
+        settings = Settings(_env_file=None, database_url=db_url, bot_token=SecretStr(SANDBOX_TOKEN),
+                            telegram_api_url=client.base_url.removesuffix("/sandbox"),
                             pseudonym_key=SecretStr("demo-pseudonym-key-not-for-production-use"),
                             contact_key=SecretStr("demo-contact-key-not-for-production-use"),
-                            journal_path=str(out / "journal" / "journal.db"), concurrency=256)
+                            journal_path=str(out / "journal" / "journal.db"), concurrency=256,
+                            scheduler_interval=0)
         runtime = await Runtime.create(settings)
         stop = asyncio.Event()
         bot_task = asyncio.create_task(poll(runtime, stop, timeout=1, signals=False))
@@ -78,7 +117,7 @@ async def run_demo(out: Path, citizens: int = 200, seed: int = 7, campaign_file:
 
             async def one(persona):  # type: ignore[no-untyped-def]
                 async with gate:
-                    r = await Citizen(sandbox.client, spec, persona, think=(0.05, 0.25), timeout=60).run()
+                    r = await Citizen(client, spec, persona, think=(0.05, 0.25), timeout=120).run()
                 progress.advance(bar)
                 return r
 
