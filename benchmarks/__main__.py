@@ -22,7 +22,8 @@ from benchmarks.measure import load_average, machine
 from benchmarks.table import markdown
 
 HERE = Path(__file__).resolve().parent
-POSTGRES_URL = os.environ.get("COASSESS_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+POSTGRES_URL = os.environ.get("COASSESS_BENCH_POSTGRES_URL",
+                              "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 BENCHMARKS = ("answers", "broadcast", "analysis")
 
 FULL = {"runs": 5, "participants": 40, "concurrency": 4, "recipients": 10_000, "flood_every": 1000,
@@ -35,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a short run (minutes, not tens of minutes)")
-    p.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: answers, broadcast, analysis")
+    p.add_argument("--only", default=",".join(BENCHMARKS),
+                   help="comma-separated: answers, broadcast, analysis")
     p.add_argument("--runs", type=int, help="answer-path runs (each: baseline, SQLite, PostgreSQL)")
     p.add_argument("--participants", type=int, help="participants per answer-path run")
     p.add_argument("--concurrency", type=int, help="participants answering at once in one process")

@@ -29,6 +29,8 @@ from benchmarks.measure import summary
 
 ROOT = Path(__file__).resolve().parent.parent
 CAMPAIGN = "clinic-access"
+OUTPUTS = {"group_by": "counts.txt", "export": "answers.csv", "report": "report.html"}
+TIMINGS = {"seconds", "peak_rss_mb", "rss_after_imports_mb", "imports_seconds"}
 # What pyinstrument showed, written by hand.
 PROFILE_NOTES = (
     "Both stream every response once; the export's memory stays flat (its peak is about 30 MB "
@@ -104,7 +106,8 @@ async def _count(url: str) -> tuple[int, int]:
     return answers, responses
 
 
-def database(answers: int, seed: int, cache_dir: Path | None, log: Callable[[str], None]) -> tuple[Path, int, int]:
+def database(answers: int, seed: int, cache_dir: Path | None,
+             log: Callable[[str], None]) -> tuple[Path, int, int]:
     """The synthetic database (made once, then reused); returns its path and its counts."""
     folder = cache_dir or Path(tempfile.gettempdir())
     folder.mkdir(parents=True, exist_ok=True)
@@ -204,7 +207,7 @@ def run(*, answers: int = 1_000_000, runs: int = 3, seed: int = 0, cache_dir: Pa
     results: dict[str, list[dict[str, Any]]] = {"group_by": [], "export": [], "report": []}
     for i in range(runs):
         for what in results:
-            out = work_dir / {"group_by": "counts.txt", "export": "answers.csv", "report": "report.html"}[what]
+            out = work_dir / OUTPUTS[what]
             r = _run_child(what, url, out)
             results[what].append(r)
             out.unlink(missing_ok=True)
@@ -221,8 +224,7 @@ def run(*, answers: int = 1_000_000, runs: int = 3, seed: int = 0, cache_dir: Pa
             "imports_seconds": summary([r["imports_seconds"] for r in rs], 2),
             "ratio_to_baseline": summary([r["seconds"] / b["seconds"] for r, b in zip(rs, base, strict=True)
                                           if b["seconds"]], 1),
-            "detail": {k: v for k, v in rs[-1].items() if k not in {"seconds", "peak_rss_mb",
-                                                                     "rss_after_imports_mb", "imports_seconds"}},
+            "detail": {k: v for k, v in rs[-1].items() if k not in TIMINGS},
         }
 
     out: dict[str, Any] = {

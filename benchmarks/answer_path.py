@@ -136,8 +136,8 @@ class LocalBot(FakeBot):
     async def __call__(self, method: TelegramMethod[Any], request_timeout: int | None = None) -> Any:
         if isinstance(method, SendMessage):
             self.sent += 1
-            return Message(message_id=1, date=datetime.now(), chat=Chat(id=int(method.chat_id), type="private"),
-                           text=method.text)
+            return Message(message_id=1, date=datetime.now(), text=method.text,
+                           chat=Chat(id=int(method.chat_id), type="private"))
         return True
 
 
@@ -393,7 +393,8 @@ async def run_async(*, runs: int = 5, participants: int = 40, concurrency: int =
             await prepare_database(pg_url)
             backends["postgresql"] = SurveyBot(pg_url)
         except Exception as exc:  # noqa: BLE001 - reported as skipped, the rest still runs
-            skipped["postgresql"] = f"PostgreSQL not usable at {postgres_url}: {exc.__class__.__name__}: {exc}"
+            skipped["postgresql"] = (f"PostgreSQL not usable at {postgres_url}: "
+                                     f"{exc.__class__.__name__}: {exc}")
             pg_context = None
     forget_cached_campaigns()
     base_mm = LatestMessages()

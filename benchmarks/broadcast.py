@@ -49,9 +49,11 @@ async def _seed(db: Any, keys: Any, sandbox: Any, recipients: int) -> None:
     async with db.session() as s:
         for start in range(0, recipients, 2000):
             chunk = ids[start:start + 2000]
-            pids = (await s.execute(insert(Participant).returning(Participant.id, sort_by_parameter_order=True), [
-                {"pseudonym": keys.pseudonym(uid), "language": languages[uid % len(languages)]}
-                for uid in chunk])).scalars().all()
+            people = [{"pseudonym": keys.pseudonym(uid), "language": languages[uid % len(languages)]}
+                      for uid in chunk]
+            pids = (await s.execute(
+                insert(Participant).returning(Participant.id, sort_by_parameter_order=True), people)
+            ).scalars().all()
             await s.execute(insert(Contact), [
                 {"participant_id": pid, "chat_ciphertext": keys.cipher.encrypt_chat_id(uid)}
                 for pid, uid in zip(pids, chunk, strict=True)])
@@ -172,7 +174,8 @@ async def run_async(*, recipients: int = 10_000, flood_every: int = 1000, work_d
         "deliveries": result.counts,
         "median_gap_ms": round(statistics.median(b - a for a, b in zip(ok, ok[1:], strict=False)) * 1000, 2)
         if len(ok) > 2 else None,
-        "targets": {"share_at_least_0.9": achieved / RATE >= 0.9, "no_duplicates": not any(n > 1 for n in per_chat.values()),
+        "targets": {"share_at_least_0.9": achieved / RATE >= 0.9,
+                    "no_duplicates": not any(n > 1 for n in per_chat.values()),
                     "no_losses": not (wanted - set(per_chat))},
         "profile": PROFILE_NOTES,
     }

@@ -1,10 +1,10 @@
 """Where the answer path spends its time: `python -m benchmarks.profiling [--backend postgresql]`.
 
-Runs participants one at a time through the real dispatcher, as the benchmark does, and writes
-a pyinstrument profile (text and HTML) to benchmarks/results/profiles/ (not kept in git), then prints the main thread's
-CPU time per update by library (cProfile with a thread-time clock, so waiting on the database
-does not count): the bot next to the one-Select baseline. Profiling slows everything several
-times over; compare the shares, not the milliseconds.
+Runs participants one at a time through the real dispatcher, as the benchmark does, writes a
+pyinstrument profile (text and HTML) to benchmarks/results/profiles/ (not kept in git), then
+prints the main thread's CPU time per update by library (cProfile with a thread-time clock, so
+waiting on the database does not count): the bot next to the one-Select baseline. Profiling
+slows everything several times over; compare the shares, not the milliseconds.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def library(filename: str) -> str:
     return "builtins and the rest" if filename == "~" else "stdlib and the rest"
 
 
-async def _cpu_split(dp: Any, mm: Any, bot: Any, script: Any, first: int, n: int, ids: Any) -> tuple[int, Counter[str]]:
+async def _cpu_split(dp: Any, mm: Any, bot: Any, script: Any, first: int, n: int,
+                     ids: Any) -> tuple[int, Counter[str]]:
     prof = cProfile.Profile(time.thread_time)
     prof.enable()
     r = await ap.drive(dp, mm, bot, script, first, n, 1, ids)
@@ -75,7 +76,8 @@ async def profile(backend: str, participants: int, out: Path, postgres_url: str)
         await ap.drive(bot.dp, bot.mm, bot.bot, ap.SCRIPT, 1000, participants, 1, ids)
         p.stop()
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"answer_path-{backend}.txt").write_text(p.output_text(color=False, unicode=True), encoding="utf-8")
+        (out / f"answer_path-{backend}.txt").write_text(p.output_text(color=False, unicode=True),
+                                                       encoding="utf-8")
         (out / f"answer_path-{backend}.html").write_text(p.output_html(), encoding="utf-8")
         n_bot, split_bot = await _cpu_split(bot.dp, bot.mm, bot.bot, ap.SCRIPT, 5000, participants, ids)
         n_base, split_base = await _cpu_split(base_dp, base_mm, base_bot, ap.BASELINE_SCRIPT, 9000,

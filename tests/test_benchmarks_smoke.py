@@ -112,14 +112,16 @@ def test_results_files_and_table(tmp_path: Path) -> None:
     fake = {"summary": summary([1.0, 2.0, 3.0])}
     s = fake["summary"]
     results = {
-        "command": "python -m benchmarks --quick", "started": "2026-01-01T00:00:00+00:00", "machine": machine(),
+        "command": "python -m benchmarks --quick", "started": "2026-01-01T00:00:00+00:00",
+        "machine": machine(),
         "answer_path": {
             "config": {"runs": 3, "participants_per_run": 2, "concurrency": 2, "updates_per_participant": 36,
                        "answers_expected_per_run": 16},
             "baseline": {"answers_per_s": s, "cpu_ms_per_answer": s, "p50_ms": s, "p95_ms": s, "p99_ms": s},
             "sqlite": {"answers_per_s": s, "cpu_ms_per_answer": s, "p50_ms": s, "p95_ms": s, "p99_ms": s,
-                       "ratio_to_baseline": s, "targets": {"answers_per_s_at_least_300": False,
-                                                           "ratio_at_least_0.5": True, "p99_at_most_50_ms": True}},
+                       "ratio_to_baseline": s,
+                       "targets": {"answers_per_s_at_least_300": False, "ratio_at_least_0.5": True,
+                                   "p99_at_most_50_ms": True}},
             "skipped": {"postgresql": "not reachable"}, "profile": "profile notes",
             "load_average": {"start": 0.1, "end": 0.2}},
     }

@@ -59,7 +59,8 @@ class UpdateSessionMiddleware(BaseMiddleware):
                 marker = None
                 if self.dedupe and isinstance(event, Update):
                     bot = data.get("bot")
-                    marker = {"update_id": event.update_id, "bot_key": str(bot.id) if bot is not None else "0"}
+                    marker = {"update_id": event.update_id,
+                              "bot_key": str(bot.id) if bot is not None else "0"}
                     participant, seen = (await session.execute(
                         _PARTICIPANT_AND_SEEN, {"pseudonym": pseudonym, **marker})).one()
                     if seen:

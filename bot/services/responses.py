@@ -67,7 +67,8 @@ def _forget_known_answers(session: Session) -> None:
 
 
 async def find_response(session: AsyncSession, campaign_id: str, participant_id: int) -> Response | None:
-    return await session.scalar(_FIND_RESPONSE, {"campaign_id": campaign_id, "participant_id": participant_id})
+    return await session.scalar(_FIND_RESPONSE, {"campaign_id": campaign_id,
+                                                  "participant_id": participant_id})
 
 
 async def start_response(session: AsyncSession, campaign_id: str, participant_id: int,
