@@ -2,7 +2,9 @@
 
 SVG keeps the report one self-contained file that prints sharply; text stays text
 (`svg.fonttype = none`), so the browser shapes Arabic and Persian labels correctly, which
-matplotlib itself cannot. Charts only ever receive figures that passed disclosure control.
+matplotlib itself cannot. Each chart is laid out left to right (`direction="ltr"`): in a
+right-to-left context `text-anchor="end"` would flip, and Arabic group names would run over the
+bars. Charts only ever receive figures that passed disclosure control.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def _svg(fig: Figure, title: str) -> str:
     svg = svg[svg.index("<svg"):]
     # Scale with the page; the viewBox keeps the proportions.
     svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"',
-                 rf'<svg\1 class="chart" role="img" aria-label="{escape(title, quote=True)}"', svg, count=1)
+                 rf'<svg\1 class="chart" role="img" direction="ltr" aria-label="{escape(title, quote=True)}"', svg, count=1)
     return svg
 
 

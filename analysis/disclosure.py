@@ -8,7 +8,13 @@ The problem is stated as what a reader of the published tables knows:
   they answered, ...), each `lo <= sum(coefficient * count) <= hi`;
 * the facts a published statistic adds (a rounded mean times its published base bounds the
   sum of the ratings), which only hold while that statistic is shown;
-* that a hidden count shown as "<10" lies in 0..9 and one shown as "c" is at least 10.
+* that a hidden count shown as "<10" lies in 0..9 and one shown as "c" is at least 10;
+* for counts marked `zero_shown` (counts of people in reach tables, a group's number of
+  answers), that a zero is always published, so a "<10" there lies in 1..9.
+
+`zero_shown` counts are never suppressed at zero: "nobody in this row" is no risk to anyone
+(there is nobody to single out), and hiding a structural zero such as "not asked" would make
+complementary suppression hide totals and large groups around it.
 
 `protect` hides (primary) every count below `k`, then hides more counts (complementary,
 shown as "c") until integer programming over everything above cannot narrow any hidden count
@@ -70,13 +76,37 @@ class Problem:
     tiers: list[int] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
     statistics: list[Statistic] = field(default_factory=list)
+    zero_shown: list[bool] = field(default_factory=list)
+    derived: list[bool] = field(default_factory=list)
 
-    def count(self, name: object, value: int, tier: int = 0) -> int:
-        """A count; `tier` 0 for a cell, higher for totals that should be hidden only if needed."""
+    def count(self, name: object, value: int, tier: int = 0, zero_shown: bool = False,
+              derived: bool = False) -> int:
+        """A count; `tier` 0 for a cell, higher for totals that should be hidden only if needed.
+
+        `zero_shown`: a zero here is published (never hidden), so readers know a hidden value
+        of this count is at least 1. Use it for counts of people whose zero tells nothing
+        about anyone (reach, a group's number of answers), not for answer options.
+        `derived`: a count that is never published itself, only linked to published ones by
+        facts (those who started but did not finish): it is never hidden for being small, readers
+        know it only as "0 or more" plus what the facts imply, and it is not itself protected.
+        """
         self.values.append(int(value))
         self.names.append(name)
         self.tiers.append(int(tier))
+        self.zero_shown.append(bool(zero_shown))
+        self.derived.append(bool(derived))
         return len(self.values) - 1
+
+    def is_derived(self, var: int) -> bool:
+        return var < len(self.derived) and self.derived[var]
+
+    def zero_safe(self, var: int, k: int) -> bool:
+        """A published zero (with k >= 3, so that "<k" still leaves two values 1..k-1)."""
+        return k >= 3 and bool(self.zero_shown[var]) if var < len(self.zero_shown) else False
+
+    def hideable(self, var: int, k: int) -> bool:
+        """Whether a shown count may become a complementary cell (a published zero may not)."""
+        return self.is_derived(var) or not (self.values[var] == 0 and self.zero_safe(var, k))
 
     def fact(self, coeffs: dict[int, float], lo: float, hi: float) -> None:
         items = tuple((v, float(c)) for v, c in coeffs.items() if c)
@@ -121,7 +151,8 @@ _CACHE_SIZE = 64
 
 
 def _key(problem: Problem, k: int) -> tuple[object, ...]:
-    return (k, tuple(problem.values), tuple(problem.tiers), tuple(problem.facts),
+    return (k, tuple(problem.values), tuple(problem.tiers), tuple(problem.zero_shown), tuple(problem.derived),
+            tuple(problem.facts),
             tuple((s.requires, s.facts, s.withdrawn) for s in problem.statistics))
 
 
@@ -145,7 +176,9 @@ def protect(problem: Problem, k: int) -> Protection:
 
 def _protect(problem: Problem, k: int) -> Protection:
     n = len(problem.values)
-    status: list[Status] = ["primary" if v < k else "shown" for v in problem.values]
+    status: list[Status] = ["secondary" if problem.is_derived(i)  # not published at all
+                            else "primary" if v < k and not (v == 0 and problem.zero_safe(i, k)) else "shown"
+                            for i, v in enumerate(problem.values)]
     by_var: dict[int, list[int]] = defaultdict(list)
     for i, f in enumerate(problem.facts):
         for v in f.variables:
@@ -157,9 +190,10 @@ def _protect(problem: Problem, k: int) -> Protection:
                 stat_facts_of[v].append(s_idx)
     stuck: set[int] = set()
     for _ in range(10 * n + 10):
-        _close_single_gaps(problem, status)
+        _close_single_gaps(problem, status, k)
         shown_stats = _shown_statistics(problem, status)
-        pinned = [v for v in _pinned(problem, status, shown_stats, k) if v not in stuck]
+        pinned = [v for v in _pinned(problem, status, shown_stats, k)
+                  if v not in stuck and not problem.is_derived(v)]
         if not pinned:
             return Protection(tuple(status), tuple(shown_stats), k)
         structural = set(_pinned(problem, status, [False] * len(problem.statistics), k, only=pinned))
@@ -169,7 +203,7 @@ def _protect(problem: Problem, k: int) -> Protection:
             if touched & set(by_var.get(v, [])):
                 continue
             if v in structural:
-                cand = _cheapest_neighbour(problem, status, by_var, v)
+                cand = _cheapest_neighbour(problem, status, by_var, v, k)
                 if cand is not None:
                     status[cand] = "secondary"
                     touched |= set(by_var.get(cand, []))
@@ -187,10 +221,12 @@ def _protect(problem: Problem, k: int) -> Protection:
 
 
 def _cost(problem: Problem, v: int) -> tuple[int, int]:
+    if problem.is_derived(v):
+        return (-1, v)  # not published: hiding it costs nothing
     return (problem.values[v] + TIER_COST * problem.tiers[v], v)
 
 
-def _close_single_gaps(problem: Problem, status: list[Status]) -> None:
+def _close_single_gaps(problem: Problem, status: list[Status], k: int) -> None:
     """The classic rule: no equality (row, column) may have exactly one hidden count."""
     changed = True
     while changed:
@@ -199,9 +235,9 @@ def _close_single_gaps(problem: Problem, status: list[Status]) -> None:
             if not f.is_equality:
                 continue
             hidden = [v for v in f.variables if status[v] != "shown"]
-            if len(hidden) != 1:
+            if len(hidden) != 1 or problem.is_derived(hidden[0]):
                 continue
-            shown = [v for v in f.variables if status[v] == "shown"]
+            shown = [v for v in f.variables if status[v] == "shown" and problem.hideable(v, k)]
             if not shown:
                 continue
             status[min(shown, key=lambda v: _cost(problem, v))] = "secondary"
@@ -214,21 +250,26 @@ def _shown_statistics(problem: Problem, status: list[Status]) -> list[bool]:
 
 
 def _cheapest_neighbour(problem: Problem, status: list[Status], by_var: dict[int, list[int]],
-                        v: int) -> int | None:
+                        v: int, k: int) -> int | None:
     """A shown count that shares a fact with `v` (equalities first), or with `v`'s hidden partners."""
     for equality_only in (True, False):
         cands = {u for fi in by_var.get(v, []) for u in problem.facts[fi].variables
-                 if status[u] == "shown" and (problem.facts[fi].is_equality or not equality_only)}
+                 if status[u] == "shown" and problem.hideable(u, k)
+                 and (problem.facts[fi].is_equality or not equality_only)}
         if cands:
             return min(cands, key=lambda u: _cost(problem, u))
     partners = {u for fi in by_var.get(v, []) for u in problem.facts[fi].variables if status[u] != "shown"}
     cands = {u for p in partners for fi in by_var.get(p, []) for u in problem.facts[fi].variables
-             if status[u] == "shown"}
+             if status[u] == "shown" and problem.hideable(u, k)}
     return min(cands, key=lambda u: _cost(problem, u)) if cands else None
 
 
-def _bounds(status: Status, k: int) -> tuple[float, float | None]:
-    return (0.0, float(k - 1)) if status == "primary" else (float(k), None)
+def _bounds(status: Status, k: int, zero_safe: bool = False, derived: bool = False) -> tuple[float, float | None]:
+    if derived:
+        return (0.0, None)
+    if status == "primary":
+        return (1.0 if zero_safe else 0.0, float(k - 1))
+    return (float(k), None)
 
 
 @dataclass
@@ -309,7 +350,7 @@ def _components(problem: Problem, status: list[Status] | tuple[Status, ...],
         out.append(_Component(members, targets, {
             "A_eq": np.array(a_eq) if a_eq else None, "b_eq": np.array(b_eq) if b_eq else None,
             "A_ub": np.array(a_ub) if a_ub else None, "b_ub": np.array(b_ub) if b_ub else None,
-            "bounds": [_bounds(status[v], k) for v in members], "method": "highs"}))
+            "bounds": [_bounds(status[v], k, problem.zero_safe(v, k), problem.is_derived(v)) for v in members], "method": "highs"}))
     return out
 
 
@@ -322,7 +363,7 @@ def ranges(problem: Problem, status: list[Status] | tuple[Status, ...], shown_st
     for comp in _components(problem, status, shown_stats, k, only):
         if comp.lp is None:
             for v in comp.targets:
-                lo, hi = _bounds(status[v], k)
+                lo, hi = _bounds(status[v], k, problem.zero_safe(v, k), problem.is_derived(v))
                 out[v] = (lo, math.inf if hi is None else hi)
             continue
         for v in comp.targets:
@@ -350,7 +391,7 @@ def _pinned(problem: Problem, status: list[Status], shown_stats: list[bool], k: 
     found = []
     for comp in _components(problem, status, shown_stats, k, only):
         if comp.lp is None:
-            continue  # only bounds: 0..k-1 or k and up, never a single value for k >= 2
+            continue  # only bounds: 0..k-1 (1..k-1 with k >= 3) or k and up, never a single value
         lp = comp.lp
         n = len(comp.members)
         truth = np.array([problem.values[v] for v in comp.members], dtype=float)

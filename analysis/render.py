@@ -49,12 +49,43 @@ def _by(d: dict[str, Any]) -> str:
     return f"By {d['title']}" if d["id"] else d["title"]
 
 
+def _t(text: Any) -> str:
+    """A text from the campaign (in the report's language): isolated, its direction from its own letters.
+
+    The page itself is left to right, since the report's own wording is English; `<bdi>` keeps an
+    Arabic or Persian label from reordering the English sentence around it, and the sentence
+    from reordering the label.
+    """
+    return f"<bdi>{escape(str(text))}</bdi>"
+
+
+def _by_html(d: dict[str, Any]) -> str:
+    return f"By {_t(d['title'])}" if d["id"] else escape(d["title"])
+
+
+def _whole(v: Any) -> str:
+    """An effective sample size: a whole number (its decimals mean nothing to a reader)."""
+    return f"{round(v):,}" if _is_num(v) else count(v)
+
+
+def _agree(schemes: list[str]) -> str:
+    """What agreeing orders means, naming only the orders that are shown."""
+    names = {"unweighted": "unweighted", "population": "population-weighted", "solidarity": "solidarity"}
+    shown = [names[s] for s in schemes]
+    text = (" and ".join(shown) if len(shown) == 2 else ", ".join(shown[:-1]) + " and " + shown[-1])
+    text = f"The {text} orders agree."
+    if "solidarity" not in schemes:
+        text += " Give need weights with --weights for the solidarity order."
+    return text
+
+
 def _is_num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _hidden(v: Any) -> str:
-    return f'<span class="hidden" title="hidden to protect small groups">{escape(str(v))}</span>'
+    # <bdi> so that "<10" never turns into "10>" next to right-to-left text.
+    return f'<span class="hidden" title="hidden to protect small groups"><bdi dir="ltr">{escape(str(v))}</bdi></span>'
 
 
 def count(v: Any) -> str:
@@ -90,9 +121,9 @@ def _reach_html(m: dict[str, Any]) -> str:
            f'<p>{count(o["started"])} people started; {count(o["completed"])} finished '
            f'({share(o["completion"])}).</p>']
     for d in r["dimensions"]:
-        out.append(f'<div class="block"><h3>{escape(d["title"])}</h3>')
+        out.append(f'<div class="block"><h3>{_t(d["title"])}</h3>')
         if d["under_represented"]:
-            names = ", ".join(escape(x) for x in d["under_represented"])
+            names = ", ".join(_t(x) for x in d["under_represented"])
             out.append(f'<p class="callout warn"><span class="flag">Under-represented:</span> {names}. '
                        "Their share among respondents is below "
                        f"{UNDER_REPRESENTED:.0%} of their share in the population: reach them through "
@@ -102,7 +133,7 @@ def _reach_html(m: dict[str, Any]) -> str:
             head += ["Share of respondents", "Share of population", "Representation", ""]
         rows = []
         for row in d["rows"]:
-            cells = [escape(row["label"]), count(row["started"]), count(row["completed"]), share(row["completion"])]
+            cells = [_t(row["label"]), count(row["started"]), count(row["completed"]), share(row["completion"])]
             if d["has_baseline"]:
                 flag = row["flag"]
                 cells += [share(row["sample_share"]), share(row["population_share"]), mean(row["ratio"], 2),
@@ -110,6 +141,10 @@ def _reach_html(m: dict[str, Any]) -> str:
                           else escape(flag if flag == "unknown" else "")]
             rows.append((cells, ""))
         out.append(_table(head, rows))
+        if d["has_baseline"] and d.get("share_base") == "asked":
+            out.append('<p class="note">Shares of respondents are of everyone asked this question, those who '
+                       "preferred not to say included: how many named a group is hidden, since with the "
+                       "total it would give away a small number.</p>")
         if d["has_baseline"]:
             chart_rows = [(row["label"], row["ratio"] if _is_num(row["ratio"]) else None, row["flag"],
                            row["ratio"] if not _is_num(row["ratio"]) else None)
@@ -131,9 +166,9 @@ def _reach_html(m: dict[str, Any]) -> str:
 def _gap_text(gap: dict[str, Any] | None, fmt: Callable[[Any], str]) -> str:
     if not gap:
         return '<p class="note">Too few groups with published figures to compare.</p>'
-    what = f' choosing “{escape(gap["option"])}”' if "option" in gap else ""
+    what = f' choosing “{_t(gap["option"])}”' if "option" in gap else ""
     return (f'<p class="callout">Gap between groups{what}: <b>{fmt(gap["gap"])}</b> — highest '
-            f'{escape(gap["highest"])} ({fmt(gap["highest_value"])}), lowest {escape(gap["lowest"])} '
+            f'{_t(gap["highest"])} ({fmt(gap["highest_value"])}), lowest {_t(gap["lowest"])} '
             f'({fmt(gap["lowest_value"])}).</p>')
 
 
@@ -141,12 +176,12 @@ def _coassessment_html(m: dict[str, Any]) -> str:
     k = m["campaign"]["min_group_size"]
     out = ['<section class="part" id="coassessment"><h2>2. How the service worked, group by group</h2>']
     for sec in m["coassessment"]:
-        out.append(f'<h3>{escape(sec["text"])} <small class="meta">({escape(sec["question"])}, {sec["type"]})</small></h3>')
+        out.append(f'<h3>{_t(sec["text"])} <small class="meta">({escape(sec["question"])}, {sec["type"]})</small></h3>')
         option_labels = [o["label"] for o in sec["options"]]
         colours = (charts.rating_colours(len(option_labels)) if sec["type"] == "rating"
                    else list(charts.QUALITATIVE))
         for d in sec["dimensions"]:
-            out.append(f'<div class="block"><h4>{escape(_by(d))}</h4>')
+            out.append(f'<div class="block"><h4>{_by_html(d)}</h4>')
             if sec["type"] != "multi":
                 bars = [charts.Bar(r["label"], [x["share"] if _is_num(x["share"]) else None for x in r["distribution"]],
                                    None if _is_num(r["n"]) else str(r["n"])) for r in d["rows"]]
@@ -169,14 +204,14 @@ def _coassessment_html(m: dict[str, Any]) -> str:
                 out.append(_gap_text(d["gap"], share))
             else:
                 out.append(_gap_text(d["gap"], share))
-            head = ["Group", "Answers", *[escape(x) for x in option_labels]]
+            head = ["Group", "Answers", *[_t(x) for x in option_labels]]
             if sec["type"] == "rating":
                 head += ["Mean", "95 % interval"]
             if sec["type"] == "yesno":
                 head += ["Yes", "95 % interval"]
             rows_html = []
             for r in d["rows"]:
-                cells = [escape(r["label"]), count(r["n"])]
+                cells = [_t(r["label"]), count(r["n"])]
                 cells += [f'{count(x["n"])}<br><small>{share(x["share"])}</small>' if _is_num(x["n"]) else count(x["n"])
                           for x in r["distribution"]]
                 if sec["type"] == "rating":
@@ -197,17 +232,17 @@ def _codesign_html(m: dict[str, Any]) -> str:
            '<p class="note">Answers are shown as written (contact details were removed when they were '
            "given). Groups and languages with fewer answers than the threshold are not quoted.</p>"]
     for sec in m["codesign"]:
-        out.append(f'<h3>{escape(sec["text"])} <small class="meta">({escape(sec["question"])})</small></h3>')
+        out.append(f'<h3>{_t(sec["text"])} <small class="meta">({escape(sec["question"])})</small></h3>')
         for d in sec["dimensions"]:
-            out.append(f'<h4>{escape(_by(d))}</h4>')
+            out.append(f'<h4>{_by_html(d)}</h4>')
             head = ["Group", "Answers", "Written"] + (["Voice notes"] if sec["voice"] else [])
-            rows = [([escape(r["label"]), count(r["answers"]), count(r["written"])]
+            rows = [([_t(r["label"]), count(r["answers"]), count(r["written"])]
                      + ([count(r["voice_notes"])] if sec["voice"] else []), _row_class(r)) for r in d["rows"]]
             out.append(_table(head, rows))
             for r in d["rows"]:
                 if not r["words"] and not r["quotes"]:
                     continue
-                out.append(f'<div class="block"><h4>{escape(r["label"])}</h4>')
+                out.append(f'<div class="block"><h4>{_t(r["label"])}</h4>')
                 if r["words"]:
                     words = "".join(f'<span dir="auto">{escape(w)}' + (f" <small>{n}</small>" if n else "") + "</span>"
                                     for w, n in r["words"])
@@ -232,7 +267,10 @@ def _cocommissioning_html(m: dict[str, Any]) -> str:
            "mean Borda points (the first choice gets as many points as options to rank, the last ranked 1, "
            "unranked 0). The overall order is shown three ways: every respondent equal; weighted so that "
            "groups count as in the population; and weighted by need (solidarity). Where the orders differ "
-           "is the point: it shows whose priorities an unweighted count would bury.</p>"]
+           "is the point: it shows whose priorities an unweighted count would bury. <i>Effective n</i> "
+           "(Kish's effective sample size) is how many equally weighted answers the weighted order is "
+           "worth: the further it falls below the number of answers, the more the order rests on a few "
+           "heavily weighted people.</p>"]
     if w["solidarity"] is None:
         out.append('<p class="callout">No need weights were given, so the solidarity order is not shown. '
                    "Give them with <code>--weights FILE.csv</code> (columns dimension,group,weight).</p>")
@@ -240,41 +278,41 @@ def _cocommissioning_html(m: dict[str, Any]) -> str:
         out.append('<p class="callout">No baseline to weight to, so the population order is not shown. '
                    "Add population shares to the campaign's baseline or give <code>--baseline FILE.csv</code>.</p>")
     for sec in m["cocommissioning"]:
-        out.append(f'<h3>{escape(sec["text"])} <small class="meta">({escape(sec["question"])}, {escape(sec["measure"])})</small></h3>')
+        out.append(f'<h3>{_t(sec["text"])} <small class="meta">({escape(sec["question"])}, {escape(sec["measure"])})</small></h3>')
         fmt = share if sec["type"] == "budget" else (lambda v: mean(v, 2))
         ov = sec["overall"]
         if ov is None:
             out.append('<p class="note">Fewer answers than the threshold: no overall order.</p>')
         else:
-            head = ["Option"] + [f'{SCHEME_TITLES[s]}<br><small>effective n {count(ov["effective_size"][s])}</small>'
+            head = ["Option"] + [f'{SCHEME_TITLES[s]}<br><small>effective n {_whole(ov["effective_size"][s])}</small>'
                                  for s in ov["schemes"]]
             rows = []
             for r in ov["options"]:
-                cells = [escape(r["label"])]
+                cells = [_t(r["label"])]
                 for s in ov["schemes"]:
                     cells.append(f'{fmt(r[s])} <small>(#{r[s + "_rank"]})</small>')
                 rows.append((cells, "differs" if r["differs"] else ""))
             out.append('<div class="block">' + _table(head, rows))
             for ch in ov["top_changes"]:
                 out.append(f'<p class="callout warn">{escape(SCHEME_TITLES[ch["scheme"]])}: the top priority '
-                           f'changes from “{escape(ch["from"])}” to “{escape(ch["to"])}”.</p>')
+                           f'changes from “{_t(ch["from"])}” to “{_t(ch["to"])}”.</p>')
             if not ov["orders_differ"] and len(ov["schemes"]) > 1:
-                out.append('<p class="note">The three orders agree.</p>')
+                out.append(f'<p class="note">{_agree(ov["schemes"])}</p>')
             out.append("</div>")
         labels = [o["label"] for o in sec["options"]]
         for d in sec["dimensions"]:
-            out.append(f'<div class="block"><h4>{escape(_by(d))}</h4>')
+            out.append(f'<div class="block"><h4>{_by_html(d)}</h4>')
             out.append(charts.heatmap([r["label"] for r in d["rows"]], labels,
                                       [[r["scores"][o["option"]] for o in sec["options"]] for r in d["rows"]],
                                       f'{sec["text"]} by {d["title"]}', percent=sec["type"] == "budget"))
             rows = []
             for r in d["rows"]:
-                cells = [escape(r["label"]), count(r["n"])]
+                cells = [_t(r["label"]), count(r["n"])]
                 for o in sec["options"]:
                     v = fmt(r["scores"][o["option"]])
                     cells.append(f'<span class="top">{v}</span>' if r["top"] == o["option"] else v)
                 rows.append((cells, _row_class(r)))
-            out.append(_table(["Group", "Answers", *[escape(x) for x in labels]], rows))
+            out.append(_table(["Group", "Answers", *[_t(x) for x in labels]], rows))
             out.append("</div>")
     out.append("</section>")
     return "".join(out)
@@ -293,23 +331,23 @@ def _method_html(m: dict[str, Any]) -> str:
            "<p>Means come with a 95 % interval (Student's t); yes-shares with a 95 % Wilson interval. "
            "A wide interval means few answers: compare groups with care.</p>"]
     if pop["dimensions"]:
-        missing = "; ".join(f'{escape(d)}: {escape(", ".join(gs))}' for d, gs in pop["missing"].items())
+        missing = "; ".join(f'{escape(d)}: {", ".join(_t(g) for g in gs)}' for d, gs in pop["missing"].items())
         out.append(f'<p>Population weights: raking to the baseline ({escape(pop["source"])}) on '
                    f'{escape(", ".join(pop["dimensions"]))}, with weightipy. Effective sample size (Kish): '
-                   f'{count(pop["effective_size"])}.'
+                   f'{_whole(pop["effective_size"])}.'
                    + (f" Groups with no respondents cannot be weighted up: {missing}." if missing else "")
                    + f' Weights are capped at {pop["cap"]:g} times the average, so that a handful of people '
                    "cannot carry the result"
                    + ("; these groups stay below their population share even so: "
-                      + "; ".join(f'{escape(d)}: {escape(", ".join(gs))}' for d, gs in pop["short"].items())
+                      + "; ".join(f'{escape(d)}: {", ".join(_t(g) for g in gs)}' for d, gs in pop["short"].items())
                       if pop["short"] else "") + "."
                    + (f' {escape(pop["note"])}.' if pop["note"] else "") + "</p>")
     if w["solidarity"]:
-        weights = "; ".join(f"{escape(d)}: " + ", ".join(f"{escape(g)} ×{v:g}" for g, v in ws.items())
+        weights = "; ".join(f"{escape(d)}: " + ", ".join(f"{_t(g)} ×{v:g}" for g, v in ws.items())
                             for d, ws in w["solidarity"]["weights"].items())
         out.append(f"<p>Solidarity weights: population weights times need weights ({weights}); a person "
                    "in several weighted groups gets the product. Effective sample size: "
-                   f'{count(w["solidarity"]["effective_size"])}.</p>')
+                   f'{_whole(w["solidarity"]["effective_size"])}.</p>')
     out.append("</section>")
     return "".join(out)
 
@@ -318,10 +356,11 @@ def render_html(m: dict[str, Any]) -> str:
     """The report as one self-contained HTML page."""
     c = m["campaign"]
     title = escape(c["title"] or c["id"])
-    parts = [f'<!doctype html><html lang="{escape(c["language"], quote=True)}" dir="auto"><head>'
+    lang = escape(c["language"], quote=True)
+    parts = [f'<!doctype html><html lang="en" dir="ltr"><head>'
              f'<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
              f"<title>{title} — report by group</title><style>{CSS}</style></head><body>",
-             f"<header><h1>{title}</h1>",
+             f'<header><h1 lang="{lang}" dir="auto">{title}</h1>',
              f'<p class="meta">{escape(c["service"] or "")} · campaign {escape(c["id"])} · generated '
              f'{escape(c["generated_at"])} · figures under {c["min_group_size"]} people are hidden</p></header>',
              '<nav><ol><li><a href="#reach">Who took part</a></li><li><a href="#coassessment">How the service '
@@ -415,7 +454,7 @@ def render_markdown(m: dict[str, Any]) -> str:
         out += [f"### {sec['text']} ({sec['question']}, {sec['measure']})", ""]
         ov = sec["overall"]
         if ov:
-            head = ["Option"] + [f"{SCHEME_TITLES[s]} (effective n {_md(ov['effective_size'][s])})" for s in ov["schemes"]]
+            head = ["Option"] + [f"{SCHEME_TITLES[s]} (effective n {_md(round(ov['effective_size'][s]) if _is_num(ov['effective_size'][s]) else ov['effective_size'][s])})" for s in ov["schemes"]]
             out += _md_table(head, [[("**" + x["label"] + "**") if x["differs"] else x["label"]]
                                     + [f"{_md(x[s], kind)} (#{x[s + '_rank']})" for s in ov["schemes"]]
                                     for x in ov["options"]])

@@ -113,10 +113,10 @@ def _reach(t: Tally, p: Protected, dims: Sequence[str], labels: Labels,
     out: dict[str, Any] = {"overall": _reach_row(overall, labels), "dimensions": [],
                            "baseline_source": baseline_source}
     for d in (d for d in dims if d):
-        rows = [_reach_row(p.reach[(d, g)], labels) for g in t.dimension_rows(d)]
+        rows = [_reach_row(p.reach[(d, g)], labels) for g in _groups(t, p, d)]
         out["dimensions"].append({
             "id": d, "title": labels.dimension(d), "has_baseline": bool(baseline.get(d)),
-            "named_a_group": p.known.get(d),
+            "named_a_group": p.known.get(d), "share_base": p.share_base.get(d, "named a group"),
             "under_represented": [r["label"] for r in rows if r["flag"] == "under-represented"],
             "rows": rows,
         })
@@ -131,11 +131,17 @@ def _reach(t: Tally, p: Protected, dims: Sequence[str], labels: Labels,
     return out
 
 
-def _keys(t: Tally, d: str) -> list[RowKey]:
+def _groups(t: Tally, p: Protected, d: str) -> list[str]:
+    """A dimension's rows in reading order, without a "not asked" row nobody is in (it says nothing)."""
+    return [g for g in t.dimension_rows(d)
+            if not (g == NOT_ASKED and p.reach.get((d, g)) is not None and p.reach[(d, g)].started == 0)]
+
+
+def _keys(t: Tally, p: Protected, d: str) -> list[RowKey]:
     """A dimension's rows and everyone; "" (no dimension answered yet) is everyone alone."""
     if not d:
         return [ALL_KEY]
-    return [*((d, g) for g in t.dimension_rows(d)), ALL_KEY]
+    return [*((d, g) for g in _groups(t, p, d)), ALL_KEY]
 
 
 def _gap(rows: list[dict[str, Any]], field: str, decimals: int) -> dict[str, Any] | None:
@@ -161,7 +167,7 @@ def _coassessment(t: Tally, p: Protected, dims: Sequence[str], labels: Labels) -
                    "scale": q.rating_scale if q.type == "rating" else None, "dimensions": []}
         for d in dims:
             rows = []
-            for key in _keys(t, d):
+            for key in _keys(t, p, d):
                 head = pq.line(key)
                 row: dict[str, Any] = {"group": key[1], "label": labels.group(key[0], key[1]),
                                        "n": _figure(head.n, head.suppressed), "distribution": []}
@@ -244,7 +250,7 @@ def _codesign(t: Tally, p: Protected, dims: Sequence[str], labels: Labels) -> li
         section = {"question": qid, "text": labels.question(qid), "voice": q.voice, "dimensions": []}
         for d in dims:
             rows = []
-            for key in _keys(t, d):
+            for key in _keys(t, p, d):
                 head, written = pq.line(key), pq.line(key, "text")
                 voice = pq.line(key, VOICE) if q.voice else None
                 row = {"group": key[1], "label": labels.group(key[0], key[1]),
@@ -286,7 +292,7 @@ def _cocommissioning(t: Tally, p: Protected, dims: Sequence[str], labels: Labels
             "dimensions": [], "overall": None}
         for d in dims:
             rows = []
-            for key in _keys(t, d):
+            for key in _keys(t, p, d):
                 head = pq.line(key)
                 scores: dict[str, Figure] = {}
                 for o in pq.options:
@@ -311,15 +317,16 @@ def _overall(t: Tally, p: Protected, pq: ProtectedQuestion, labels: Labels, popu
         return None  # fewer answers than the threshold in total
     idx, matrix = t.priority_matrix(q.id)
     schemes: dict[str, np.ndarray] = {"unweighted": weighted_mean(matrix)}
-    sizes: dict[str, float] = {"unweighted": float(len(idx))}
+    # Effective sample sizes are whole numbers: "177.0 people" reads as a false precision.
+    sizes: dict[str, int] = {"unweighted": len(idx)}
     if population.dimensions:
         w = population.values[idx]
         schemes["population"] = weighted_mean(matrix, w)
-        sizes["population"] = round(kish_effective_size(w), 1)
+        sizes["population"] = round(kish_effective_size(w))
     if solidarity is not None:
         w = solidarity.values[idx]
         schemes["solidarity"] = weighted_mean(matrix, w)
-        sizes["solidarity"] = round(kish_effective_size(w), 1)
+        sizes["solidarity"] = round(kish_effective_size(w))
     options = []
     rank_of = {name: ranks(dict(zip(pq.options, vals, strict=True))) for name, vals in schemes.items()}
     for i, o in enumerate(pq.options):
@@ -358,7 +365,7 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
     solidarity = (solidarity_weights(population, t.memberships, all_dims, need) if need else None)
     weighting: dict[str, Any] = {
         "population": {"dimensions": population.dimensions,
-                       "effective_size": round(population.effective_size, 1),
+                       "effective_size": round(population.effective_size),
                        "missing": {d: [labels.group(d, g) for g in gs] for d, gs in population.missing.items()},
                        "short": {d: [labels.group(d, g) for g in gs] for d, gs in population.short.items()},
                        "cap": CAP,
@@ -366,7 +373,7 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
                        "source": baseline_source},
         "solidarity": None if solidarity is None else {
             "weights": {d: {labels.group(d, g): w for g, w in ws.items()} for d, ws in (need or {}).items()},
-            "effective_size": round(solidarity.effective_size, 1)},
+            "effective_size": round(solidarity.effective_size)},
     }
     if t.responses < p.k:
         # Kish's n on a handful of people would itself be a count below the threshold.

@@ -96,6 +96,9 @@ class Protected:
     questions: dict[str, ProtectedQuestion]
     reach: dict[RowKey, ReachLine]
     known: dict[str, int | str]  # per dimension: how many named a group, or a marker when hidden
+    # per dimension: what the sample shares are of: "named a group", or "asked" (everyone asked,
+    # those who preferred not to say included) when the number who named a group is hidden
+    share_base: dict[str, str] = field(default_factory=dict)
 
 
 def _rows(t: Tally, dimension: str) -> list[RowKey]:
@@ -127,9 +130,14 @@ def question_problem(t: Tally, qt: QuestionTally) -> _Plan:
     for key in keys:
         cell = qt.rows.get(key)
         everyone = key == ALL_KEY
-        base[key] = p.count((q.id, key, ""), cell.base if cell else 0, tier=3 if everyone else 1)
+        answered = cell.base if cell else 0
+        # How many in a row answered is a count of people: its zero is published (rule 1). An
+        # option's zero is not ("nobody in the group said yes" is about every member), except
+        # in a row where nobody answered at all.
+        base[key] = p.count((q.id, key, ""), answered, tier=3 if everyone else 1, zero_shown=True)
         for o in opts:
-            n[(key, o)] = p.count((q.id, key, o), cell.counts.get(o, 0) if cell else 0, tier=2 if everyone else 0)
+            n[(key, o)] = p.count((q.id, key, o), cell.counts.get(o, 0) if cell else 0, tier=2 if everyone else 0,
+                                  zero_shown=answered == 0)
     tokens = q.tokens or 10
     for key in keys:
         ns = {n[(key, o)]: 1.0 for o in opts}
@@ -235,13 +243,15 @@ def _lines_for_question(t: Tally, qt: QuestionTally, plan: _Plan, prot: Protecti
             else:
                 if shown and b_shown and b_val:
                     line.share = _round(p.values[var] / b_val, SHARE_DECIMALS)
-                elif shown:
+                elif shown and not (b_shown and b_val == 0):  # nobody answered: no share to give
                     line.suppressed = head.suppressed or "c"
                 if q.type == "rank":
                     if stat_on:
                         line.mean = published[f"mean:{o}"]
                     elif not line.suppressed:
                         line.suppressed = head.suppressed or "c"
+            if shown and b_shown and b_val == 0:
+                line.suppressed = ""  # nobody in the row answered: nothing is withheld
             out.lines[(key, o)] = line
     return out
 
@@ -255,9 +265,12 @@ def reach_problem(t: Tally) -> tuple[Problem, dict[tuple[RowKey, str], int]]:
     for key in keys:
         started, done = t.reach.get(key, [0, 0])
         everyone = key == ALL_KEY
-        s = var[(key, "started")] = p.count((key, "started"), started, tier=3 if everyone else 1)
-        c = var[(key, "completed")] = p.count((key, "completed"), done, tier=2 if everyone else 0)
-        u = var[(key, "unfinished")] = p.count((key, "unfinished"), started - done, tier=2 if everyone else 0)
+        # Counts of people taking part: a zero is no risk to anyone and is published (rule 1).
+        s = var[(key, "started")] = p.count((key, "started"), started, tier=3 if everyone else 1, zero_shown=True)
+        c = var[(key, "completed")] = p.count((key, "completed"), done, tier=2 if everyone else 0, zero_shown=True)
+        # Those who did not finish are not published, only implied (started - finished): it says
+        # who stopped, not what anyone answered, so it is not hidden for being small (rule 1).
+        u = var[(key, "unfinished")] = p.count((key, "unfinished"), started - done, derived=True)
         p.equal({c: 1.0, u: 1.0, s: -1.0})
     for d in dims:
         rows = _rows(t, d)
@@ -271,7 +284,7 @@ def reach_problem(t: Tally) -> tuple[Problem, dict[tuple[RowKey, str], int]]:
             else:
                 p.equal({**dict.fromkeys(members, 1.0), whole: -1.0})
     for d in t.answered_dimensions():
-        known = var[((d, ""), "known")] = p.count((d, "known"), t.known.get(d, 0), tier=2)
+        known = var[((d, ""), "known")] = p.count((d, "known"), t.known.get(d, 0), tier=2, zero_shown=True)
         groups = [var[((d, g), "started")] for g in t.ctx.group_ids(d)]
         # prefer_not_to_say and "not asked" exclude naming a group, so these three add up.
         p.equal({known: 1.0, var[((d, PREFER_NOT), "started")]: 1.0,
@@ -286,12 +299,24 @@ def reach_problem(t: Tally) -> tuple[Problem, dict[tuple[RowKey, str], int]]:
 
 
 def _reach_lines(t: Tally, p: Problem, var: dict[tuple[RowKey, str], int], prot: Protection,
-                 baseline: dict[str, dict[str, float]]) -> tuple[dict[RowKey, ReachLine], dict[str, int | str]]:
+                 baseline: dict[str, dict[str, float]]
+                 ) -> tuple[dict[RowKey, ReachLine], dict[str, int | str], dict[str, str]]:
     k = prot.k
     known: dict[str, int | str] = {}
+    denominators: dict[str, int | None] = {}
+    share_base: dict[str, str] = {}
+    everyone = var[(ALL_KEY, "started")]
     for d in t.answered_dimensions():
         kv = var[((d, ""), "known")]
         known[d] = p.values[kv] if prot.shown(kv) else prot.marker(kv)
+        denominators[d] = p.values[kv] if prot.shown(kv) else None
+        share_base[d] = "named a group"
+        nv = var[((d, NOT_ASKED), "started")]
+        if not prot.shown(kv) and prot.shown(everyone) and prot.shown(nv):
+            # The number who named a group is hidden (it would give away how many preferred not to
+            # say): shares are then of everyone asked, from published counts only.
+            denominators[d] = p.values[everyone] - p.values[nv]
+            share_base[d] = "asked"
     dims = [*t.answered_dimensions(), INVITE_DIM, LANGUAGE_DIM]
     out: dict[RowKey, ReachLine] = {}
     for key in [ALL_KEY, *[key for d in dims for key in _rows(t, d)]]:
@@ -303,8 +328,7 @@ def _reach_lines(t: Tally, p: Problem, var: dict[tuple[RowKey, str], int], prot:
         pop = baseline.get(d, {}).get(g)
         sample = ratio = None
         flag = ""
-        kn_value = known.get(d)
-        kn = kn_value if isinstance(kn_value, int) else None
+        kn = denominators.get(d)
         if pop is not None:
             if started is not None and kn:
                 sample = _round(started / kn, SHARE_DECIMALS)
@@ -318,7 +342,7 @@ def _reach_lines(t: Tally, p: Problem, var: dict[tuple[RowKey, str], int], prot:
                 flag = "unknown"
         out[key] = ReachLine(d, g, started, completed, completion, sample, pop, ratio, flag,
                              prot.marker(sv), prot.marker(cv))
-    return out, known
+    return out, known, share_base
 
 
 def protect_all(t: Tally, baseline: dict[str, dict[str, float]] | None = None,
@@ -332,8 +356,8 @@ def protect_all(t: Tally, baseline: dict[str, dict[str, float]] | None = None,
         questions[qid] = _lines_for_question(t, qt, plan, prot)
     p, var = reach_problem(t)
     prot = protect(p, k)
-    reach, known = _reach_lines(t, p, var, prot, baseline if baseline is not None else t.ctx.baseline)
-    return Protected(k, questions, reach, known)
+    reach, known, share_base = _reach_lines(t, p, var, prot, baseline if baseline is not None else t.ctx.baseline)
+    return Protected(k, questions, reach, known, share_base)
 
 
 def grouped_lines(t: Tally, protected: Protected, by: str | None = None) -> list[Line]:
@@ -348,7 +372,25 @@ def grouped_lines(t: Tally, protected: Protected, by: str | None = None) -> list
             for key in [*(_rows(t, d) if d else []), ALL_KEY]:
                 for o in ["", *pq.options]:
                     line = pq.line(key, o)
-                    if key == ALL_KEY:
-                        line = Line(**{**{f: getattr(line, f) for f in Line.__slots__}, "dimension": d})
+                    line = Line(**{**{f: getattr(line, f) for f in Line.__slots__},
+                                   "dimension": d if key == ALL_KEY else line.dimension,
+                                   "suppressed": _export_marker(line)})
                     lines.append(line)
     return lines
+
+
+def _export_marker(line: Line) -> str:
+    """`suppressed` in the grouped layout: "<10" or "c" when `n` is hidden; when `n` is published
+    and only figures derived from it are withheld, "c:" and which ("c:share", "c:mean",
+    "c:interval"), so a row showing its n is never marked as if it were hidden."""
+    if line.n is None or not line.suppressed:
+        return line.suppressed
+    withheld = []
+    if line.option and line.share is None:
+        withheld.append("share")
+    if line.mean is None and ((line.type == "rating" and not line.option)
+                              or (line.type in {"rank", "budget"} and line.option)):
+        withheld.append("mean")
+    if line.type == "rating" and not line.option and line.ci_low is None:
+        withheld.append("interval")
+    return "c:" + ",".join(withheld) if withheld else ""

@@ -142,7 +142,12 @@ def population_weights(memberships: Memberships, dims: Sequence[str],
     total = values.sum()
     for d, t in targets.items():
         reached = pd.Series(values).groupby(data[d].to_numpy()).sum() / total * 100
-        low = [g for g, pct in t.items() if g != UNKNOWN and reached.get(g, 0.0) < SHORT_BY * pct]
+        raw = data[d].value_counts(normalize=True) * 100
+        # Only groups under-represented among respondents (ratio < 1) can be "kept below their
+        # share by the cap"; an over-represented group that raking across dimensions leaves low
+        # is not one the reader should be warned about as missing.
+        low = [g for g, pct in t.items() if g != UNKNOWN and reached.get(g, 0.0) < SHORT_BY * pct
+               and raw.get(g, 0.0) < pct]
         if low:
             short[d] = low
     note = "" if converged else ("raking did not fully converge: the baseline may be impossible to "

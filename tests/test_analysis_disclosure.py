@@ -300,9 +300,20 @@ def test_no_published_count_is_under_the_threshold_in_any_format(published) -> N
         assert sorted(map(_numbers, rows)) == sorted(map(_numbers, csv_rows)), f"{fmt} differs from csv"
         n = header.index("n")
         for r in rows:
-            assert r[n] == "" or int(r[n]) >= K, f"{fmt}: {r}"
+            # A zero is published only where it is a count of people (nobody in the row answered).
+            assert r[n] == "" or int(r[n]) >= K or (int(r[n]) == 0 and _nobody_answered(rows, header, r)), f"{fmt}: {r}"
             if r[n] == "":
                 assert r[header.index("suppressed")] in ("<10", "c")
+            else:  # a row that shows its n is never marked as hidden
+                assert r[header.index("suppressed")] not in ("<10", "c"), f"{fmt}: {r}"
+
+
+def _nobody_answered(rows: list[list[str]], header: list[str], r: list[str]) -> bool:
+    """Whether the question row of r's group has n = 0."""
+    col = {c: header.index(c) for c in ("dimension", "group", "question", "option", "n")}
+    return any(x[col["dimension"]] == r[col["dimension"]] and x[col["group"]] == r[col["group"]]
+               and x[col["question"]] == r[col["question"]] and x[col["option"]] in ("", None)
+               and str(x[col["n"]]) in ("0", "0.0") for x in rows)
 
 
 def _numbers(row: list[str]) -> tuple[str, ...]:
@@ -336,7 +347,7 @@ def test_report_publishes_no_small_counts(published) -> None:  # type: ignore[no
     assert '"<10"' in text
     for path, value in _walk(model):
         if COUNT_FIELDS.search(path) and isinstance(value, int | float):
-            assert value >= K, f"{path} = {value}"
+            assert value >= K or value == 0, f"{path} = {value}"
         if re.search(r"\.words\[\d+\]\[1\]$", path):
             assert value is None or value >= K, f"{path}: a word used by fewer than {K} people"
     for section in model["codesign"]:
@@ -346,13 +357,13 @@ def test_report_publishes_no_small_counts(published) -> None:  # type: ignore[no
                     assert len(block["texts"]) == min(8, K)  # the number shown never tells a count
     # HTML and Markdown: every table cell that is a plain whole number is a count.
     for cell in re.findall(r"<td>([\d,]+)(?:</td>|<br>)", published["html"]):
-        assert int(cell.replace(",", "")) >= K
+        assert int(cell.replace(",", "")) >= K or int(cell) == 0
     md = published["md"].splitlines()
     body = [line for i, line in enumerate(md) if line.startswith("| ") and not
             (i + 1 < len(md) and md[i + 1].startswith("|---"))]  # not the header rows (rating 1..5)
     for line in body:
         for cell in re.findall(r"\| ([\d,]+) (?=\|)", line):
-            assert int(cell.replace(",", "")) >= K, line
+            assert int(cell.replace(",", "")) >= K or int(cell) == 0, line
     assert "&lt;10" in published["html"] and "<10" in published["md"]
 
 
@@ -442,3 +453,61 @@ def test_reach_shows_tiny_groups_as_under_represented_not_as_numbers(published) 
     assert any(r["flag"] == "under-represented" for r in flagged)
     for r in flagged:
         assert r["ratio"] in (None, "<10") and r["sample_share"] in (None, "<10")
+
+
+# ---------------------------------------------------------------- zeros and the demo's reach table
+
+
+def reach_like(groups: dict[str, tuple[int, int]], k: int = K) -> tuple[Problem, dict[tuple[str, str], int]]:
+    """Started and finished per group (one-choice), as `analysis.summary.reach_problem` states them."""
+    p = Problem()
+    var: dict[tuple[str, str], int] = {}
+    for g, (started, done) in {**groups, "(all)": tuple(map(sum, zip(*groups.values(), strict=True)))}.items():
+        top = g == "(all)"
+        s = var[(g, "started")] = p.count((g, "started"), started, tier=3 if top else 1, zero_shown=True)
+        c = var[(g, "completed")] = p.count((g, "completed"), done, tier=2 if top else 0, zero_shown=True)
+        u = var[(g, "unfinished")] = p.count((g, "unfinished"), started - done, derived=True)
+        p.equal({c: 1.0, u: 1.0, s: -1.0})
+    for what in ("started", "completed", "unfinished"):
+        p.equal({**{var[(g, what)]: 1.0 for g in groups}, var[("(all)", what)]: -1.0})
+    return p, var
+
+
+def test_a_zero_not_asked_row_hides_neither_the_totals_nor_the_big_groups() -> None:
+    """The demo: yes 105, no 85, prefer not 10 (9 finished), not asked 0: 200 started, 171 finished."""
+    p, var = reach_like({"yes": (105, 90), "no": (85, 71), "prefer": (10, 10), "not_asked": (0, 0)})
+    prot = protect(p, K)
+    published = [v for v, (_, what) in enumerate(p.names) if what != "unfinished"]
+    assert all(prot.shown(v) for v in published)  # the zero row and 1..9 unfinished hide nothing
+    # With 9 of the 10 finishing, that 9 is hidden and one partner in its column, but the totals
+    # and the started column stay.
+    p, var = reach_like({"yes": (105, 90), "no": (85, 72), "prefer": (10, 9), "not_asked": (0, 0)})
+    prot = protect(p, K)
+    assert prot.shown(var[("(all)", "started")]) and prot.shown(var[("(all)", "completed")])
+    assert all(prot.shown(var[(g, "started")]) for g in ("yes", "no", "prefer", "not_asked"))
+    assert prot.marker(var[("prefer", "completed")]) == "<10"
+    assert sum(not prot.shown(var[(g, "completed")]) for g in ("yes", "no")) == 1
+    for v, (lo, hi) in ranges(p, prot.status, prot.statistic_shown, K).items():
+        assert hi - lo >= 1 or p.names[v][1] == "unfinished"  # never published
+
+
+def test_a_published_zero_does_not_let_a_small_neighbour_be_worked_out() -> None:
+    """Prefer-not 6 and not-asked 0 beside a published total: '<10' is then 1..9, and 6 must not be pinned."""
+    p, var = reach_like({"yes": (60, 49), "no": (54, 45), "prefer": (6, 5), "not_asked": (0, 0)})
+    prot = protect(p, K)
+    assert prot.shown(var[("(all)", "started")]) and prot.shown(var[("(all)", "completed")])
+    assert prot.marker(var[("prefer", "started")]) == "<10"
+    assert not prot.shown(var[("no", "started")])  # 120 - 60 - 54 - 0 would give the 6 away
+    got = ranges(p, prot.status, prot.statistic_shown, K)
+    assert got[var[("prefer", "started")]][1] - got[var[("prefer", "started")]][0] >= 1
+    assert got[var[("prefer", "started")]][0] >= 1  # readers know zeros are shown
+
+
+def test_zero_answers_in_a_group_are_shown_but_a_zero_option_is_not() -> None:
+    p = Problem()
+    base = p.count("base", 0, tier=1, zero_shown=True)
+    opts = [p.count(o, 0, zero_shown=True) for o in "ab"]
+    p.equal({**dict.fromkeys(opts, 1.0), base: -1.0})
+    q = one_line([0, 30, 40])
+    assert all(protect(p, K).shown(v) for v in (base, *opts))
+    assert protect(q, K).marker(0) == "<10"

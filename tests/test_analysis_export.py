@@ -281,9 +281,15 @@ async def test_grouped_layout_columns_and_suppression(seeded, tmp_path) -> None:
         assert header == ["campaign", "dimension", "group", "group_text", "question", "question_text", "type",
                           "option", "option_text", "n", "share", "mean", "ci_low", "ci_high", "suppressed"]
         assert {r[1] for r in rows} == {"age"}
-        # Three people in all: every figure rests on fewer than 10 and is hidden.
-        assert all(r[9] == "" and r[10] == "" and r[11] == "" for r in rows)
-        assert {r[14] for r in rows} == {"<10"}
+        # Three people in all: every figure rests on fewer than 10 and is hidden, except the rows of
+        # groups where nobody answered: "0 people" is published (a zero puts nobody at risk).
+        nobody = {(r[2], r[4]) for r in rows if r[7] == "" and r[9] == "0"}
+        assert nobody, "some groups have no answers"
+        for r in rows:
+            if (r[2], r[4]) in nobody:
+                assert r[9] == "0" and r[10] == r[11] == "" and r[14] == ""
+            else:
+                assert r[9] == "" and r[10] == "" and r[11] == "" and r[14] == "<10"
         assert [r[2] for r in rows if r[4] == "ease" and r[7] == ""] == [
             "under25", "25_64", "over64", "prefer_not_to_say", "(not asked)", "(all)"]
 
@@ -361,7 +367,7 @@ def test_sync_api_from_plain_code(tmp_path, keys, example_spec) -> None:  # type
     wide = analysis.load_responses(url, "clinic-access")
     assert len(wide) == 3
     summary = analysis.group_summary(url, "clinic-access", by="disability")
-    assert set(summary["dimension"]) == {"disability"} and summary["n"].isna().all()
+    assert set(summary["dimension"]) == {"disability"} and (summary["n"].isna() | summary["n"].eq(0)).all()
     with pytest.raises(ValueError, match="lower threshold"):
         analysis.group_summary(url, "clinic-access", min_group_size=5)
     assert isinstance(analysis.reach(url, "clinic-access"), pd.DataFrame)
