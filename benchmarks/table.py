@@ -104,7 +104,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Measured {results['started']} on {m['cores']} cores ({m['cpu']}), Python {m['python']}, "
         f"{m['platform']}, with `{results['command']}`. Each figure is the median over the runs, "
-        "with the interquartile range in brackets; baselines ran in the same process run, interleaved.",
+        "with the interquartile range in brackets; each baseline was measured in the same run, "
+        "interleaved with what it is compared to.",
         "",
         table(results),
         "",
