@@ -12,7 +12,7 @@ from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Column, Select
 from aiogram_dialog.widgets.text import Format
 
-from dialogs.context import load_campaign, participant_of
+from dialogs.context import participant_of
 from dialogs.i18n import language_name, tr
 from dialogs.states import LanguagePick
 from locales import available
@@ -56,12 +56,5 @@ def build_language_dialog() -> Dialog:
         state=LanguagePick.pick, getter=get_languages,
     ))
 
-
-async def campaign_languages(manager_data: dict[str, Any], campaign_id: str | None) -> list[str]:
-    if campaign_id:
-        cc = await load_campaign(manager_data["session"], campaign_id)
-        if cc is not None:
-            return list(cc.spec.languages)
-    return available()
 
 

@@ -85,7 +85,7 @@ class Person:
         return await self.client.click(self.message, InlineButtonDataLocator(r".*\x1d" + re.escape(widget)))
 
     async def raw_callback(self, data: str) -> str:
-        from aiogram.types import CallbackQuery, InlineKeyboardButton
+        from aiogram.types import InlineKeyboardButton
 
         cb = self.client._new_callback(self.message, InlineKeyboardButton(text="x", callback_data=data))
         await self.client.dp.feed_update(self.client.bot, Update(
@@ -97,6 +97,15 @@ class Person:
                       chat=self.client.chat, from_user=self.client.user, **message_fields)
         await self.client.dp.feed_update(self.client.bot, Update(
             update_id=self.client._new_update_id(), message=msg))
+
+    async def to_first_question(self) -> None:
+        """Start the example campaign, agree, answer the groups, pass the welcome screen."""
+        await self.send("/start clinic-access")
+        await self.tap_button("y")
+        for item in ("0.prefer_not_to_say", "1.over64", "2.yes"):
+            await self.tap_item("g", item)
+        await self.tap_button("c")
+        assert "2/7" in self.text
 
     async def send_voice(self, duration: int = 7) -> None:
         await self.send_update(voice=Voice(file_id=f"voice-{self.user_id}-{duration}",

@@ -15,19 +15,10 @@ from tests.test_dialog_survey import stored, world  # noqa: F401 - fixture
 pytestmark = pytest.mark.usefixtures("world")
 
 
-async def to_first_question(p: Person) -> None:
-    await p.send("/start clinic-access")
-    await p.tap_button("y")
-    for item in ("0.prefer_not_to_say", "1.over64", "2.yes"):
-        await p.tap_item("g", item)
-    await p.tap_button("c")
-    assert "2/7" in p.text
-
-
 async def test_non_button_input_gets_a_hint_and_the_question_again(world, db) -> None:  # type: ignore[no-untyped-def]
     dp, mm, bot = world
     p = Person(dp, mm, bot, user_id=21, language_code="en")
-    await to_first_question(p)
+    await p.to_first_question()
     await p.send("five")
     assert "2/7" in p.text and "buttons" in p.text and p.buttons()
     await p.send_update(sticker=Sticker(file_id="s", file_unique_id="s", type="regular", width=1, height=1,
@@ -45,7 +36,7 @@ async def test_non_button_input_gets_a_hint_and_the_question_again(world, db) ->
 async def test_forged_and_foreign_callbacks_are_answered_and_ignored(world, db, caplog) -> None:  # type: ignore[no-untyped-def]
     dp, mm, bot = world
     p = Person(dp, mm, bot, user_id=22, language_code="en")
-    await to_first_question(p)
+    await p.to_first_question()
     intent = p.button_data()[0].split("\x1d")[0]
     caplog.set_level(logging.INFO)
     forged = ["garbage", "start:no-such-campaign", f"{intent}\x1dr:1.99", f"{intent}\x1dr:1.-1",
@@ -65,7 +56,7 @@ async def test_forged_and_foreign_callbacks_are_answered_and_ignored(world, db, 
 async def test_double_tap_stores_one_answer(world, db) -> None:  # type: ignore[no-untyped-def]
     dp, mm, bot = world
     p = Person(dp, mm, bot, user_id=23, language_code="en")
-    await to_first_question(p)
+    await p.to_first_question()
     msg = p.message
     from aiogram_dialog.test_tools.keyboard import InlineButtonDataLocator
 
@@ -83,7 +74,7 @@ async def test_double_tap_stores_one_answer(world, db) -> None:  # type: ignore[
 async def test_special_text_is_stored_and_shown_back_exactly(world, db, text: str) -> None:  # type: ignore[no-untyped-def]
     dp, mm, bot = world
     p = Person(dp, mm, bot, user_id=24, language_code="en")
-    await to_first_question(p)
+    await p.to_first_question()
     await p.tap_item("r", "1.3")
     await p.tap_item("o", "2.yes")
     await p.tap_item("o", "3.other")
@@ -104,7 +95,7 @@ async def test_special_text_is_stored_and_shown_back_exactly(world, db, text: st
 async def test_long_text_asks_to_shorten_and_keeps_nothing_wrong(world, db) -> None:  # type: ignore[no-untyped-def]
     dp, mm, bot = world
     p = Person(dp, mm, bot, user_id=25, language_code="en")
-    await to_first_question(p)
+    await p.to_first_question()
     await p.tap_item("r", "1.3")
     await p.tap_item("o", "2.yes")
     await p.tap_item("o", "3.transport")
@@ -128,9 +119,9 @@ async def test_long_text_asks_to_shorten_and_keeps_nothing_wrong(world, db) -> N
 async def test_forget_erases_every_row(world, db, keys) -> None:  # type: ignore[no-untyped-def]
     dp, mm, bot = world
     other = Person(dp, mm, bot, user_id=26, language_code="en")
-    await to_first_question(other)
+    await other.to_first_question()
     p = Person(dp, mm, bot, user_id=27, language_code="so")
-    await to_first_question(p)
+    await p.to_first_question()
     await p.tap_item("r", "1.5")
     await p.send("/forget")
     await p.tap_button("y")
@@ -155,7 +146,7 @@ async def test_forget_erases_every_row(world, db, keys) -> None:  # type: ignore
 async def test_privacy_stop_help_language(world, db) -> None:  # type: ignore[no-untyped-def]
     dp, mm, bot = world
     p = Person(dp, mm, bot, user_id=28, language_code="en")
-    await to_first_question(p)
+    await p.to_first_question()
     await p.send("/privacy")
     assert any("/forget" in t and "encrypted" in t for t in bot.sent_texts(28))
     await p.send("/help")
@@ -173,7 +164,7 @@ async def test_privacy_stop_help_language(world, db) -> None:  # type: ignore[no
 async def test_budget_says_why_a_coin_cannot_move(world, db) -> None:  # type: ignore[no-untyped-def]
     dp, mm, bot = world
     p = Person(dp, mm, bot, user_id=29, language_code="en")
-    await to_first_question(p)
+    await p.to_first_question()
     await p.tap_item("r", "1.4")
     await p.tap_item("o", "2.yes")
     await p.tap_item("o", "3.hours")

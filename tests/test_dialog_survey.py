@@ -116,11 +116,7 @@ async def test_language_picker_when_not_offered(world, db) -> None:  # type: ign
 async def test_skip_back_change_and_show_if(world, db) -> None:  # type: ignore[no-untyped-def]
     dp, mm, bot = world
     p = Person(dp, mm, bot, user_id=9, language_code="en")
-    await p.send("/start clinic-access")
-    await p.tap_button("y")
-    for item in ("0.prefer_not_to_say", "1.over64", "2.yes"):
-        await p.tap_item("g", item)
-    await p.tap_button("c")
+    await p.to_first_question()
     await p.tap_item("r", "1.2")
     assert "3/7" in p.text
     await p.tap_button("k")               # Back to the rating
@@ -175,11 +171,7 @@ async def test_skip_hidden_by_show_if_has_no_answer(world, db) -> None:  # type:
 async def test_resume_after_restart_with_a_new_dispatcher(world, db, keys) -> None:  # type: ignore[no-untyped-def]
     dp, mm, bot = world
     p = Person(dp, mm, bot, user_id=11, language_code="en")
-    await p.send("/start clinic-access")
-    await p.tap_button("y")
-    for item in ("0.prefer_not_to_say", "1.over64", "2.yes"):
-        await p.tap_item("g", item)
-    await p.tap_button("c")
+    await p.to_first_question()
     await p.tap_item("r", "1.3")
     old_message = p.message
     # the bot restarts: a new dispatcher, the same database (dialog state is stored there)
@@ -199,11 +191,7 @@ async def test_resume_with_lost_dialog_state(world, db, keys) -> None:  # type: 
 
     dp, mm, bot = world
     p = Person(dp, mm, bot, user_id=12, language_code="en")
-    await p.send("/start clinic-access")
-    await p.tap_button("y")
-    for item in ("0.prefer_not_to_say", "1.over64", "2.yes"):
-        await p.tap_item("g", item)
-    await p.tap_button("c")
+    await p.to_first_question()
     old = p.message
     async with db.session() as s:  # the state store was wiped
         await s.execute(DialogState.__table__.delete())

@@ -70,6 +70,7 @@ def build_dispatcher(db: Database, keys: Keys, *, inner_storage: BaseStorage | N
     storage = PseudonymousStorage(inner_storage or SqlStorage(db.sessions), keys.pseudonym_key)
     dp = Dispatcher(storage=storage)
     dp["db"] = db
+    dp["keys"] = keys
     dp["config"] = config
     middleware = UpdateSessionMiddleware(db.sessions, keys, storage, dedupe=config.dedupe)
     # Before aiogram's FSM middleware, whose state lookup should use this update's session.
@@ -114,7 +115,7 @@ async def on_stale_dialog(event: ErrorEvent, dialog_manager: DialogManager) -> N
     if user is None or chat is None:
         return
     db: Database = dialog_manager.middleware_data["db"]
-    keys: Keys = dialog_manager.middleware_data.get("keys") or _keys_from(dialog_manager)
+    keys: Keys = dialog_manager.middleware_data["keys"]
     async with db.session() as session:
         token = current_session.set(session)
         try:
@@ -132,10 +133,6 @@ async def on_stale_dialog(event: ErrorEvent, dialog_manager: DialogManager) -> N
             await session.commit()
         finally:
             current_session.reset(token)
-
-
-def _keys_from(manager: DialogManager) -> Keys:
-    raise RuntimeError("keys missing from middleware data")
 
 
 async def on_error(event: ErrorEvent, **data: Any) -> Any:

@@ -8,7 +8,6 @@ redelivered update is recognised.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import threading
@@ -66,7 +65,6 @@ class Journal:
             self._db.execute("CREATE INDEX IF NOT EXISTS journal_pending ON journal(state, update_id)")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the update journal at {self.path}: {exc}") from exc
-        self.wakeup = asyncio.Event() if _has_loop() else None
 
     def append(self, update: dict[str, Any]) -> bool:
         """Store an update durably; False when it was already there (a redelivery)."""
@@ -82,8 +80,6 @@ class Journal:
                 f"the update journal at {self.path} cannot be written ({exc}). Free disk space there, "
                 "or set COASSESS_JOURNAL_PATH to a disk with room. Telegram keeps the updates for 24 hours "
                 "and will deliver them again.") from exc
-        if self.wakeup is not None:
-            self.wakeup.set()
         return cur.rowcount == 1
 
     def pending(self, limit: int = 500) -> list[Entry]:
@@ -126,10 +122,3 @@ class Journal:
         with self._lock:
             self._db.close()
 
-
-def _has_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

@@ -49,11 +49,6 @@ class UpdatePump:
         if entry.lane not in self._tasks:
             self._tasks[entry.lane] = asyncio.create_task(self._run_lane(entry.lane))
 
-    def wake(self) -> None:
-        """Kept for callers that journal without submitting: pick up anything pending."""
-        for entry in self.journal.pending(10_000):
-            self.submit(entry)
-
     def stop(self) -> None:
         self._stop.set()
 

@@ -157,10 +157,6 @@ class SqlStorage(BaseStorage):
 
         await self._run(fn)
 
-    async def count(self) -> int:
-        async with self.sessions() as s:
-            return len((await s.scalars(select(DialogState.key))).all())
-
     async def close(self) -> None:
         return None
 
