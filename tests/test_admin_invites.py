@@ -138,3 +138,52 @@ async def test_cli_invite_create_and_list(db_url, db, keys, example_spec, tmp_pa
     assert event.actor.startswith("cli:") and event.details["code"] == "somali-2"
     audit = await cli(db_url, keys, "audit", "--campaign", "clinic-access")
     assert audit.exit_code == 0 and re.search(r"invite\s+│\s+clinic-access", audit.output)
+
+
+def test_poster_footer_is_in_every_campaign_language_with_a_translation(example_spec) -> None:  # type: ignore[no-untyped-def]
+    page = poster_html(example_spec, "Al-Noor Mosque", invite_link(BOT, example_spec.id, "noor"))
+    footer = page[page.index('<footer class="partner">'):page.index("</footer>")]
+    # the first language leads; every other campaign language follows in its own words
+    assert '<p class="first"><span lang="en" dir="ltr">Shared with you by <bdi>Al-Noor Mosque</bdi>' in footer
+    assert '<span lang="ar" dir="rtl">شاركه معك <bdi>Al-Noor Mosque</bdi></span>' in footer
+    assert '<span lang="es" dir="ltr">Invitación de <bdi>Al-Noor Mosque</bdi></span>' in footer
+    assert [m for m in re.findall(r'<span lang="([a-z]+)"', footer)] == list(example_spec.languages)
+    assert footer.count("Shared with you by") == 1  # English is not passed off as another language
+
+    # a language with no catalog is left out rather than shown in English under its label
+    german_first = example_spec.model_copy(update={
+        "languages": ["de", "ar"], "title": {"de": "Ihre Meinung", "ar": "رأيك"}})
+    footer = poster_html(german_first, "Bibliothek", "https://t.me/x")
+    footer = footer[footer.index('<footer class="partner">'):footer.index("</footer>")]
+    assert 'lang="de"' not in footer and '<span lang="ar" dir="rtl">شاركه معك' in footer
+
+
+async def test_cli_makes_the_files_of_an_existing_invite_again(db_url, db, keys, example_spec,  # type: ignore[no-untyped-def]
+                                                             tmp_path: Path) -> None:
+    await load_open(db, example_spec)
+    out = tmp_path / "posters"
+    # 'library' is written in the campaign file: the walk-through's first command prints its poster
+    again = await cli(db_url, keys, "invite", "create", "clinic-access", "--code", "library",
+                      "--partner", "Central Library", "-o", str(out))
+    assert again.exit_code == 0, again.output
+    assert "already existed" in again.output and (out / "clinic-access-library-poster.html").exists()
+    # another partner (or other groups) under a taken code is refused, saying what it is for
+    taken = await cli(db_url, keys, "invite", "create", "clinic-access", "--code", "mosque",
+                      "--partner", "Al-Noor Mosque", "-o", str(out))
+    assert taken.exit_code == 1
+    assert "already has an invite 'mosque' (Al-Noor Mosque, preset groups community=arabic)" in taken.output
+    async with db.session() as s:
+        assert len((await s.scalars(select(Invite).where(Invite.code == "library"))).all()) == 1
+        assert not (await s.scalars(select(AuditEvent).where(AuditEvent.action == "invite"))).all()
+
+
+async def test_cli_says_how_to_name_the_bot_when_it_cannot(db_url, db, keys, example_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    await load_open(db, example_spec)
+    result = await cli(db_url, keys, "invite", "create", "clinic-access", "--code", "new-one",
+                       "--partner", "P", "-o", str(tmp_path / "posters"), COASSESS_BOT_USERNAME="",
+                       COASSESS_BOT_TOKEN="")
+    assert result.exit_code == 1
+    assert "neither COASSESS_BOT_USERNAME nor COASSESS_BOT_TOKEN is set" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "posters").exists()
+    async with db.session() as s:
+        assert not (await s.scalars(select(Invite).where(Invite.code == "new-one"))).all()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from bot.models import Delivery, Outcome
+from bot.models import AuditEvent, Broadcast, Delivery, Outcome
 from bot.services.broadcasts import plan_outcome, send_plan
 from bot.services.outcomes import (
     OutcomeChangeRefused,
@@ -108,3 +109,67 @@ async def test_cli_refuses_a_bad_file_and_sends_nothing(db_url, db, keys, exampl
                        COASSESS_BOT_TOKEN="123456:TEST")
     assert result.exit_code == 1
     assert f"{bad}:2: text missing in 'ar'" in result.output and "Nothing was sent." in result.output
+
+
+def _rows(output: str, title: str) -> dict[str, str]:
+    """The rows of one of the dry run's tables, as {label: shown count}."""
+    table = output[output.index(title):]
+    table = table[:table.index("└")]
+    return {m[0]: m[1] for m in re.findall(r"│ (\S[^│]*?)\s+│\s+(\S+) │", table)}
+
+
+async def test_cli_dry_run_counts_with_small_groups_hidden_and_stores_nothing(  # type: ignore[no-untyped-def]
+        db_url, db, keys, example_spec) -> None:
+    campaign = await load_open(db, example_spec)
+    people = [Someone(FIRST_USER + i, "en", consented_hours_ago=3, completed=True, wants_outcome=True)
+              for i in range(12)]
+    people += [Someone(FIRST_USER + 100 + i, "ar", consented_hours_ago=3, completed=True, wants_outcome=True,
+                       groups={"community": ["arabic"]}) for i in range(11)]
+    people += [Someone(FIRST_USER + 200 + i, "so", consented_hours_ago=3, completed=True, wants_outcome=True,
+                       groups={"community": ["somali"]}) for i in range(2)]
+    people += [Someone(FIRST_USER + 300, "so", consented_hours_ago=3, completed=True),        # did not ask
+               Someone(FIRST_USER + 301, "so", consented_hours_ago=3, completed=True, wants_outcome=True,
+                       stopped=True)]                                                      # said /stop
+    await seed(db, keys, campaign.id, people)
+    result = await cli(db_url, keys, "outcome", "send", campaign.id, str(EXAMPLE), "--dry-run",
+                       COASSESS_BOT_TOKEN="")  # a dry run needs no token
+    out = result.output
+    assert result.exit_code == 0, out
+    assert "25 people would receive 'spring-2026' (nothing was sent or stored)" in out
+    languages = _rows(out, "by language")
+    assert languages["so"] == "<10" and languages["uk"] == "0"
+    assert "2" not in languages.values() and "c" in languages.values()  # 2 = 25 - 12 - 11: one more hidden
+    community = _rows(out, "by community")
+    assert community["somali"] == "<10" and community["(not known)"] == "12" and community["arabic"] == "11"
+    texts = _rows(out, "by text")
+    assert texts["variant #1 (community=somali)"] == "<10" and texts["the general text"] == "c"
+    assert "<10: fewer than 10 people, hidden to protect them" in out
+    async with db.session() as s:
+        assert not (await s.scalars(select(Outcome))).all()
+        assert not (await s.scalars(select(Broadcast))).all()
+        assert not (await s.scalars(select(AuditEvent).where(AuditEvent.action == "outcome"))).all()
+
+
+async def test_cli_dry_run_warns_that_a_changed_sent_outcome_would_be_refused(  # type: ignore[no-untyped-def]
+        db_url, db, keys, example_spec, tmp_path) -> None:
+    campaign = await load_open(db, example_spec)
+    await seed(db, keys, campaign.id, [Someone(FIRST_USER, "en", consented_hours_ago=3, completed=True,
+                                               wants_outcome=True)])
+    check = check_outcome_file(EXAMPLE, example_spec)
+    assert check.spec is not None
+    async with db.session() as s:
+        outcome, _ = await store_outcome(s, campaign.id, check.spec)
+        plan = await plan_outcome(s, campaign, outcome, "test")
+    await send_plan(db, keys, RecordingBot(), plan, "test", campaign.id, rate=100, per_chat_interval=0)
+    same = await cli(db_url, keys, "outcome", "send", campaign.id, str(EXAMPLE), "--dry-run")
+    assert same.exit_code == 0, same.output
+    assert "1 person would receive" in same.output and "'spring-2026' was first sent on" in same.output
+    assert "1 sent" in same.output
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(EXAMPLE.read_text(encoding="utf-8").replace("Thank you for telling us.",
+                                                                   "Thanks!", 1), encoding="utf-8")
+    refused = await cli(db_url, keys, "outcome", "send", campaign.id, str(changed), "--dry-run")
+    assert refused.exit_code == 1
+    assert "sending this file would be refused" in refused.output and "give it a new key" in refused.output
+    async with db.session() as s:
+        assert (await s.scalars(select(Outcome))).one().texts == check.spec.texts  # unchanged

@@ -10,11 +10,16 @@ from bot.cli import bot as bot_cmd
 from bot.cli import campaign, db
 from bot.cli import i18n as i18n_cmd
 from bot.cli import demo as demo_cmd
+from bot.cli.common import plain_help
+
+plain_help()  # --help in words (FILE, NUMBER, CAMPAIGN), not Python types
 
 app = typer.Typer(
     name="coassess",
     help="coassess: hear the people public services usually miss. Run campaigns of short "
-    "questions in a Telegram bot, in people's own languages, and see the answers by group.",
+    "questions in a Telegram bot, in people's own languages, and see the answers by group.\n\n"
+    "Each command has its own help with examples, e.g. coassess invite create --help. The "
+    "walk-through for administrators is docs/administrators.md.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},

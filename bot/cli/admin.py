@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +22,16 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from bot.cli.common import console, database, err_console, fail, keys, run_async, settings
+from bot.cli.common import (
+    console,
+    database,
+    err_console,
+    fail,
+    keys,
+    plural,
+    run_async,
+    settings,
+)
 from bot.settings import ConfigurationError
 
 if TYPE_CHECKING:
@@ -31,8 +40,9 @@ if TYPE_CHECKING:
     from bot.campaigns.schema import CampaignSpec
     from bot.db import Database
     from bot.models import Campaign
-    from bot.services.broadcasts import Plan
+    from bot.services.broadcasts import Breakdown, Plan
     from bot.services.delivery import Summary
+    from bot.services.outcomes import OutcomeSpec
 
 # The services import aiogram (seconds of start-up): commands import them when they run, so
 # that `coassess campaign check` and `--help` stay quick.
@@ -45,10 +55,15 @@ outcome_app = typer.Typer(
     "\"you said, we did\").", no_args_is_help=True)
 
 def _people(n: int) -> str:
-    return f"{n} person" if n == 1 else f"{n} people"
+    return plural(n, "person", "people")
 
 
-CampaignArg = typer.Argument(..., help="The campaign id (see: coassess campaign list)", show_default=False)
+NOT_KNOWN = "(not known)"  # the row `breakdown` gives people whose group is not known
+CampaignArg = typer.Argument(..., metavar="CAMPAIGN", show_default=False,
+                             help="The campaign's id, e.g. clinic-access (see them with: coassess "
+                                  "campaign list)")
+GROUP_HELP = ("as dimension=group, e.g. community=somali (the dimensions and groups of the campaign "
+              "file); repeat --group for more")
 
 
 # --------------------------------------------------------------------------- shared
@@ -121,6 +136,55 @@ def _print_summary(summary: Summary, title: str) -> None:
                       "(delivery.error).")
 
 
+def _print_reach(b: Breakdown, spec: CampaignSpec,
+                 extra: Sequence[tuple[str, Mapping[str, int]]] = ()) -> None:
+    """A dry run's tables: people per language, per group of each dimension, and per `extra`
+    table (each person in exactly one row), with small counts hidden as in /admin and the report.
+
+    The total is printed above the tables, so it is a known fact here: a count below the
+    campaign's min_group_size shows as "<10", and one that would let a hidden count be worked
+    out from the others (or from the total) as "c". Rows follow the campaign's order, not the
+    counts, so the order tells nothing either.
+    """
+    from analysis.disclosure import Problem, protect
+    from bot.campaigns.schema import PREFER_NOT
+
+    p = Problem()
+    tables: list[tuple[str, list[tuple[str, int]]]] = []
+
+    def add(title: str, rows: list[tuple[str, int]], multiple: bool) -> None:
+        variables = [p.count((title, name), n, zero_shown=True) for name, n in rows]
+        if multiple:  # each person counts in one or more rows
+            for v in variables:
+                p.at_most({v: 1}, b.total)
+            p.at_least(dict.fromkeys(variables, 1), b.total)
+        else:
+            p.equal(dict.fromkeys(variables, 1), b.total)
+        tables.append((title, list(zip((name for name, _ in rows), variables, strict=True))))
+
+    add("by language", [(lang, b.languages.get(lang, 0)) for lang in spec.languages], False)
+    for dim in spec.groups:
+        counter = b.groups.get(dim.id, {})
+        names = [o.id for o in dim.options if o.id != PREFER_NOT]
+        names += sorted(n for n in counter if n not in names and n != NOT_KNOWN)
+        add(f"by {dim.id}", [(n, counter.get(n, 0)) for n in [*names, NOT_KNOWN]], dim.multiple)
+    for title, counts in extra:
+        add(title, list(counts.items()), False)
+    guard = protect(p, spec.min_group_size)
+    for title, rows in tables:
+        table = Table(title=title)
+        table.add_column("", no_wrap=True)
+        table.add_column("people", justify="right")
+        for name, var in rows:
+            table.add_row(name, str(p.values[var]) if guard.shown(var) else guard.marker(var))
+        console.print(table)
+    if any(not guard.shown(v) for _, rows in tables for _, v in rows):
+        k = spec.min_group_size
+        console.print(f"<{k}: fewer than {k} people, hidden to protect them. c: hidden so that a "
+                      "small group cannot be worked out from the other figures.", highlight=False,
+                      markup=False)
+
+
 async def _send_with_progress(db: Database, bot: Bot, plan: Plan, campaign_id: str, what: str) -> Summary:
     from bot.services import audit as audit_log
     from bot.services.broadcasts import send_plan
@@ -164,45 +228,78 @@ async def _run_locked(db: Database, body: Callable[[], object]) -> object:
 @run_async
 async def invite_create(
     campaign_id: str = CampaignArg,
-    code: str = typer.Option(..., "--code", help="A short name for this partner's link: letters, "
-                             "digits and -, e.g. central-library", show_default=False),
-    partner: str = typer.Option(..., "--partner", help="The partner's name as people know it, "
-                                "e.g. \"Central Library\"", show_default=False),
-    group: list[str] = typer.Option([], "--group", help="Preset a group for people who come through "
-                                    "this link, as dimension=group (e.g. community=arabic); repeat "
-                                    "for more", show_default=False),
-    out: Path = typer.Option(Path("invites"), "-o", "--output",
-                             help="Folder for the QR codes and the poster"),
+    code: str = typer.Option(..., "--code", metavar="CODE", show_default=False,
+                             help="A short name for this partner's link: 1 to 20 letters, digits and "
+                                  "-, e.g. central-library. It ends the link, so people see it"),
+    partner: str = typer.Option(..., "--partner", metavar="NAME", show_default=False,
+                                help="The partner's name as people know it, e.g. \"Central Library\" "
+                                     "(in quotes if it has spaces); the poster says it was shared by them"),
+    group: list[str] = typer.Option([], "--group", metavar="DIMENSION=GROUP", show_default=False,
+                                    help="Fill in a group for everyone who comes through this link, "
+                                         + GROUP_HELP),
+    out: Path = typer.Option(Path("invites"), "-o", "--output", metavar="FOLDER",
+                             help="The folder to write the QR codes and the poster into (made if "
+                                  "missing)"),
 ) -> None:
-    """Make a partner's invite: its link, a QR code (PNG and SVG) and a printable A4 poster."""
+    """Make a partner's invite: its link, a QR code (PNG and SVG) and a printable A4 poster.
+
+    Needs COASSESS_BOT_USERNAME (your bot's username) or COASSESS_BOT_TOKEN to write the link. Running it again with the same code, partner and groups (or for an invite written in the campaign file) makes the link and poster again.
+
+    Examples:
+
+      coassess invite create clinic-access --code library --partner "Central Library" -o posters/
+
+      coassess invite create clinic-access --code noor --partner "Al-Noor Mosque" --group community=arabic -o posters/
+    """
     from bot.campaigns.store import campaign_state
     from bot.services import audit as audit_log
-    from bot.services.invites import InviteError, create_invite, invite_link, parse_groups, write_invite_files
+    from bot.services.invites import (
+        InviteError,
+        find_or_create_invite,
+        invite_link,
+        parse_groups,
+        write_invite_files,
+    )
 
+    s = settings()
+    if not s.bot_username and (s.bot_token is None or not s.bot_token.get_secret_value()):
+        fail("the link needs your bot's username, and neither COASSESS_BOT_USERNAME nor "
+             "COASSESS_BOT_TOKEN is set.",
+             "Set COASSESS_BOT_USERNAME to the username @BotFather gave your bot, without the @ "
+             "(e.g. NorthStreetSurveyBot), in the .env file or the environment.")
     async with database() as db, db.session() as session:
         c, spec = await _campaign(session, campaign_id)
         try:
             groups = parse_groups(group, spec)
-            invite = await create_invite(session, spec, code, partner, groups)
+            invite, created = await find_or_create_invite(session, spec, code, partner, groups)
         except InviteError as exc:
             fail(str(exc))
             return
-        bot_cm = _bot() if not settings().bot_username else None
-        if bot_cm is None:
+        if s.bot_username:
             username = await _username(None)
         else:
             try:
-                async with bot_cm as bot:
+                async with _bot() as bot:
                     username = await _username(bot)
             except ConfigurationError as exc:
                 fail(str(exc), "Set COASSESS_BOT_USERNAME to your bot's username (without the @).")
                 return
         link = invite_link(username, c.id, invite.code)
-        files = write_invite_files(out, spec, invite.code, invite.partner, link)
-        await audit_log.record(session, audit_log.cli_actor(), "invite", c.id, code=invite.code,
-                               partner=invite.partner, groups=groups)
-        await session.commit()
-    console.print(f"[green]✓[/] Invite '{code}' for {invite.partner}:", highlight=False)
+        try:
+            files = write_invite_files(out, spec, invite.code, invite.partner, link)
+        except OSError as exc:
+            fail(f"cannot write the files into {out}: {exc.strerror or exc}",
+                 "Choose a folder you can write to with -o, e.g. -o posters/")
+            return
+        if created:
+            await audit_log.record(session, audit_log.cli_actor(), "invite", c.id, code=invite.code,
+                                   partner=invite.partner, groups=groups)
+            await session.commit()
+    if created:
+        console.print(f"[green]✓[/] Invite '{invite.code}' for {invite.partner}:", highlight=False)
+    else:
+        console.print(f"[green]✓[/] Invite '{invite.code}' for {invite.partner} already existed; "
+                      "its link and files are made again:", highlight=False)
     console.print(f"  link:   {link}", highlight=False, soft_wrap=True)
     console.print(f"  QR:     {files.png}  {files.svg}", highlight=False)
     console.print(f"  poster: {files.poster}  (open it in a browser and print on A4)", highlight=False)
@@ -217,7 +314,12 @@ async def invite_create(
 @invite_app.command("list")
 @run_async
 async def invite_list(campaign_id: str = CampaignArg) -> None:
-    """Show each invite with the responses that came through it."""
+    """Show each invite with the people who came through it: started, agreed to take part, completed.
+
+    Example:
+
+      coassess invite list clinic-access
+    """
     from bot.services.invites import responses_per_invite
 
     async with database() as db, db.session() as session:
@@ -249,9 +351,9 @@ def _counts_table(title: str, counter: dict[str, int]) -> Table:
 @run_async
 async def broadcast(
     campaign_id: str = CampaignArg,
-    language: str = typer.Option(None, "--language", help="Only people who would read it in this "
+    language: str = typer.Option(None, "--language", metavar="LANG", help="Only people who would read it in this "
                                  "language (a code from the campaign, e.g. ar)", show_default=False),
-    group: list[str] = typer.Option([], "--group", help="Only people in this group, as dimension=group "
+    group: list[str] = typer.Option([], "--group", metavar="DIMENSION=GROUP", help="Only people in this group, as dimension=group "
                                     "(e.g. community=somali). The same dimension twice means either; "
                                     "different dimensions must all match", show_default=False),
     only_unfinished: bool = typer.Option(False, "--only-unfinished",
@@ -262,6 +364,14 @@ async def broadcast(
     """Invite participants to a campaign, each in their own language, within Telegram's limits.
 
     It goes to people who allow invitations and have not stopped messages or already finished this campaign. If it is interrupted (Ctrl-C, a crash), run the same command again: it carries on, and nobody gets a second copy.
+
+    Examples:
+
+      coassess broadcast clinic-access --dry-run
+
+      coassess broadcast clinic-access --group community=somali --dry-run
+
+      coassess broadcast clinic-access
     """
     from bot.campaigns.store import campaign_state
     from bot.services import audit as audit_log
@@ -340,11 +450,18 @@ async def broadcast(
 # --------------------------------------------------------------------------- reminders
 
 @run_async
-async def remind(campaign_id: str = typer.Argument(None, help="One campaign id; all open campaigns "
-                                                    "if left out", show_default=False)) -> None:
+async def remind(campaign_id: str = typer.Argument(None, metavar="CAMPAIGN", show_default=False,
+                                                   help="One campaign's id; every open campaign if "
+                                                        "left out")) -> None:
     """Send the one reminder to people who started but did not finish.
 
-    A reminder goes once the campaign's delay (reminder_after_hours) has passed, only while the campaign is open, and never twice to anyone. The running bot does this by itself every minute.
+    A reminder goes once the campaign's delay (reminder_after_hours) has passed, only while the campaign is open, and never twice to anyone. The running bot does this by itself every minute; use this when it is not running. Needs COASSESS_BOT_TOKEN.
+
+    Examples:
+
+      coassess remind clinic-access
+
+      coassess remind
     """
     from bot.campaigns.store import campaign_state
     from bot.services import audit as audit_log
@@ -398,12 +515,21 @@ async def remind(campaign_id: str = typer.Argument(None, help="One campaign id; 
 @run_async
 async def outcome_send(
     campaign_id: str = CampaignArg,
-    file: Path = typer.Argument(..., help="The outcome file (YAML), e.g. examples/outcome-clinic-access.yaml",
-                                show_default=False),
+    file: Path = typer.Argument(..., metavar="FILE", show_default=False,
+                                help="The outcome file (YAML), e.g. examples/outcome-clinic-access.yaml"),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Check the file and count who would receive it, per language, "
+                                      "group and text; send nothing and store nothing"),
 ) -> None:
     """Send a "you said, we did" message to the participants who asked to hear back.
 
-    Each reads it in their own language; a variant can speak to a group. Sending the same file again carries on where it stopped. The file format is in docs/administrators.md.
+    Each reads it in their own language; a variant can speak to a group. The file is checked first, and nothing is sent until it is right. Sending the same file again carries on where it stopped. Needs COASSESS_BOT_TOKEN (not for --dry-run). The file format is in docs/administrators.md.
+
+    Examples:
+
+      coassess outcome send clinic-access examples/outcome-clinic-access.yaml --dry-run
+
+      coassess outcome send clinic-access examples/outcome-clinic-access.yaml
     """
     from bot.services import audit as audit_log
     from bot.services.broadcasts import plan_outcome
@@ -417,11 +543,13 @@ async def outcome_send(
         if not check.ok:
             for p in check.problems:
                 err_console.print(p.render(check.name), highlight=False, markup=False, soft_wrap=True)
-            n = len(check.problems)
-            err_console.print(f"[bold red]{n} problem{'s' if n != 1 else ''}[/] in {check.name}. "
+            err_console.print(f"[bold red]{plural(len(check.problems), 'problem')}[/] in {check.name}. "
                               "Nothing was sent.", highlight=False)
             raise typer.Exit(1)
         assert check.spec is not None
+        if dry_run:
+            await _outcome_dry_run(db, c, spec, check.spec, check.name)
+            return
         async with _bot() as bot:
 
             async def body() -> Summary | None:
@@ -448,20 +576,55 @@ async def outcome_send(
         _print_summary(summary, f"Outcome for {campaign_id}")
 
 
+async def _outcome_dry_run(db: Database, c: Campaign, spec: CampaignSpec, outcome: OutcomeSpec,
+                           name: str) -> None:
+    """Count who would receive an outcome, with the same tables as `broadcast --dry-run`."""
+    from bot.services.broadcasts import breakdown
+    from bot.services.outcomes import preview_outcome
+
+    async with db.session() as session:
+        preview = await preview_outcome(session, c, outcome)
+        await session.rollback()  # read only: nothing of a dry run is kept
+    b = breakdown(preview.recipients, c.languages, [d.id for d in spec.groups])
+    console.print(f"[green]✓[/] {name}: no problems.", highlight=False)
+    console.print(f"[bold]{_people(b.total)}[/] would receive '{outcome.key}' (nothing was sent or "
+                  "stored).", highlight=False)
+    if b.total:
+        _print_reach(b, spec, [("by text", preview.texts)] if outcome.variants else [])
+    else:
+        console.print("Nobody has asked to hear back yet (or everyone who did has said /stop since).")
+    if preview.started_at is not None and preview.started_summary is not None:
+        console.print(f"'{outcome.key}' was first sent on {preview.started_at:%Y-%m-%d %H:%M} UTC "
+                      f"({preview.started_summary.line()}); sending it again carries on with the "
+                      "people of that first run.", highlight=False)
+    if preview.refused:
+        fail(f"sending this file would be refused: {preview.refused}")
+
+
 # --------------------------------------------------------------------------- audit
 
 @run_async
 async def audit(
-    campaign: str = typer.Option(None, "--campaign", help="Only this campaign", show_default=False),
-    limit: int = typer.Option(200, "--limit", help="How many of the latest events to show"),
+    campaign: str = typer.Option(None, "--campaign", metavar="CAMPAIGN", show_default=False,
+                                 help="Only this campaign's actions (its id, e.g. clinic-access)"),
+    limit: int = typer.Option(200, "--limit", metavar="NUMBER",
+                              help="How many of the latest actions to show"),
 ) -> None:
     """List administrative actions (load, open, close, invites, broadcasts, outcomes): who, what, when.
 
     Who is 'cli:<user>' for the command line, 'scheduler' for the bot's clock, or an administrator's pseudonym (admin:...) for actions taken in the chat.
+
+    Examples:
+
+      coassess audit --campaign clinic-access
+
+      coassess audit --limit 20
     """
     from bot.models import Campaign
     from bot.services import audit as audit_log
 
+    if limit < 1:
+        fail(f"--limit {limit}: give how many actions to show, 1 or more (e.g. --limit 20)")
     async with database() as db, db.session() as session:
         if campaign and await session.get(Campaign, campaign) is None:
             fail(f"there is no campaign '{campaign}'", "See the ids with: coassess campaign list")

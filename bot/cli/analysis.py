@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bot.cli.common import console, database, fail, run_async
+from bot.cli.common import console, database, fail, plain_doc, plural, run_async
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ class ReportFormat(StrEnum):
     json = "json"
 
 
-CampaignArg = typer.Argument(..., help="The campaign id, e.g. clinic-access (see: coassess campaign list).",
+CampaignArg = typer.Argument(..., metavar="CAMPAIGN", help="The campaign id, e.g. clinic-access (see: coassess campaign list).",
                              show_default=False)
 ByOption = typer.Option(None, "--by", metavar="DIMENSION",
                         help="Only this group dimension (e.g. community), instead of all of them.")
@@ -78,7 +78,7 @@ async def _friendly(work: Callable[[], Awaitable[T]]) -> T:
 
 def export(
     campaign: str = CampaignArg,
-    output: Path = typer.Option(..., "-o", "--output", metavar="PATH", show_default=False,
+    output: Path = typer.Option(..., "-o", "--output", metavar="FILE", show_default=False,
                                 help="The file to write, e.g. answers.xlsx. Its ending picks the format "
                                      "unless --format is given."),
     layout: Layout = typer.Option(Layout.long, "--layout", case_sensitive=False,
@@ -129,8 +129,8 @@ async def _export(campaign: str, output: Path, layout: Layout, fmt: ExportFormat
                 db, campaign, output, layout.value, fmt.value if fmt else None,  # type: ignore[arg-type]
                 labels=labels, stable_ids=stable_ids, by=by, progress=advance, on_total=set_total))
     took = time.monotonic() - started
-    console.print(f"[green]✓[/] Wrote {result.rows:,} rows ({result.responses:,} responses, layout "
-                  f"{result.layout}, {result.format}) to {result.path} in {took:.1f} s.", highlight=False)
+    console.print(f"[green]✓[/] Wrote {plural(result.rows, 'row')} ({plural(result.responses, 'response')}, "
+                  f"layout {result.layout}, {result.format}) to {result.path} in {took:.1f} s.", highlight=False)
     if result.layout != "grouped":
         console.print("[dim]This file holds individual answers: keep it within the team. To publish, "
                       "use --layout grouped or coassess report.[/]", highlight=False)
@@ -138,7 +138,7 @@ async def _export(campaign: str, output: Path, layout: Layout, fmt: ExportFormat
 
 def report(
     campaign: str = CampaignArg,
-    output: Path = typer.Option(..., "-o", "--output", metavar="PATH", show_default=False,
+    output: Path = typer.Option(..., "-o", "--output", metavar="FILE", show_default=False,
                                 help="The file to write, e.g. report.html."),
     fmt: ReportFormat | None = typer.Option(None, "--format", case_sensitive=False,
                                             help="html (one file with charts, opens offline and prints), md "
@@ -192,8 +192,10 @@ async def _report(campaign: str, output: Path, fmt: ReportFormat | None, by: str
 
 def synth(
     campaign: str = CampaignArg,
-    responses: int = typer.Option(1000, "--responses", "-n", min=1, help="How many responses to create."),
-    seed: int = typer.Option(0, "--seed", help="The same seed gives the same answers (on an empty campaign)."),
+    responses: int = typer.Option(1000, "--responses", "-n", metavar="NUMBER",
+                                  help="How many responses to create (1 or more)."),
+    seed: int = typer.Option(0, "--seed", metavar="NUMBER",
+                             help="The same seed gives the same answers (on an empty campaign)."),
     append: bool = typer.Option(False, "--append",
                                 help="Add to a campaign that already has responses (they will mix)."),
 ) -> None:
@@ -208,6 +210,8 @@ def synth(
 
       coassess campaign load examples/clinic-access.yaml && coassess synth clinic-access -n 5000
     """
+    if responses < 1:
+        fail(f"--responses {responses}: give how many responses to create, 1 or more (e.g. -n 500)")
     run_async(_synth)(campaign, responses, seed, append)
 
 
@@ -222,31 +226,10 @@ async def _synth(campaign: str, responses: int, seed: int, append: bool) -> Any:
                                                               append=append, progress=advance))
     took = time.monotonic() - started
     tiny = ", ".join(f"{d}: {g}" for d, g in result.tiny_groups.items())
-    console.print(f"[green]✓[/] Created {result.responses:,} responses ({result.completed:,} finished, "
-                  f"{result.answers:,} answers) in {took:.1f} s." + (f" Tiny groups: {tiny}." if tiny else ""),
+    console.print(f"[green]✓[/] Created {plural(result.responses, 'response')} ({result.completed:,} finished, "
+                  f"{plural(result.answers, 'answer')}) in {took:.1f} s." + (f" Tiny groups: {tiny}." if tiny else ""),
                   highlight=False)
 
 
-def _unwrap(doc: str | None) -> str | None:
-    """Join the wrapped lines of each docstring paragraph: Rich help keeps line breaks as given,
-    which would break sentences mid-way on a wide terminal. Example lines (indented) stay as they are."""
-    if not doc:
-        return doc
-    import inspect
-
-    paragraphs, current = [], []
-    for line in inspect.cleandoc(doc).splitlines():
-        if not line.strip() or line.startswith("  "):
-            if current:
-                paragraphs.append(" ".join(current))
-                current = []
-            paragraphs.append(line)
-        else:
-            current.append(line.strip())
-    if current:
-        paragraphs.append(" ".join(current))
-    return "\n".join(paragraphs)
-
-
 for _command in (export, report, synth):
-    _command.__doc__ = _unwrap(_command.__doc__)
+    _command.__doc__ = plain_doc(_command.__doc__)

@@ -22,6 +22,11 @@ err_console = Console(stderr=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """"1 question", "2 questions", "1 person", "1,200 people": a count with its noun agreeing."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
 def fail(message: str, hint: str | None = None, code: int = 1) -> None:
     err_console.print(f"[bold red]Error:[/] {message}", highlight=False)
     if hint:
@@ -96,3 +101,96 @@ def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+# --------------------------------------------------------------------------- plain --help
+
+def plain_doc(doc: str | None) -> str | None:
+    """Join the wrapped lines of each docstring paragraph: Rich help keeps line breaks as given,
+    which would break sentences mid-way on a wide terminal. Indented lines (examples) stay as they are."""
+    if not doc:
+        return doc
+    import inspect
+
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line in inspect.cleandoc(doc).splitlines():
+        if not line.strip() or line.startswith("  "):
+            if current:
+                paragraphs.append(" ".join(current))
+                current = []
+            paragraphs.append(line)
+        else:
+            current.append(line.strip())
+    if current:
+        paragraphs.append(" ".join(current))
+    return "\n".join(paragraphs)
+
+
+_FOLDER_NAMES = {"out", "output", "folder", "directory", "dir"}
+
+
+def _plain_value_word(param: Any) -> str | None:
+    """What an option takes, as an officer reads it: the metavar if one is given, the choices
+    (long|wide|grouped), NUMBER, FILE or FOLDER, else the option's own name (HOST); nothing for
+    a flag, which takes no value."""
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return None
+    if param.metavar is not None:
+        return param.metavar or None
+    desc = getattr(param, "type_descriptor", None)
+    name = (param.name or "value").upper()
+    if desc is None:
+        return name
+    if desc.is_choice:
+        return "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
+    if desc.is_path:
+        info = desc.parameter_info
+        folder = (getattr(info, "dir_okay", True) and not getattr(info, "file_okay", True)) \
+            or (param.name or "") in _FOLDER_NAMES
+        return "FOLDER" if folder else "FILE"
+    annotation = desc.annotation
+    if annotation in (int, float):
+        return "NUMBER"
+    return name
+
+
+def plain_help() -> None:
+    """Make `--help` speak words, not Python types.
+
+    Typer shows each parameter's type (`<bool>`, `<str>`, `<list[str]>`, `<path>`) and puts
+    required arguments in braces (`{campaign_id}`). Council officers read the help, not the
+    code: a flag shows nothing, an option shows its metavar or a plain word (FILE, NUMBER, the
+    choices), an argument shows its metavar (CAMPAIGN) or its name in capitals. Applied once,
+    when `bot.cli` is imported; if Typer changes these internals, the help simply stays Typer's.
+    """
+    try:
+        from typer.core import TyperArgument, TyperOption
+    except ImportError:  # pragma: no cover - another Typer: keep its help
+        return
+    if getattr(TyperOption, "_coassess_plain", False):
+        return
+    if not all(hasattr(cls, attr) for cls, attr in ((TyperOption, "display_type_rich"),
+                                                     (TyperArgument, "display_type_rich"),
+                                                     (TyperArgument, "_usage_display_name"))):
+        return  # pragma: no cover
+
+    def option_type(self: Any, ctx: Any) -> str | None:
+        return _plain_value_word(self)
+
+    def argument_type(self: Any, ctx: Any) -> str | None:
+        return None  # the name column already says what it is
+
+    def argument_name(self: Any) -> str:
+        return self.metavar if self.metavar is not None else (self.name or "value").upper()
+
+    def argument_usage(self: Any) -> str:
+        name = self.display_name_raw
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    TyperOption.display_type_rich = option_type  # type: ignore[method-assign]
+    TyperArgument.display_type_rich = argument_type  # type: ignore[method-assign]
+    TyperArgument.display_name_raw = property(argument_name)  # type: ignore[assignment,method-assign]
+    TyperArgument._usage_display_name = argument_usage  # type: ignore[method-assign]
+    TyperOption._coassess_plain = True  # type: ignore[attr-defined]

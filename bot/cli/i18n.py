@@ -130,9 +130,17 @@ def _campaign_problems(campaign: Campaign, rows: list[CampaignCoverage], catalog
 
 @app.command("check")
 def check(campaign: Path | None = typer.Option(
-        None, "--campaign", "-c", help="Also check a campaign file's content in each of its languages.",
-        show_default=False)) -> None:
-    """Coverage per language: the interface catalogs, and a campaign's content; exit 1 if incomplete."""
+        None, "--campaign", "-c", metavar="FILE", show_default=False,
+        help="Also check a campaign file's content in each of its languages, e.g. "
+             "examples/clinic-access.yaml.")) -> None:
+    """Coverage per language: the interface catalogs, and a campaign's content; exit 1 if incomplete.
+
+    Examples:
+
+      coassess i18n check
+
+      coassess i18n check --campaign examples/clinic-access.yaml
+    """
     rows = coverage()
     console.print(_interface_table(rows))
     problems = _interface_problems(rows)

@@ -105,27 +105,55 @@ def check_code(code: str, campaign_id: str) -> None:
         raise InviteError(f"the link for '{code}' would be too long for Telegram: use a shorter code")
 
 
-async def create_invite(session: AsyncSession, campaign: CampaignSpec, code: str, partner: str,
-                        groups: Mapping[str, Sequence[str]] | None = None) -> Invite:
-    """Store a new invite (flushed, not committed); a code already used is refused."""
-    check_code(code, campaign.id)
+def _clean_partner(partner: str) -> str:
     partner = " ".join(partner.split())
     if not partner:
         raise InviteError("the partner's name is empty: give the name people know them by, "
                           "for example --partner \"Central Library\"")
     if len(partner) > 200:
         raise InviteError("the partner's name is longer than 200 characters: shorten it")
+    return partner
+
+
+def _describe(invite: Invite) -> str:
+    groups = "; ".join(f"{d}={','.join(g)}" for d, g in (invite.groups or {}).items())
+    return invite.partner + (f", preset groups {groups}" if groups else "")
+
+
+async def create_invite(session: AsyncSession, campaign: CampaignSpec, code: str, partner: str,
+                        groups: Mapping[str, Sequence[str]] | None = None) -> Invite:
+    """Store a new invite (flushed, not committed); a code already used is refused."""
+    invite, created = await find_or_create_invite(session, campaign, code, partner, groups,
+                                                  reuse=False)
+    return invite
+
+
+async def find_or_create_invite(session: AsyncSession, campaign: CampaignSpec, code: str,
+                                partner: str, groups: Mapping[str, Sequence[str]] | None = None,
+                                *, reuse: bool = True) -> tuple[Invite, bool]:
+    """The invite with this code, and whether it is new (flushed, not committed).
+
+    With `reuse`, an invite that already exists for the same partner and groups (one written
+    in the campaign file, or made before) is returned as it is, so that its link and poster
+    can be made again; any other use of a taken code is refused, saying what it is for.
+    """
+    check_code(code, campaign.id)
+    partner = _clean_partner(partner)
+    wanted = {d: list(g) for d, g in (groups or {}).items()}
     existing = await session.scalar(select(Invite).where(Invite.campaign_id == campaign.id,
                                                          Invite.code == code))
     if existing is not None:
-        raise InviteError(f"campaign '{campaign.id}' already has an invite '{code}' (for "
-                          f"{existing.partner}). Choose another code; see them all with: "
-                          f"coassess invite list {campaign.id}")
-    invite = Invite(campaign_id=campaign.id, code=code, partner=partner,
-                    groups={d: list(g) for d, g in (groups or {}).items()})
+        if reuse and existing.partner == partner and dict(existing.groups or {}) == wanted:
+            return existing, False
+        raise InviteError(
+            f"campaign '{campaign.id}' already has an invite '{code}' ({_describe(existing)}). "
+            "To make its link and poster again, give exactly that partner and those groups; "
+            "for another partner choose another code. See them all with: "
+            f"coassess invite list {campaign.id}")
+    invite = Invite(campaign_id=campaign.id, code=code, partner=partner, groups=wanted)
     session.add(invite)
     await session.flush()
-    return invite
+    return invite, True
 
 
 @dataclass(frozen=True)
@@ -204,30 +232,63 @@ h1:first-child { font-size: 24pt; margin-bottom: 5mm; }
 .how { font-size: 12pt; margin: 1mm 0; }
 .link { font-family: "DejaVu Sans Mono", monospace; font-size: 11pt; margin: 4mm 0;
         word-break: break-all; direction: ltr; unicode-bidi: isolate; }
-.partner { margin-top: auto; font-size: 14pt; border-top: 0.4mm solid #111; padding-top: 4mm;
-           width: 100%; }
+.partner { margin-top: auto; border-top: 0.4mm solid #111; padding-top: 3mm; width: 100%; }
+.partner p { margin: 0 0 1.5mm; }
+.partner .first { font-size: 14pt; }
+.partner .others { font-size: 11pt; line-height: 1.5; }
+.partner span { display: inline-block; unicode-bidi: isolate; }
 @media screen { body { background: #eee; } .sheet { background: #fff; padding: 14mm;
                 margin: 10mm auto; box-shadow: 0 0 4mm #999; } }
 """
 
 
-def poster_html(campaign: CampaignSpec, partner: str, link: str) -> str:
-    """A printable A4 poster: the title in every language, the QR code, the link, the partner."""
-    first = campaign.languages[0]
-    titles = []
-    hows = []
+def _in_each_language(campaign: CampaignSpec, msgid: str) -> list[tuple[str, str]]:
+    """(language, text) for each campaign language whose catalog translates `msgid`.
+
+    Without a translation gettext gives the English back: that is not labelled as Arabic, it
+    is left out (the English line stands for it once). Never empty: English at least.
+    """
+    out: list[tuple[str, str]] = []
+    english = False
     for lang in campaign.languages:
-        title = campaign.title.get(lang)
-        if title:
-            titles.append(f'<h1 lang="{_e(lang)}" dir="{_dir(lang)}">{_e(title)}</h1>')
-        how_en = "Scan the code with your phone's camera to answer in Telegram."
-        how = tr(lang).gettext("Scan the code with your phone's camera to answer in Telegram.")
-        # Without a translation gettext gives English back: do not label English as Arabic.
-        if how != how_en or base_language(lang) == "en":
-            hows.append(f'<p class="how" lang="{_e(lang)}" dir="{_dir(lang)}">{_e(how)}</p>')
-    if not hows:
-        hows.append(f'<p class="how" lang="en" dir="ltr">{_e(how_en)}</p>')
-    shared = tr(first).gettext("Shared with you by")
+        text = tr(lang).gettext(msgid)
+        if base_language(lang) == "en":
+            if not english:
+                out.append((lang, text))
+            english = True
+        elif text != msgid:
+            out.append((lang, text))
+    if not out:
+        out.append(("en", msgid))
+    return out
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction (make catalogs); it is translated where it is used."""
+    return message
+
+
+SCAN = N_("Scan the code with your phone's camera to answer in Telegram.")
+SHARED_BY = N_("Shared with you by")
+
+
+def poster_html(campaign: CampaignSpec, partner: str, link: str) -> str:
+    """A printable A4 poster: the title, how to answer and who shared it, in every campaign
+    language that has them; the QR code and the link."""
+    first = campaign.languages[0]
+    titles = [f'<h1 lang="{_e(lang)}" dir="{_dir(lang)}">{_e(campaign.title[lang])}</h1>'
+              for lang in campaign.languages if campaign.title.get(lang)]
+    hows = [f'<p class="how" lang="{_e(lang)}" dir="{_dir(lang)}">{_e(text)}</p>'
+            for lang, text in _in_each_language(campaign, SCAN)]
+    # "Shared with you by" in each language: the first on its own line, the others after it
+    # on one or two lines, so that six languages still leave the page one page. <bdi> keeps
+    # a Latin name whole inside Arabic.
+    shared = [f'<span lang="{_e(lang)}" dir="{_dir(lang)}">{_e(text)} <bdi>{_e(partner)}</bdi></span>'
+              for lang, text in _in_each_language(campaign, SHARED_BY)]
+    footer = f'<p class="first">{shared[0]}</p>'
+    if len(shared) > 1:
+        footer += f'\n<p class="others">{" · ".join(shared[1:])}</p>'
+
     return f"""<!DOCTYPE html>
 <html lang="{_e(first)}" dir="{_dir(first)}">
 <head>
@@ -244,7 +305,9 @@ def poster_html(campaign: CampaignSpec, partner: str, link: str) -> str:
 <div class="qr" role="img" aria-label="{_e(link)}">{_qr_inline(link)}</div>
 {chr(10).join(hows)}
 <p class="link">{_e(link)}</p>
-<p class="partner" lang="{_e(first)}" dir="{_dir(first)}">{_e(shared)} <bdi>{_e(partner)}</bdi></p>
+<footer class="partner">
+{footer}
+</footer>
 </main>
 </body>
 </html>

@@ -15,7 +15,9 @@ The first variant whose groups all match a participant's is theirs; everyone els
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.campaigns.check import Problem
 from bot.campaigns.schema import CampaignSpec
 from bot.campaigns.source import Path_, Source, SourceError, parse, read_text
-from bot.models import Broadcast, Delivery, Outcome
-from bot.services.broadcasts import MAX_OUTCOME_TEXT
+from bot.models import Broadcast, Campaign, Delivery, Outcome, Response, ResponseGroup
+from bot.services.broadcasts import (
+    MAX_OUTCOME_TEXT,
+    Candidate,
+    choose_outcome_text,
+    load_candidates,
+    outcome_wanted,
+)
+from bot.services.delivery import Summary, find_broadcast, summarise
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 KNOWN_KEYS = {"key", "text", "variants"}
@@ -180,23 +189,95 @@ class OutcomeChangeRefused(Exception):
     """The outcome was already (partly) sent with other texts."""
 
 
+async def _refusal(session: AsyncSession, row: Outcome, spec: OutcomeSpec) -> str | None:
+    """Why this file may not replace the stored outcome `row`, or None if it may."""
+    if row.texts == spec.texts and (row.variants or []) == spec.variants:
+        return None
+    sent = await session.scalar(select(Delivery.participant_id).join(Broadcast).where(
+        Broadcast.outcome_id == row.id, Delivery.state.in_(("sent", "sending", "uncertain")))
+        .limit(1))
+    if sent is None:
+        return None
+    return (f"the outcome '{spec.key}' has already been sent to some people with different "
+            "text. To send a new message, give it a new key (for example "
+            f"'{spec.key}-update'); to finish sending the old one, use the old file.")
+
+
+async def _stored(session: AsyncSession, campaign_id: str, key: str) -> Outcome | None:
+    return await session.scalar(select(Outcome).where(Outcome.campaign_id == campaign_id,
+                                                      Outcome.key == key))
+
+
 async def store_outcome(session: AsyncSession, campaign_id: str, spec: OutcomeSpec) -> tuple[Outcome, bool]:
     """The Outcome row for this key, created or updated; refuses to change a message already sent."""
-    row = await session.scalar(select(Outcome).where(Outcome.campaign_id == campaign_id,
-                                                     Outcome.key == spec.key))
+    row = await _stored(session, campaign_id, spec.key)
     if row is None:
         row = Outcome(campaign_id=campaign_id, key=spec.key, texts=spec.texts, variants=spec.variants)
         session.add(row)
         await session.flush()
         return row, True
-    if row.texts != spec.texts or (row.variants or []) != spec.variants:
-        sent = await session.scalar(select(Delivery.participant_id).join(Broadcast).where(
-            Broadcast.outcome_id == row.id, Delivery.state.in_(("sent", "sending", "uncertain")))
-            .limit(1))
-        if sent is not None:
-            raise OutcomeChangeRefused(
-                f"the outcome '{spec.key}' has already been sent to some people with different "
-                "text. To send a new message, give it a new key (for example "
-                f"'{spec.key}-update'); to finish sending the old one, use the old file.")
-        row.texts, row.variants = spec.texts, spec.variants
+    refused = await _refusal(session, row, spec)
+    if refused:
+        raise OutcomeChangeRefused(refused)
+    row.texts, row.variants = spec.texts, spec.variants
     return row, False
+
+
+# --------------------------------------------------------------------------- dry run
+
+GENERAL_TEXT = "the general text"
+
+
+def variant_label(index: int, variant: dict[str, Any]) -> str:
+    groups = "; ".join(f"{d}={','.join(g)}" for d, g in (variant.get("groups") or {}).items())
+    return f"variant #{index + 1} ({groups})" if groups else f"variant #{index + 1}"
+
+
+@dataclass
+class OutcomePreview:
+    """What sending an outcome file would do, found by reading only: nothing is stored."""
+
+    recipients: list[Candidate]
+    texts: Counter[str]            # GENERAL_TEXT or variant_label(...) -> people who would read it
+    refused: str | None = None     # why sending this file would be refused
+    started_at: datetime | None = None  # when an earlier run of this key began, if any
+    started_summary: Summary | None = None
+
+
+async def preview_outcome(session: AsyncSession, campaign: Campaign, spec: OutcomeSpec) -> OutcomePreview:
+    """Who would receive this outcome, and which of its texts each would read (reads only).
+
+    The recipients and the choice of text follow the same rules as sending (`outcome_wanted`,
+    `choose_outcome_text` over the groups given in this campaign's response).
+    """
+    candidates = await load_candidates(session, campaign.id)
+    recipients = [c for c in candidates if outcome_wanted(c)]
+    own: dict[int, dict[str, list[str]]] = {}
+    rows = await session.execute(select(Response.participant_id, ResponseGroup.dimension_id,
+                                        ResponseGroup.groups)
+                                 .join(ResponseGroup, ResponseGroup.response_id == Response.id)
+                                 .where(Response.campaign_id == campaign.id))
+    for pid, dim, values in rows.all():
+        own.setdefault(pid, {})[dim] = [str(v) for v in values or []]
+    # the variants with their labels as texts: the rule's choice is then the label itself
+    first = campaign.languages[0]
+    labelled = [{"groups": v.get("groups") or {}, "text": {first: variant_label(i, v)}}
+                for i, v in enumerate(spec.variants)]
+    texts: Counter[str] = Counter({GENERAL_TEXT: 0, **{v["text"][first]: 0 for v in labelled}})
+    for c in recipients:
+        texts[choose_outcome_text({first: GENERAL_TEXT}, labelled, own.get(c.participant_id, {}),
+                                  first, first)] += 1
+    preview = OutcomePreview(recipients, texts)
+    row = await _stored(session, campaign.id, spec.key)
+    if row is not None:
+        preview.refused = await _refusal(session, row, spec)
+    started = await find_broadcast(session, campaign.id, outcome_broadcast_key(spec.key))
+    if started is not None:
+        preview.started_at = started.created_at
+        preview.started_summary = await summarise(session, started.id)
+    return preview
+
+
+def outcome_broadcast_key(key: str) -> str:
+    """The key of the broadcast that sends the outcome `key` (as `plan_outcome` names it)."""
+    return f"outcome:{key}"
