@@ -197,7 +197,13 @@ def build_commands_router() -> Router:
     @router.my_chat_member()
     async def on_blocked(event: ChatMemberUpdated, session: AsyncSession,
                          participant: Participant | None) -> None:
-        """Someone blocked the bot: no more messages to them (their answers are kept)."""
+        """Someone blocked the bot: no more messages to them (their answers are kept).
+
+        Only in the private chat: in a group, "kicked" means the bot was removed from that group,
+        and `from` is whoever removed it, not someone who stopped taking part.
+        """
+        if event.chat.type != "private":
+            return
         if participant is not None and event.new_chat_member.status == "kicked":
             await people.stop(session, participant)
 
@@ -229,6 +235,17 @@ def command_descriptions(t: Tr) -> list[tuple[str, str]]:
         ("forget", _("erase everything we keep about you")),
         ("help", _("what this bot does")),
     ]
+
+
+def command_menu(t: Tr) -> list[tuple[str, str]]:
+    """`command_descriptions` fitted to setMyCommands' limits: description 1-256 characters (an empty
+    translation falls back to English), command 1-32 of a-z, 0-9 and _."""
+    english = dict(command_descriptions(tr("en")))
+    menu = []
+    for command, description in command_descriptions(t):
+        text = " ".join(description.split()) or english[command]
+        menu.append((command, text[:256]))
+    return menu
 
 
 def build_fallback_router() -> Router:

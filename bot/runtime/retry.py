@@ -9,7 +9,12 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.methods import AnswerCallbackQuery, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
@@ -46,6 +51,33 @@ class RetryRequests(BaseRequestMiddleware):
         raise AssertionError("unreachable")
 
 
+QUERY_TOO_OLD = "query is too old"
+
+
+class ExpiredCallbackAnswer(BaseRequestMiddleware):
+    """answerCallbackQuery after Telegram's answer window (or twice) is refused with 400 "query is too
+    old and response timeout expired or query ID is invalid". The answer only stops the button's
+    spinner, which the app has stopped by then, so the refusal is not a failure of the update: the
+    call counts as done and the handler goes on with its real work (store the answer, next screen).
+    """
+
+    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+        try:
+            return await make_request(bot, method)
+        except TelegramBadRequest as exc:
+            if not isinstance(method, AnswerCallbackQuery) or QUERY_TOO_OLD not in exc.message.lower():
+                raise
+            log.info("a button tap was answered too late for Telegram (query too old); going on")
+            return True  # type: ignore[return-value]  # answerCallbackQuery's documented result
+        except TelegramRetryAfter:
+            if not isinstance(method, AnswerCallbackQuery):
+                raise
+            # after the wait the query would be too old anyway (RetryRequests waits only short ones)
+            log.info("Telegram asked to wait before answering a button tap; left unanswered")
+            return True  # type: ignore[return-value]
+
+
 class CommitBeforeTelegram(BaseRequestMiddleware):
     """Commit the update's database work before talking to Telegram.
 
@@ -66,6 +98,7 @@ class CommitBeforeTelegram(BaseRequestMiddleware):
 
 
 def install(bot: Bot, **kwargs: Any) -> Bot:
+    bot.session.middleware(ExpiredCallbackAnswer())
     bot.session.middleware(CommitBeforeTelegram())
     bot.session.middleware(RetryRequests(**kwargs))
     return bot

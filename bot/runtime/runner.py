@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import signal
 from contextlib import suppress
 from dataclasses import dataclass
@@ -13,20 +14,33 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiogram import Bot, Dispatcher
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StorageKey
+from aiogram.types import BotCommand, BotCommandScopeDefault
 
 from bot.db import Database
-from bot.runtime.app import BotConfig, build_dispatcher, make_bot, register_commands
+from bot.runtime.app import BotConfig, build_dispatcher, make_bot
 from bot.runtime.journal import Entry, Journal, JournalError, lane_of
 from bot.runtime.pump import UpdatePump
 from bot.runtime.storage import hashed_id
 from bot.services.participants import Keys
-from bot.settings import Settings
+from bot.settings import ConfigurationError, Settings
 
 log = logging.getLogger(__name__)
 
+# Every update type a handler exists for ("my_chat_member": someone blocked the bot). Telegram's
+# default would add edited messages, channel posts and more that nobody here reads.
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+TOKEN_REFUSED = ("Telegram refused the bot token ({what}). Check COASSESS_BOT_TOKEN: it is the whole "
+                 "token @BotFather gave (digits, a colon, then letters); a token revoked with /revoke "
+                 "stops working at once.")
 
 
 class HashingKeyBuilder(DefaultKeyBuilder):
@@ -83,13 +97,22 @@ class Runtime:
         return cls(settings, db, keys, dp, bot, journal, pump, redis)
 
     async def prepare_bot(self) -> None:
-        """setMyCommands and the bot's username (for invite links); a failure here is not fatal."""
+        """getMe (the token must be accepted), then the command menus; a refused menu is not fatal.
+
+        Raises:
+            ConfigurationError: Telegram answered 401 or 404 (a wrong or malformed token): retrying
+                would only repeat it.
+        """
         try:
             me = await self.bot.get_me()
-            self.dp["bot_username"] = me.username
-            await register_commands(self.bot)
+        except (TelegramUnauthorizedError, TelegramNotFound) as exc:
+            raise ConfigurationError(TOKEN_REFUSED.format(what=_describe(exc))) from None
         except Exception as exc:  # noqa: BLE001 - Telegram may be unreachable for a moment
-            log.warning("could not register the bot's commands yet: %s", exc.__class__.__name__)
+            log.warning("getMe failed (%s); starting anyway, the command menu is not registered",
+                        _describe(exc))
+            return
+        self.dp["bot_username"] = me.username
+        await register_command_menus(self.bot)
 
     async def close(self) -> None:
         self.pump.stop()
@@ -105,6 +128,38 @@ class Runtime:
         self.journal.close()
 
 
+def _describe(exc: BaseException) -> str:
+    """A short, id-free description of a failed Bot API call for the log."""
+    if isinstance(exc, TelegramAPIError):
+        return f"{exc.__class__.__name__}: {exc.message}"
+    return exc.__class__.__name__
+
+
+async def register_command_menus(bot: Bot) -> int:
+    """setMyCommands once per language that has a catalog (English as the default list).
+
+    Telegram matches menus by two-letter ISO 639-1 codes, so only those are sent; each language is
+    registered on its own, so one refused list (a too-long translation: 400) costs only that menu.
+    Returns how many lists Telegram accepted.
+    """
+    from dialogs.commands import command_menu
+    from dialogs.i18n import tr
+    from locales import available
+
+    accepted = 0
+    for lang in available():
+        code = None if lang == "en" else lang
+        if code is not None and not re.fullmatch(r"[a-z]{2}", code):
+            continue
+        commands = [BotCommand(command=c, description=d) for c, d in command_menu(tr(lang))]
+        try:
+            await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=code)
+            accepted += 1
+        except Exception as exc:  # noqa: BLE001 - a menu is a convenience, not a reason to stop
+            log.warning("setMyCommands for %s failed (%s)", lang, _describe(exc))
+    return accepted
+
+
 def _install_signal_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -114,25 +169,34 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 
 async def poll(runtime: Runtime, stop: asyncio.Event | None = None, timeout: int = 25,
                signals: bool = True) -> None:
-    """Long polling: each batch is journalled before the next getUpdates confirms it."""
+    """Long polling: each batch is journalled before the next getUpdates confirms it.
+
+    Raises:
+        ConfigurationError: Telegram refuses the token (401, or 404 for a malformed one).
+    """
     stop = stop or asyncio.Event()
     if signals:
         _install_signal_handlers(stop)
     await runtime.prepare_bot()
+    await _leave_webhook(runtime.bot)
+    await asyncio.to_thread(runtime.journal.prune)
     pump_task = asyncio.create_task(runtime.pump.run(), name="coassess-pump")
     clock = start_scheduler(runtime, stop)
     base = runtime.settings.telegram_api_url.rstrip("/")
     url = f"{base}/bot{runtime.settings.require_token()}/getUpdates"
-    last = runtime.journal.last_update_id()
-    offset = last + 1 if last is not None else None
+    # No offset at first: Telegram hands out every unconfirmed update, and the journal recognises
+    # those it already holds. (An offset from the journal's highest id would confirm, unseen, the
+    # updates Telegram numbers lower: after a week without updates the next id is chosen at random.)
+    offset: int | None = None
     backoff = 1.0
+    refused: ConfigurationError | None = None
     log.info("polling for updates (journal %s)", runtime.journal.path)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout + 15)) as http:
         while not stop.is_set():
             body: dict[str, Any] = {"timeout": timeout, "allowed_updates": ALLOWED_UPDATES}
             if offset is not None:
                 body["offset"] = offset
-            poll_task = asyncio.create_task(http.post(url, json=body))
+            poll_task = asyncio.create_task(_get_updates(http, url, body))
             stop_task = asyncio.create_task(stop.wait())
             finished, _ = await asyncio.wait({poll_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             if stop_task in finished:
@@ -140,26 +204,38 @@ async def poll(runtime: Runtime, stop: asyncio.Event | None = None, timeout: int
                 break
             stop_task.cancel()
             try:
-                resp = poll_task.result()
-                data = await resp.json(content_type=None)
+                status, data = poll_task.result()
             except Exception as exc:  # noqa: BLE001 - network trouble: wait and try again
                 log.warning("getUpdates failed (%s); retrying in %.0f s", exc.__class__.__name__, backoff)
                 await _sleep(stop, backoff)
                 backoff = min(backoff * 2, 30)
                 continue
-            if not data.get("ok"):
-                code = data.get("error_code")
-                wait = (data.get("parameters") or {}).get("retry_after") or backoff
+            if not isinstance(data, dict) or not data.get("ok"):
+                data = data if isinstance(data, dict) else {}
+                code = data.get("error_code") or status
+                description = data.get("description") or f"HTTP {status}"
+                if code in (401, 404):
+                    refused = ConfigurationError(TOKEN_REFUSED.format(what=f"{code} {description}"))
+                    log.error("%s", refused)
+                    break
+                retry_after = (data.get("parameters") or {}).get("retry_after")
+                wait = float(retry_after) if isinstance(retry_after, (int, float)) and retry_after > 0 \
+                    else backoff
                 if code == 409:
-                    log.error("Telegram says another bot instance is polling or a webhook is set: %s",
-                              data.get("description"))
+                    log.error("getUpdates refused (409 %s): another process polls with this token, or a "
+                              "webhook was set; retrying in %.0f s", description, wait)
                 else:
-                    log.warning("getUpdates answered %s: %s", code, data.get("description"))
-                await _sleep(stop, float(wait))
+                    log.warning("getUpdates answered %s: %s; retrying in %.0f s", code, description, wait)
+                await _sleep(stop, wait)
                 backoff = min(backoff * 2, 30)
                 continue
             backoff = 1.0
             updates = data.get("result") or []
+            if not updates:
+                # everything below the offset is confirmed now; asking without one also returns an
+                # update numbered lower than the last (ids restart at random after a quiet week)
+                offset = None
+                continue
             try:
                 for update in updates:
                     if await asyncio.to_thread(runtime.journal.append, update):
@@ -174,6 +250,28 @@ async def poll(runtime: Runtime, stop: asyncio.Event | None = None, timeout: int
     runtime.pump.stop()
     await pump_task
     await _finish(clock)
+    if refused is not None:
+        raise refused
+
+
+async def _get_updates(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> tuple[int, Any]:
+    async with http.post(url, json=body) as resp:
+        try:
+            return resp.status, await resp.json(content_type=None)
+        except ValueError:  # not JSON (a proxy's error page): judged by the status alone
+            if resp.status == 200:
+                raise
+            return resp.status, None
+
+
+async def _leave_webhook(bot: Bot) -> None:
+    """getUpdates does not work while a webhook is set (409): remove it, keeping waiting updates."""
+    try:
+        await bot.delete_webhook(drop_pending_updates=False)
+    except (TelegramUnauthorizedError, TelegramNotFound) as exc:
+        raise ConfigurationError(TOKEN_REFUSED.format(what=_describe(exc))) from None
+    except Exception as exc:  # noqa: BLE001 - getUpdates will say what is wrong
+        log.warning("deleteWebhook failed (%s); polling anyway", _describe(exc))
 
 
 def start_scheduler(runtime: Runtime, stop: asyncio.Event) -> asyncio.Task[None] | None:
@@ -245,10 +343,30 @@ async def serve_webhook(runtime: Runtime, host: str, port: int, path: str, secre
     site = web.TCPSite(runner, host, port)
     await site.start()
     log.info("webhook listening on http://%s:%s%s", host, port, path)
+    await asyncio.to_thread(runtime.journal.prune)
     if public_url:
-        await runtime.bot.set_webhook(public_url.rstrip("/") + path, secret_token=secret,
-                                      allowed_updates=ALLOWED_UPDATES)
-        log.info("webhook registered with Telegram")
+        try:
+            # pending updates are kept (no drop_pending_updates): they come to the new address
+            await runtime.bot.set_webhook(public_url.rstrip("/") + path, secret_token=secret,
+                                          allowed_updates=ALLOWED_UPDATES)
+            log.info("webhook registered with Telegram")
+        except TelegramAPIError as exc:
+            if isinstance(exc, (TelegramUnauthorizedError, TelegramNotFound)):
+                error = ConfigurationError(TOKEN_REFUSED.format(what=_describe(exc)))
+            elif isinstance(exc, TelegramServerError | TelegramRetryAfter):
+                error = None
+            else:
+                error = ConfigurationError(
+                    f"Telegram refused the webhook address ({_describe(exc)}). It must be a public "
+                    "https:// address on port 443, 80, 88 or 8443 that reaches this server.")
+            if error is not None:
+                await runner.cleanup()
+                raise error from None
+            log.error("could not register the webhook yet (%s); serving anyway: Telegram keeps using "
+                      "the address registered before, if any", _describe(exc))
+        except Exception as exc:  # noqa: BLE001 - network trouble: serve, a restart registers again
+            log.error("could not register the webhook yet (%s); serving anyway: Telegram keeps using "
+                      "the address registered before, if any", _describe(exc))
     pump_task = asyncio.create_task(runtime.pump.run(), name="coassess-pump")
     clock = start_scheduler(runtime, stop)
     await stop.wait()
