@@ -596,3 +596,25 @@ async def test_reset_and_limits_object(sandbox: Sandbox, client: SandboxClient) 
     with pytest.raises(SandboxError) as missing:
         await client.get_user(USER)
     assert missing.value.status == 404
+
+
+async def test_raw_updates_for_what_the_sandbox_does_not_model(bot: Bot, client: SandboxClient) -> None:
+    """Group messages, edited messages, inline taps: pushed as given, filtered by allowed_updates."""
+    group = {"id": -100555, "type": "supergroup", "title": "Neighbours"}
+    sender = {"id": 4242, "is_bot": False, "first_name": "Ann"}
+    pushed = await client.push_update("message", {"message_id": 1, "date": 1, "chat": group, "from": sender,
+                                                  "text": "hello"})
+    assert pushed["chat_id"] == group["id"] and not pushed["filtered"]
+    updates = await bot.get_updates(allowed_updates=["message", "callback_query"])
+    assert updates[-1].message is not None and updates[-1].message.chat.type == "supergroup"
+    assert updates[-1].update_id == pushed["update_id"]
+    edited = await client.push_update("edited_message", {"message_id": 1, "date": 1, "edit_date": 2,
+                                                         "chat": group, "from": sender, "text": "hi"})
+    assert edited["filtered"] and edited["update_id"] is None  # the bot did not ask for it
+    inline = await client.push_update("callback_query", {"id": "q1", "from": sender, "chat_instance": "c",
+                                                         "inline_message_id": "AAA", "data": "x"})
+    got = await bot.get_updates(offset=pushed["update_id"] + 1)
+    assert [u.update_id for u in got] == [inline["update_id"]]
+    assert got[0].callback_query is not None and got[0].callback_query.message is None
+    with pytest.raises(SandboxError):
+        await client.push_update("update_id", {})

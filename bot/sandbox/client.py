@@ -258,6 +258,12 @@ class SandboxClient:
         return await self._request("GET", "/calls", params={"method": method,
                                                             "chat_id": chat_id, "since": since})
 
+    async def push_update(self, kind: str, content: dict[str, Any]) -> dict[str, Any]:
+        """Deliver a raw update of any kind (``{"update_id", "filtered", "seq", "chat_id",
+        "update"}``): what the sandbox does not model, e.g. a group message or an edited message.
+        Filtered out (``update_id`` None) when the bot's ``allowed_updates`` excludes ``kind``."""
+        return await self._request("POST", "/updates", json={"kind": kind, "content": content})
+
     async def pending_updates(self) -> list[dict[str, Any]]:
         """Updates the bot has not confirmed yet."""
         return await self._request("GET", "/updates")

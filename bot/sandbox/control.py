@@ -231,6 +231,33 @@ async def updates(request: web.Request) -> web.Response:
     return _ok([u.body for u in _world(request).pending])
 
 
+def _chat_of_raw(content: dict[str, Any]) -> int | None:
+    for holder in (content, content.get("message")):
+        if isinstance(holder, dict) and isinstance(holder.get("chat"), dict):
+            chat_id = holder["chat"].get("id")
+            if isinstance(chat_id, int):
+                return chat_id
+    sender = content.get("from")
+    return sender.get("id") if isinstance(sender, dict) and isinstance(sender.get("id"), int) else None
+
+
+async def push_update(request: web.Request) -> web.Response:
+    """POST /sandbox/updates: a raw update the sandbox does not model (group messages, channel
+    posts, edited messages, inline taps...), delivered as given, if ``allowed_updates`` lets it."""
+    body = await _body(request)
+    kind, content = body.get("kind"), body.get("content")
+    if not isinstance(kind, str) or not kind.isidentifier() or kind == "update_id":
+        raise ControlError(400, "kind must name an Update field, e.g. \"message\" or \"edited_message\"")
+    if not isinstance(content, dict):
+        raise ControlError(400, "content must be the update's object (a JSON object)")
+    world = _world(request)
+    chat_id = _chat_of_raw(content)
+    seq = world.record_event(chat_id, "user_update", None, update_kind=kind).seq if chat_id is not None else None
+    update = world.enqueue(kind, content, (kind, chat_id), chat_id)
+    return _ok({"update_id": update.update_id if update else None, "filtered": update is None,
+                "seq": seq, "chat_id": chat_id, "update": update.body if update else None})
+
+
 async def add_fault(request: web.Request) -> web.Response:
     """POST /sandbox/faults: fail, hang or flood the next N calls."""
     body = await _body(request)
@@ -286,6 +313,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/sandbox/chats/{chat_id}/wait", wait)
     app.router.add_get("/sandbox/calls", calls)
     app.router.add_get("/sandbox/updates", updates)
+    app.router.add_post("/sandbox/updates", push_update)
     app.router.add_post("/sandbox/faults", add_fault)
     app.router.add_get("/sandbox/faults", list_faults)
     app.router.add_delete("/sandbox/faults", clear_faults)
