@@ -133,7 +133,8 @@ def build_commands_router() -> Router:
         await begin(dialog_manager, session, keys, user.id, message.chat.id, campaign_id, invite,
                     user.language_code)
 
-    @router.callback_query(F.data.startswith(START_CAMPAIGN))
+    # F.message: a tap on an inline-mode message has none (and no dialog manager); unknown_tap takes it
+    @router.callback_query(F.data.startswith(START_CAMPAIGN), F.message)
     async def on_start_campaign(callback: CallbackQuery, dialog_manager: DialogManager,
                                 session: AsyncSession, keys: Keys) -> None:
         await callback.answer()

@@ -69,6 +69,7 @@ class Runtime:
     journal: Journal
     pump: UpdatePump
     redis: Any = None
+    menus: asyncio.Task[int] | None = None
 
     @classmethod
     async def create(cls, settings: Settings, *, journal_path: str | None = None) -> Runtime:
@@ -112,10 +113,15 @@ class Runtime:
                         _describe(exc))
             return
         self.dp["bot_username"] = me.username
-        await register_command_menus(self.bot)
+        # in the background: with flood waits, fourteen menus could hold up the first update
+        self.menus = asyncio.create_task(register_command_menus(self.bot), name="coassess-menus")
 
     async def close(self) -> None:
         self.pump.stop()
+        if self.menus is not None and not self.menus.done():
+            self.menus.cancel()
+            with suppress(BaseException):
+                await self.menus
         with suppress(Exception):
             await self.bot.session.close()
         with suppress(Exception):
