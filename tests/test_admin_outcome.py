@@ -173,3 +173,17 @@ async def test_cli_dry_run_warns_that_a_changed_sent_outcome_would_be_refused(  
     assert "sending this file would be refused" in refused.output and "give it a new key" in refused.output
     async with db.session() as s:
         assert (await s.scalars(select(Outcome))).one().texts == check.spec.texts  # unchanged
+
+
+async def test_cli_stops_before_sending_when_the_contact_key_is_not_this_databases(  # type: ignore[no-untyped-def]
+        db_url, db, keys, example_spec) -> None:
+    campaign = await load_open(db, example_spec)
+    await seed(db, keys, campaign.id, [Someone(FIRST_USER, "en", consented_hours_ago=3, completed=True,
+                                               wants_outcome=True)])
+    result = await cli(db_url, keys, "outcome", "send", campaign.id, str(EXAMPLE),
+                       COASSESS_BOT_TOKEN="123456:TEST", COASSESS_CONTACT_KEY="not-the-key-of-this-database")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "the contact key cannot open the contacts in this database" in result.output
+    assert "Nothing was sent" in result.output
+    async with db.session() as s:
+        assert not (await s.scalars(select(Outcome))).all() and not (await s.scalars(select(Delivery))).all()

@@ -68,3 +68,10 @@ def test_options_say_what_they_take() -> None:
 def test_help_shows_examples(path: tuple[str, ...]) -> None:
     text = _help(*path)
     assert re.search(r"Examples?:", text) and f"coassess {' '.join(path)} " in text.split("Example", 1)[1]
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    from bot.cli.common import plural
+
+    assert plural(1, "question") == "1 question" and plural(0, "question") == "0 questions"
+    assert plural(1, "person", "people") == "1 person" and plural(1200, "person", "people") == "1,200 people"

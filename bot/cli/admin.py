@@ -207,10 +207,57 @@ async def _send_with_progress(db: Database, bot: Bot, plan: Plan, campaign_id: s
             raise
 
 
+async def _print_failure_reasons(db: Database, broadcast_id: int, shown: int = 3) -> None:
+    """The commonest reasons Telegram gave for refusing messages of this broadcast, with counts."""
+    from sqlalchemy import func, select
+
+    from bot.models import Delivery
+
+    async with db.session() as session:
+        rows = (await session.execute(
+            select(Delivery.error, func.count()).where(Delivery.broadcast_id == broadcast_id,
+                                                       Delivery.state == "failed")
+            .group_by(Delivery.error).order_by(func.count().desc()).limit(shown))).all()
+    for error, n in rows:
+        # "TelegramBadRequest: Bad Request: chat not found" -> "Bad Request: chat not found"
+        reason = (error or "no reason given").split(": ", 1)[-1][:160]
+        console.print(f"Telegram refused {plural(n, 'message')}: {reason}", highlight=False,
+                      markup=False)
+
+
+async def _check_contact_key(db: Database) -> None:
+    """Stop before sending if the contact key cannot open this database's contacts.
+
+    Otherwise the first message would fail half-way through the run, with a traceback, and
+    the person it was for would count as uncertain and never get it.
+    """
+    from sqlalchemy import select
+
+    from bot.models import Contact
+
+    async with db.session() as session:
+        token = await session.scalar(select(Contact.chat_ciphertext).limit(1))
+    if token is None:
+        return
+    try:
+        keys().cipher.decrypt_chat_id(token)
+    except ValueError:
+        s = settings()
+        where = (f"COASSESS_CONTACT_KEY or {s.keys_path()}" if s.is_sqlite
+                 else "COASSESS_CONTACT_KEY")
+        fail("the contact key cannot open the contacts in this database, so nobody could be "
+             f"reached. Nothing was sent. The key comes from {where}, and it is not the one "
+             "the participants' contacts were stored with.",
+             "Use the key this database was created with (restore its .keys file or set "
+             "COASSESS_CONTACT_KEY and COASSESS_PSEUDONYM_KEY as the running bot has them), and "
+             "check COASSESS_DATABASE_URL points at the right database.")
+
+
 async def _run_locked(db: Database, body: Callable[[], object]) -> object:
     from bot.services.delivery import DeliveryAborted
     from bot.services.lease import SenderBusy, sender_lease
 
+    await _check_contact_key(db)
     s = settings()
     try:
         async with sender_lease(db, s.redis_url):
@@ -478,6 +525,7 @@ async def remind(campaign_id: str = typer.Argument(None, metavar="CAMPAIGN", sho
                      "Add for example 'reminder_after_hours: 48' to the campaign file and load it again.")
             if campaign_state(c) != "open":
                 fail(f"campaign '{campaign_id}' is {campaign_state(c)}: reminders go only while it is open")
+        await _check_contact_key(db)
         async with _bot() as bot:
             username = await _username(bot)
             s = settings()
@@ -550,6 +598,11 @@ async def outcome_send(
         if dry_run:
             await _outcome_dry_run(db, c, spec, check.spec, check.name)
             return
+        try:
+            settings().require_token()
+        except ConfigurationError as exc:
+            fail(str(exc), "To check the file and count who would receive it without sending, add "
+                           "--dry-run.")
         async with _bot() as bot:
 
             async def body() -> Summary | None:
@@ -569,7 +622,9 @@ async def outcome_send(
                                   "dealt with for this outcome.")
                     return plan.summary
                 console.print(f"Sending '{outcome.key}' to {_people(plan.to_send)} who asked to hear back.")
-                return await _send_with_progress(db, bot, plan, c.id, "outcome")
+                sent = await _send_with_progress(db, bot, plan, c.id, "outcome")
+                await _print_failure_reasons(db, plan.broadcast_id)
+                return sent
 
             summary = await _run_locked(db, body)
     if isinstance(summary, Summary):
