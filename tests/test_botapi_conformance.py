@@ -956,3 +956,18 @@ async def test_a_long_flood_wait_is_retried_not_apologised_for(tmp_path: Path) -
         await bot.processed(uid)
     assert not sorry_sent(tg, ALICE)
     assert any("/start" in str(p.get("text")) for p in tg.sent_to(ALICE))  # the help text came
+
+
+async def test_a_429_without_parameters_is_still_a_flood_wait(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """`parameters` (and its retry_after) are optional in the documented error response."""
+    tg = DocTelegram()
+    await tg.start()
+    tg.fail("sendMessage", 429, "Too Many Requests: retry after 1")
+    tg.fail("sendMessage", 429, "Too Many Requests")
+    async with running_bot(tmp_path, tg) as bot:
+        uid = tg.text(ALICE, "/help")
+        await bot.processed(uid)
+    assert [c.error for c in tg.calls_of("sendMessage")] == [429, 429, None]
+    assert not sorry_sent(tg, ALICE)
+    assert not errors_logged(caplog)

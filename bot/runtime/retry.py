@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import (
+    TelegramAPIError,
     TelegramBadRequest,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -33,7 +35,7 @@ class RetryRequests(BaseRequestMiddleware):
         delay = 0.5
         for attempt in range(1, self.attempts + 1):
             try:
-                return await make_request(bot, method)
+                return await _flood_as_retry_after(make_request, bot, method)
             except TelegramRetryAfter as exc:
                 if attempt == self.attempts or exc.retry_after > self.max_wait:
                     raise
@@ -49,6 +51,24 @@ class RetryRequests(BaseRequestMiddleware):
                 await asyncio.sleep(delay + random.uniform(0, delay / 2))
                 delay = min(delay * 2, 10.0)
         raise AssertionError("unreachable")
+
+
+async def _flood_as_retry_after(make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                                method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+    """A 429 is TelegramRetryAfter even without `parameters.retry_after`.
+
+    The Bot API documents `parameters` and its `retry_after` as optional; aiogram raises a bare
+    TelegramAPIError for a 429 that lacks them. The wait is then read from the description
+    ("Too Many Requests: retry after 7"), or is 1 s.
+    """
+    try:
+        return await make_request(bot, method)
+    except TelegramAPIError as exc:
+        if type(exc) is not TelegramAPIError or not exc.message.lower().startswith("too many requests"):
+            raise
+        found = re.search(r"retry after (\d+)", exc.message, re.IGNORECASE)
+        raise TelegramRetryAfter(method=method, message=exc.message,
+                                 retry_after=int(found.group(1)) if found else 1) from None
 
 
 QUERY_TOO_OLD = "query is too old"
