@@ -75,3 +75,25 @@ def test_counts_agree_with_their_nouns() -> None:
 
     assert plural(1, "question") == "1 question" and plural(0, "question") == "0 questions"
     assert plural(1, "person", "people") == "1 person" and plural(1200, "person", "people") == "1,200 people"
+
+
+@pytest.mark.parametrize(("url", "said", "hint"), [
+    ("sqlite+aiosqlite:///{tmp}/missing/folder/c.db", "the folder {tmp}/missing/folder does not exist",
+     "Make the folder (mkdir -p {tmp}/missing/folder)"),
+    ("postgres://someone@127.0.0.1:1/db", "is not a database address coassess can use",
+     "postgresql+asyncpg://user:password@host:5432/coassess"),
+    ("sqlite:///{tmp}/c.db", "requires an async driver", "sqlite+aiosqlite:///coassess.db"),
+])
+def test_a_wrong_database_address_says_what_and_how_to_fix_it(tmp_path, url: str, said: str, hint: str) -> None:  # type: ignore[no-untyped-def]
+    from bot.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["audit"], env={
+            "COASSESS_DATABASE_URL": url.format(tmp=tmp_path), "COASSESS_PSEUDONYM_KEY": "p",
+            "COASSESS_CONTACT_KEY": "c", "COLUMNS": "300"})
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # an answer, not a crash
+    assert said.format(tmp=tmp_path) in result.output and hint.format(tmp=tmp_path) in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "missing").exists()

@@ -52,11 +52,29 @@ def keys(s: Settings | None = None) -> Keys:
     return Keys(p, c)
 
 
+URL_HINT = ("COASSESS_DATABASE_URL should look like sqlite+aiosqlite:///coassess.db (a file in this "
+            "folder) or postgresql+asyncpg://user:password@host:5432/coassess.")
+
+
 @asynccontextmanager
 async def database(s: Settings | None = None) -> AsyncIterator[Database]:
     """The configured database, migrated (SQLite) or checked reachable (PostgreSQL)."""
     s = s or settings()
-    db = Database(s.database_url)
+    try:
+        path = s.sqlite_path()
+    except Exception:  # noqa: BLE001 - a malformed address: said below
+        path = None
+    if path is not None and not path.parent.is_dir():
+        fail(f"cannot open the database at {_safe_url(s.database_url)}: the folder {path.parent} "
+             "does not exist.",
+             f"Make the folder (mkdir -p {path.parent}) or change COASSESS_DATABASE_URL; coassess "
+             "makes the database file, not the folder.")
+    try:
+        db = Database(s.database_url)
+    except Exception as exc:  # noqa: BLE001 - an unknown driver, a malformed address
+        fail(f"COASSESS_DATABASE_URL ({_safe_url(s.database_url)}) is not a database address "
+             f"coassess can use: {_reason(exc)}", URL_HINT)
+        raise
     try:
         await ensure_schema(db)
         yield db
@@ -65,11 +83,44 @@ async def database(s: Settings | None = None) -> AsyncIterator[Database]:
 
 
 async def ensure_schema(db: Database) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         await db.upgrade()
     except OSError as exc:
         fail(f"cannot reach the database at {_safe_url(db.url)}: {exc}",
              "Is PostgreSQL running? Check COASSESS_DATABASE_URL.")
+    except SQLAlchemyError as exc:
+        fail(f"cannot open the database at {_safe_url(db.url)}: {_reason(exc)}", _database_hint(db.url, exc))
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, first line, without SQLAlchemy's wrapping and links."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()[0] if str(inner).strip() else inner.__class__.__name__
+    return text.removeprefix("(sqlite3.OperationalError) ")
+
+
+def _database_hint(url: str, exc: BaseException) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001
+        return URL_HINT
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        from pathlib import Path
+
+        folder = Path(parsed.database).expanduser().resolve().parent
+        return (f"Check that the folder {folder} exists and that you may write to it (coassess makes "
+                "the file, not the folder), or change COASSESS_DATABASE_URL.")
+    message = str(exc).lower()
+    if "database" in message and "does not exist" in message:
+        return (f"Create the database first (for example: createdb {parsed.database}), or correct its "
+                "name in COASSESS_DATABASE_URL.")
+    if any(w in message for w in ("password", "authentication", "role")):
+        return "Check the user name and password in COASSESS_DATABASE_URL."
+    return URL_HINT
 
 
 def _safe_url(url: str) -> str:
@@ -152,7 +203,9 @@ def _plain_value_word(param: Any) -> str | None:
     annotation = desc.annotation
     if annotation in (int, float):
         return "NUMBER"
-    return name
+    if name == "URL" or name.endswith("_URL"):
+        return "URL"
+    return name.replace("_", "-")
 
 
 def plain_help() -> None:
