@@ -773,7 +773,8 @@ async def test_group_chats_get_silence_and_do_not_stop_anyone(tmp_path: Path, ex
         ids = [tg.push("my_chat_member", member)]
         ids.append(tg.text(ALICE, "/start@doc_conformance_bot", chat=group))
         ids.append(tg.text(ALICE, "hello everyone", chat=group))
-        ids.append(tg.text(0, "", chat=group, lang=None, sender_chat=group, new_chat_title="Neighbours 2"))
+        ids.append(tg.push("message", {"message_id": 77, "date": 1, "chat": group, "sender_chat": group,
+                                       "text": "/start"}))  # no `from`: sent on behalf of a chat
         kicked = {**member, "old_chat_member": member["new_chat_member"],
                   "new_chat_member": {"status": "kicked", "user": me, "until_date": 0}}
         ids.append(tg.push("my_chat_member", kicked))
@@ -971,3 +972,19 @@ async def test_a_429_without_parameters_is_still_a_flood_wait(tmp_path: Path,
     assert [c.error for c in tg.calls_of("sendMessage")] == [429, 429, None]
     assert not sorry_sent(tg, ALICE)
     assert not errors_logged(caplog)
+
+
+def test_the_pump_serves_private_chats_only() -> None:
+    from bot.runtime.pump import serves
+
+    private = {"id": 1, "type": "private"}
+    group = {"id": -2, "type": "group"}
+    assert serves({"update_id": 1, "message": {"chat": private}})
+    assert serves({"update_id": 1, "my_chat_member": {"chat": private}})
+    assert serves({"update_id": 1, "callback_query": {"id": "q", "message": {"chat": private}}})
+    assert serves({"update_id": 1, "callback_query": {"id": "q", "inline_message_id": "A"}})  # answered
+    assert not serves({"update_id": 1, "message": {"chat": group}})
+    assert not serves({"update_id": 1, "my_chat_member": {"chat": group}})
+    assert not serves({"update_id": 1, "callback_query": {"id": "q", "message": {"chat": group}}})
+    assert not serves({"update_id": 1, "channel_post": {"chat": {"id": -3, "type": "channel"}}})
+    assert not serves({"update_id": 1, "inline_query": {"id": "i"}})

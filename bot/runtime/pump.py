@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
@@ -22,6 +23,24 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
 UPDATE_TIMEOUT = 120.0  # an update that takes longer is abandoned and retried (a hung connection)
 STOP_GRACE = 20.0       # on stop, how long the updates in hand may take; the rest stay journalled
+
+
+def serves(update: dict[str, Any]) -> bool:
+    """Whether the bot has anything to do with an update: it works in private chats only.
+
+    Group and channel messages, and the bot being added to or removed from a group, are
+    acknowledged and left alone (no reply in a group, where others would see who takes part).
+    A tap on an inline-mode message (no `message`) is still answered, to stop its spinner.
+    """
+    for kind in ("message", "edited_message", "my_chat_member", "callback_query"):
+        body = update.get(kind)
+        if isinstance(body, dict):
+            holder = body.get("message") if kind == "callback_query" else body
+            if kind == "callback_query" and not isinstance(holder, dict):
+                return True
+            chat = holder.get("chat") if isinstance(holder, dict) else None
+            return isinstance(chat, dict) and chat.get("type") == "private"
+    return False  # channel posts, inline queries, polls, reactions...: nothing here handles them
 
 
 class UpdatePump:
@@ -38,6 +57,7 @@ class UpdatePump:
         self._idle.set()
         self.processed = 0
         self.retries = 0
+        self.skipped = 0
 
     def submit(self, entry: Entry) -> None:
         """Queue a journalled update in its chat's lane."""
@@ -100,6 +120,10 @@ class UpdatePump:
                 self._idle.set()
 
     async def _process(self, entry: Entry) -> bool:
+        if not serves(entry.payload):
+            await asyncio.to_thread(self.journal.mark_done, entry.update_id)
+            self.skipped += 1
+            return True
         try:
             update = Update.model_validate(entry.payload, context={"bot": self.bot})
             await asyncio.wait_for(self.dp.feed_update(self.bot, update), UPDATE_TIMEOUT)
