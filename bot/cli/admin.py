@@ -407,10 +407,16 @@ async def broadcast(
                                          help="Only people who started this campaign and did not finish"),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Count who would receive it, per language and group; send nothing"),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed",
+        help="Try again for the people this invitation did not reach because Telegram was busy or "
+        "had a fault at the time. Give the same options (--language, --group, --only-unfinished) "
+        "as the first time. Never sent again to people it may have reached, who blocked the bot "
+        "or said /stop, or who have taken part since"),
 ) -> None:
     """Invite participants to a campaign, each in their own language, within Telegram's limits.
 
-    It goes to people who allow invitations and have not stopped messages or already finished this campaign. If it is interrupted (Ctrl-C, a crash), run the same command again: it carries on, and nobody gets a second copy.
+    It goes to people who allow invitations and have not stopped messages or already finished this campaign. If it is interrupted (Ctrl-C, a crash), run the same command again: it carries on, and nobody gets a second copy. If some failed because Telegram was busy, run it again later with --retry-failed.
 
     Examples:
 
@@ -419,6 +425,8 @@ async def broadcast(
       coassess broadcast clinic-access --group community=somali --dry-run
 
       coassess broadcast clinic-access
+
+      coassess broadcast clinic-access --retry-failed
     """
     from bot.campaigns.store import campaign_state
     from bot.services import audit as audit_log
@@ -428,6 +436,7 @@ async def broadcast(
         invitation_recipients,
         load_candidates,
         plan_invitation,
+        plan_invitation_retry,
     )
     from bot.services.delivery import Summary, find_broadcast, summarise
     from bot.services.invites import InviteError, parse_groups
@@ -444,6 +453,11 @@ async def broadcast(
                 return
             filters = InvitationFilters.make(language, groups, only_unfinished)
             existing = await find_broadcast(session, c.id, filters.key())
+            if retry_failed and (dry_run or existing is None):
+                fail("--dry-run counts a new invitation; the last run's table shows how many failed"
+                     if dry_run else f"there is no invitation to '{c.id}' with these options to try again",
+                     "Give the same --language, --group and --only-unfinished as the first time; "
+                     "without --retry-failed it starts a new invitation")
             before = await summarise(session, existing.id) if existing else None
             if dry_run:
                 candidates = await load_candidates(session, c.id)
@@ -472,7 +486,17 @@ async def broadcast(
 
             async def body() -> Summary | None:
                 async with db.session() as session:
-                    plan = await plan_invitation(session, c, filters, audit_log.cli_actor(), username)
+                    if retry_failed:
+                        plan = await plan_invitation_retry(session, c, filters, audit_log.cli_actor(),
+                                                           username)
+                        if plan is None:
+                            return None
+                        console.print(f"Trying again for {_people(plan.retried)} whom Telegram was "
+                                      "too busy, or had a fault, to reach." if plan.retried else
+                                      "No invitation failed because Telegram was busy or had a "
+                                      "fault: there is nobody to try again.")
+                    else:
+                        plan = await plan_invitation(session, c, filters, audit_log.cli_actor(), username)
                 if plan.recovered:
                     console.print(f"{plan.recovered} message(s) were being sent when the last run "
                                   "stopped: they count as uncertain and are not sent again.")

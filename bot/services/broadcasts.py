@@ -32,8 +32,10 @@ from bot.services.delivery import (
     Sender,
     Summary,
     add_deliveries,
+    find_broadcast,
     open_broadcast,
     recover,
+    requeue_failed,
     summarise,
 )
 from bot.services.participants import Keys
@@ -344,6 +346,7 @@ class Plan:
     summary: Summary
     compose: Composer
     after_sent: AfterSent | None = None
+    retried: int = 0  # failed deliveries put back to be tried again
 
     @property
     def to_send(self) -> int:
@@ -385,6 +388,32 @@ async def plan_invitation(session: AsyncSession, campaign: Campaign, filters: In
     return await _plan(session, campaign, kind="invitation", key=filters.key(),
                        filters=filters.as_dict(), actor=actor, recipients=recipients,
                        compose=InvitationComposer(campaign, bot_username))
+
+
+async def plan_invitation_retry(session: AsyncSession, campaign: Campaign, filters: InvitationFilters,
+                                actor: str, bot_username: str) -> Plan | None:
+    """The invitation broadcast with these filters, its passing failures to be sent again.
+
+    Only deliveries that `failed` because Telegram was busy or had a fault, and only to people
+    who would still be invited now (not stopped, not finished); never `uncertain`, `sent` or
+    `stopped` ones. None when there is no such broadcast.
+    """
+    b = await find_broadcast(session, campaign.id, filters.key())
+    if b is None:
+        return None
+    recovered = await recover(session, b.id)
+    candidates = await load_candidates(session, campaign.id)
+    still = {c.participant_id for c in invitation_recipients(candidates, filters, campaign.languages)}
+    retried = await requeue_failed(session, b.id, still)
+    if retried:
+        if b.status == "done":
+            b.status, b.finished_at = "running", None
+        await audit.record(session, actor, "broadcast_retry", campaign.id, key=b.key,
+                           filters=filters.as_dict(), recipients=retried)
+    summary = await summarise(session, b.id)
+    await session.commit()
+    return Plan(b.id, "invitation", False, 0, recovered, summary,
+                InvitationComposer(campaign, bot_username), retried=retried)
 
 
 async def plan_reminders(session: AsyncSession, campaign: Campaign, actor: str, bot_username: str,
