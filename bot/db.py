@@ -35,7 +35,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     # no call may wait forever on a connection that died half-way (network cut, failover)
     kwargs.setdefault("connect_args", {"timeout": 10, "command_timeout": 60})
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before each checkout (a round trip per update): a connection found dead fails its
+    # update, SQLAlchemy discards the pool's connections, and the journal's pump retries the update.
+    kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_async_engine(url, **kwargs)

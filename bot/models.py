@@ -213,7 +213,9 @@ class Response(Base):
         back_populates="response", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    __table_args__ = (UniqueConstraint("campaign_id", "participant_id"),)
+    # every update looks up the participant's unfinished responses; /forget cascades through them
+    __table_args__ = (UniqueConstraint("campaign_id", "participant_id"),
+                      Index("ix_response_participant", "participant_id"))
 
 
 class ResponseGroup(Base):

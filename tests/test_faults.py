@@ -129,7 +129,7 @@ class RoundRobin:
             return web.Response(status=r.status, body=await r.read(), content_type="application/json")
 
 
-async def _wait_http(url: str, seconds: float = 30) -> None:
+async def _wait_http(url: str, seconds: float = 90) -> None:  # two workers start on a loaded CI
     async with aiohttp.ClientSession() as http:
         for _ in range(int(seconds * 10)):
             try:

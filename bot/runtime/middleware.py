@@ -8,27 +8,58 @@ from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update, User
-from sqlalchemy import bindparam, insert, literal, select
+import functools
+import json
+
+from sqlalchemy import bindparam, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.models import Participant, ProcessedUpdate, utcnow
+from bot.models import Answer, DialogState, Participant, ProcessedUpdate, Response
+from bot.runtime import storage as state_storage
 from bot.runtime.storage import PseudonymousStorage, current_session
 from bot.services.participants import Keys
+from bot.services.responses import prime_answers
 from dialogs.i18n import base_language
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
-# Every update starts with the same lookups: the statements are built once, and the participant
-# and "was this update processed already?" come back in one round trip.
+# Every update starts with the same lookups, in one round trip: the participant, "was this update
+# processed already?", the chat's dialog-state rows and the answers of the participant's unfinished
+# responses (a survey screen needs them all). The statement is built once per dialect.
 _PARTICIPANT = select(Participant).where(Participant.pseudonym == bindparam("pseudonym"))
 _SEEN = select(literal(1)).where(ProcessedUpdate.update_id == bindparam("update_id"),
                                  ProcessedUpdate.bot_key == bindparam("bot_key")).exists()
 _ONE_ROW = select(literal(1).label("one")).subquery("one_row")
-_PARTICIPANT_AND_SEEN = (select(Participant, _SEEN.label("seen")).select_from(_ONE_ROW)
-                         .outerjoin(Participant, Participant.pseudonym == bindparam("pseudonym")))
-_MARK = insert(ProcessedUpdate.__table__)  # Core, not the ORM's bulk insert path
+
+
+@functools.cache
+def _first_read(dialect: str) -> Any:
+    """The update's first query (see above), for one dialect's JSON aggregate functions."""
+    state, answer, response = DialogState.__table__.c, Answer.__table__.c, Response.__table__.c
+    if dialect == "postgresql":
+        agg, row = func.json_agg, func.json_build_array
+        value = answer.value
+    else:
+        agg, row = func.json_group_array, func.json_array
+        value, state_data = func.json(answer.value), func.json(state.data)
+    states = (select(agg(row(state.key, state.state, state.data if dialect == "postgresql" else state_data)))
+              .where(state.key >= bindparam("lo"), state.key < bindparam("hi")).scalar_subquery())
+    answers = (select(agg(row(response.id, answer.question_id, value, answer.status)))
+               .select_from(Response.__table__.outerjoin(Answer.__table__, answer.response_id == response.id))
+               .where(response.participant_id == Participant.id, response.completed_at.is_(None))
+               .correlate(Participant).scalar_subquery())
+    return (select(Participant, _SEEN.label("seen"), states.label("states"), answers.label("answers"))
+            .select_from(_ONE_ROW)
+            .outerjoin(Participant, Participant.pseudonym == bindparam("pseudonym")))
+
+
+_NO_ROWS = {"lo": "", "hi": ""}  # an empty key range: no dialog-state rows wanted
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 class UpdateSessionMiddleware(BaseMiddleware):
@@ -61,11 +92,20 @@ class UpdateSessionMiddleware(BaseMiddleware):
                     bot = data.get("bot")
                     marker = {"update_id": event.update_id,
                               "bot_key": str(bot.id) if bot is not None else "0"}
-                    participant, seen = (await session.execute(
-                        _PARTICIPANT_AND_SEEN, {"pseudonym": pseudonym, **marker})).one()
+                    chat = data.get("event_chat")
+                    prefix = self.storage.chat_prefix(chat.id, user.id) \
+                        if chat is not None and user is not None else None
+                    participant, seen, states, answers = (await session.execute(
+                        _first_read(session.bind.dialect.name),
+                        {"pseudonym": pseudonym, **marker,
+                         **(state_storage.key_range(prefix) if prefix else _NO_ROWS)})).one()
                     if seen:
                         log.info("update %s was already processed; skipped", event.update_id)
                         return None
+                    if prefix is not None:
+                        state_storage.SqlStorage.prime(session, prefix, _json(states) or ())
+                    if answers:
+                        prime_answers(session, _json(answers))
                 else:
                     participant = await session.scalar(_PARTICIPANT, {"pseudonym": pseudonym}) \
                         if pseudonym is not None else None
@@ -75,12 +115,13 @@ class UpdateSessionMiddleware(BaseMiddleware):
                 # work that must run after the dialogs saved their state, before the commit
                 after: list[Callable[[], Awaitable[None]]] = []
                 data["after_update"] = after
+                state_storage.defer(session)
                 result = await handler(event, data)
                 for job in after:
                     await job()
-                if marker is not None:
-                    # last, in the final commit: a replay after a crash re-runs the update
-                    await session.execute(_MARK, {**marker, "at": utcnow()})
+                # the dialog state and, last, the marker, in the final commit: a replay after a
+                # crash re-runs the update
+                await state_storage.flush(session, marker)
                 await session.commit()
                 return result
             except BaseException:

@@ -14,28 +14,28 @@ import functools
 import hashlib
 import hmac
 import json
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
-from sqlalchemy import bindparam, delete, event, select
+from sqlalchemy import bindparam, delete, event, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from bot.models import DialogState, utcnow
+from bot.models import DialogState, ProcessedUpdate, utcnow
 
 current_session: contextvars.ContextVar[AsyncSession | None] = contextvars.ContextVar(
     "coassess_update_session", default=None)
 
 _SELF = "self"
-_CACHE = "coassess_dialog_state"  # key in Session.info: the rows this session has read or written
-USUAL_CHATS = 20_000  # chats whose usual rows SqlStorage remembers (a few key names each)
-USUAL_KEYS = 6  # row names remembered per chat
+# keys in Session.info
+_CACHE = "coassess_dialog_state"  # the rows this session has read or written
+_LOADED = "coassess_dialog_chats"  # key prefixes of the chats whose rows are all in _CACHE
+_PENDING = "coassess_dialog_writes"  # rows to write at the end of the update (see `defer`)
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -53,20 +53,26 @@ class SqlStorage(BaseStorage):
     """aiogram FSM storage in the `dialog_state` table (the default when Redis is not configured).
 
     Every update of a chat reads the same few rows (aiogram's state, aiogram-dialog's stack and
-    the open dialog's context) and writes back what changed. Within one session the rows read
-    are kept as JSON text, so a second read costs no query and an unchanged value is not written
-    again. The storage also remembers the names (never the contents) of the rows each chat's
-    updates used, and fetches them all with the first read of the next update: one query
-    instead of three.
+    the open dialog's context) and writes back what changed. The rows of one chat share a key
+    prefix (its hashed chat and user ids), so they are read together: the update middleware
+    fetches them with its first query (`prime`), or the first read here fetches the prefix.
+    Within one session the rows are kept as JSON text, so a second read costs no query and an
+    unchanged value is not written again. In a session the update middleware runs (`defer`),
+    writes wait in the session and are written by `flush` in one statement at the end of the
+    update, with the processed-update marker, in the update's final commit.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
-        self._usual: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
     @staticmethod
     def key_string(key: StorageKey) -> str:
         return f"{key.chat_id}:{key.user_id}:{key.bot_id}:{key.thread_id or ''}:{key.destiny}"
+
+    @staticmethod
+    def chat_prefix(chat_hash: int, user_hash: int) -> str:
+        """The start of every key of one chat's rows."""
+        return f"{chat_hash}:{user_hash}:"
 
     async def _run(self, fn: Any) -> Any:
         session = current_session.get()
@@ -77,37 +83,36 @@ class SqlStorage(BaseStorage):
             await own.commit()
             return result
 
-    def _remember(self, name: str) -> tuple[str, ...]:
-        """Note that this chat uses the row `name`; returns the chat's usual rows."""
-        chat = name.partition(":")[0]
-        usual = self._usual.pop(chat, ())
-        if name not in usual:
-            usual = (*usual, name)[-USUAL_KEYS:]
-        self._usual[chat] = usual
-        if len(self._usual) > USUAL_CHATS:
-            self._usual.popitem(last=False)
-        return usual
+    @staticmethod
+    def prime(session: AsyncSession, prefix: str, rows: Any) -> None:
+        """Take a chat's rows (key, state, data), read by someone else's query, as this session's."""
+        cache: dict[str, _Row | None] = session.info.setdefault(_CACHE, {})
+        for k, state, data in rows:
+            if k not in cache:
+                cache[k] = _Row(state, json.dumps(data or {}))
+        session.info.setdefault(_LOADED, set()).add(prefix)
 
     async def _row(self, session: AsyncSession, key: StorageKey) -> _Row | None:
         cache: dict[str, _Row | None] = session.info.setdefault(_CACHE, {})
         name = self.key_string(key)
         if name in cache:
             return cache[name]
-        wanted = [name, *(k for k in self._remember(name) if k != name and k not in cache)]
-        rows = await session.execute(_SELECT_ROWS, {"keys": wanted})
-        for k in wanted:
-            cache[k] = None
-        for k, state, data in rows.all():
-            cache[k] = _Row(state, json.dumps(data or {}))
-        return cache[name]
+        prefix = self.chat_prefix(key.chat_id, key.user_id)
+        if prefix not in session.info.get(_LOADED, ()):
+            rows = await session.execute(_SELECT_CHAT, key_range(prefix))
+            self.prime(session, prefix, rows.all())
+        return cache.setdefault(name, None)
 
     async def _write(self, session: AsyncSession, key: StorageKey, state: str | None, text: str) -> None:
-        """Insert or replace one row (`text`: its data as JSON) in a single statement."""
+        """Insert or replace one row (`text`: its data as JSON), now or at the end of the update."""
         name = self.key_string(key)
-        self._remember(name)
-        await session.execute(_upsert(session.bind.dialect.name),
-                              {"key": name, "state": state, "data": json.loads(text), "updated_at": utcnow()})
         session.info[_CACHE][name] = _Row(state, text)
+        pending: dict[str, _Row] | None = session.info.get(_PENDING)
+        if pending is not None:
+            pending[name] = _Row(state, text)
+            return
+        await session.execute(_upsert(session.bind.dialect.name, 1, False),
+                              {"key0": name, "state0": state, "data0": json.loads(text), "at0": utcnow()})
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         async def fn(s: AsyncSession) -> None:
@@ -131,8 +136,10 @@ class SqlStorage(BaseStorage):
             row = await self._row(s, key)
             if not data and (row is None or row.state is None):
                 if row is not None:
-                    await s.execute(delete(_TABLE).where(_TABLE.c.key == self.key_string(key)))
-                    s.info[_CACHE][self.key_string(key)] = None
+                    name = self.key_string(key)
+                    s.info.get(_PENDING, {}).pop(name, None)
+                    await s.execute(delete(_TABLE).where(_TABLE.c.key == name))
+                    s.info[_CACHE][name] = None
                 return
             text = json.dumps(data)
             if row is not None and row.text == text:
@@ -149,11 +156,15 @@ class SqlStorage(BaseStorage):
         return await self._run(fn)
 
     async def forget(self, chat_hash: int, user_hash: int) -> None:
-        prefix = f"{chat_hash}:{user_hash}:"
+        prefix = self.chat_prefix(chat_hash, user_hash)
 
         async def fn(s: AsyncSession) -> None:
-            await s.execute(delete(DialogState).where(DialogState.key.startswith(prefix)))
+            pending: dict[str, _Row] = s.info.get(_PENDING, {})
+            for name in [k for k in pending if k.startswith(prefix)]:
+                del pending[name]  # or the end of the update would write them back
+            await s.execute(delete(_TABLE).where(_TABLE.c.key.startswith(prefix)))
             s.info.pop(_CACHE, None)
+            s.info.pop(_LOADED, None)
 
         await self._run(fn)
 
@@ -161,20 +172,67 @@ class SqlStorage(BaseStorage):
         return None
 
 
+def defer(session: AsyncSession) -> None:
+    """Hold this session's dialog-state writes until `flush` (the update middleware's last step)."""
+    session.info.setdefault(_PENDING, {})
+
+
+async def flush(session: AsyncSession, marker: Mapping[str, Any] | None = None) -> None:
+    """Write the held dialog-state rows and the processed-update `marker` (both optional).
+
+    On PostgreSQL, one statement does both (the marker's INSERT rides in a WITH clause).
+    """
+    pending: dict[str, _Row] = session.info.get(_PENDING) or {}
+    session.info[_PENDING] = {}
+    dialect = session.bind.dialect.name
+    if not pending:
+        if marker is not None:
+            await session.execute(_MARK, {**marker, "at": utcnow()})
+        return
+    now = utcnow()
+    params: dict[str, Any] = {}
+    for i, (name, row) in enumerate(pending.items()):
+        params.update({f"key{i}": name, f"state{i}": row.state, f"data{i}": json.loads(row.text),
+                       f"at{i}": now})
+    together = marker is not None and dialect == "postgresql"
+    if together:
+        params.update({**marker, "at": now})  # type: ignore[dict-item]
+    elif marker is not None:
+        await session.execute(_MARK, {**marker, "at": now})
+    await session.execute(_upsert(dialect, len(pending), together), params)
+
+
+def key_range(prefix: str) -> dict[str, str]:
+    """Bounds of the keys that start with `prefix` (which ends in ':'), for an index range scan."""
+    return {"lo": prefix, "hi": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
+
+
 # Built once: constructing a statement (an upsert's `excluded` alias above all) costs more than
 # running it.
 # On the Table, not the mapped class: the ORM's execution path costs about 0.1 ms a statement.
 _TABLE = DialogState.__table__
-_SELECT_ROWS = select(_TABLE.c.key, _TABLE.c.state, _TABLE.c.data).where(
-    _TABLE.c.key.in_(bindparam("keys", expanding=True)))
+_CHAT_ROWS = (_TABLE.c.key >= bindparam("lo")) & (_TABLE.c.key < bindparam("hi"))
+_SELECT_CHAT = select(_TABLE.c.key, _TABLE.c.state, _TABLE.c.data).where(_CHAT_ROWS)
+_MARK = insert(ProcessedUpdate.__table__)
 
 
 @functools.cache
-def _upsert(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (key) DO UPDATE of a dialog_state row, for one dialect."""
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_TABLE)
-    return stmt.on_conflict_do_update(index_elements=["key"], set_={
+def _upsert(dialect: str, rows: int, with_marker: bool) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE of `rows` dialog_state rows, for one dialect.
+
+    `with_marker` (PostgreSQL): the processed-update marker is inserted by the same statement.
+    """
+    c = _TABLE.c
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_TABLE).values([
+        {"key": bindparam(f"key{i}", type_=c.key.type), "state": bindparam(f"state{i}", type_=c.state.type),
+         "data": bindparam(f"data{i}", type_=c.data.type),
+         "updated_at": bindparam(f"at{i}", type_=c.updated_at.type)} for i in range(rows)])
+    stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
         "state": stmt.excluded.state, "data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at})
+    if with_marker:
+        stmt = stmt.add_cte(_MARK.values(update_id=bindparam("update_id"), bot_key=bindparam("bot_key"),
+                                         at=bindparam("at")).cte("processed"))
+    return stmt
 
 
 @dataclass(frozen=True)
@@ -187,6 +245,9 @@ class _Row:
 def _forget_cached_rows(session: Session) -> None:
     """Rows read or written in a transaction that was rolled back may not be what is stored."""
     session.info.pop(_CACHE, None)
+    session.info.pop(_LOADED, None)
+    if _PENDING in session.info:
+        session.info[_PENDING] = {}
 
 
 class PseudonymousStorage(BaseStorage):
@@ -205,6 +266,12 @@ class PseudonymousStorage(BaseStorage):
             business_connection_id=None,
             destiny=key.destiny,
         )
+
+    def chat_prefix(self, chat_id: int, user_id: int) -> str | None:
+        """The key prefix of one chat's rows in `SqlStorage` (None for other storages)."""
+        if not isinstance(self.inner, SqlStorage):
+            return None
+        return SqlStorage.chat_prefix(hashed_id(self.secret, chat_id), hashed_id(self.secret, user_id))
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         await self.inner.set_state(self._key(key), state)

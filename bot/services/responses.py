@@ -122,6 +122,23 @@ async def earlier_groups(session: AsyncSession, participant_id: int, exclude_res
     return out
 
 
+def prime_answers(session: AsyncSession, rows: Any) -> None:
+    """Take the answers of some responses, read by someone else's query, as this session's.
+
+    `rows`: (response id, question id, value, status), with a None question id for a response
+    that has no answer yet. Responses this session knows already are left as they are.
+    """
+    known: dict[int, dict[str, Any]] = session.info.setdefault(_ANSWERS, {})
+    fresh: dict[int, dict[str, Any]] = {}
+    for rid, qid, value, status in rows:
+        if rid in known:
+            continue
+        answers = fresh.setdefault(rid, {})
+        if qid is not None:
+            answers[qid] = value if status == "answered" else None
+    known.update(fresh)
+
+
 async def answers_of(session: AsyncSession, response_id: int) -> dict[str, Any]:
     """Question id -> stored value (None when skipped).
 
