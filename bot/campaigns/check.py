@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from bot.campaigns.schema import (
     CAMPAIGN_ID_PATTERN,
@@ -57,8 +59,13 @@ class CheckResult:
     def summary(self) -> str:
         s = self.spec
         assert s is not None
-        return (f"{self.name}: OK — campaign '{s.id}', {len(s.questions)} questions, "
-                f"{len(s.groups)} group dimensions, languages {', '.join(s.languages)}")
+        return (f"{self.name}: OK — campaign '{s.id}', {_count(len(s.questions), 'question')}, "
+                f"{_count(len(s.groups), 'group dimension')}, {_count(len(s.invites), 'invite')}, "
+                f"{_count(len(s.languages), 'language')} ({', '.join(s.languages)})")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def check_file(path: str | Path) -> CheckResult:
@@ -110,6 +117,8 @@ def _where(data: Any, path: Path_) -> str | None:
             ident = node.get("id", node.get("code")) if kind else None
             if kind:
                 parts.append(f"{kind} '{_short(ident, 40)}'" if ident is not None else f"{kind} #{key + 1}")
+    if not parts and path and path[0] in {"title", "intro"}:
+        return str(path[0])
     return ", ".join(parts) or None
 
 
@@ -142,6 +151,14 @@ def _friendly(err: dict[str, Any]) -> str:
     key = loc[-1] if loc else ""
     if kind == "missing":
         return f"'{_short(key, 40)}' is missing"
+    if err.get("input", 0) is None and kind not in {"missing"}:
+        return (f"'{_short(key, 40)}' is empty: give it a value after the colon "
+                "(see docs/campaigns.md)")
+    if kind == "string_too_short":
+        return f"'{_short(key, 40)}' must not be empty"
+    if kind == "string_too_long":
+        limit = err.get("ctx", {}).get("max_length")
+        return f"'{_short(key, 40)}' is too long: keep it to {limit} characters"
     if kind == "extra_forbidden":
         return f"unknown key '{_short(key, 40)}' (check the spelling; see docs/campaigns.md for the keys allowed here)"
     if kind == "string_pattern_mismatch":
@@ -207,10 +224,10 @@ class _Checker:
         self._texts(("title",), d.get("title"), MAX_TITLE_TEXT)
         if "intro" in d:
             self._texts(("intro",), d.get("intro"), MAX_INTRO_TEXT)
-        opens, closes = d.get("opens"), d.get("closes")
-        if opens and closes and str(opens) >= str(closes) and self.spec:
-            if self.spec.opens and self.spec.closes and self.spec.opens >= self.spec.closes:
-                self.add(("closes",), "'closes' must be after 'opens'")
+        opens, closes = _when(d.get("opens")), _when(d.get("closes"))
+        if opens and closes and opens >= closes:
+            self.add(("closes",), f"'closes' ({closes:%Y-%m-%d %H:%M} UTC) must be after 'opens' "
+                                  f"({opens:%Y-%m-%d %H:%M} UTC)")
         dims = self._dimensions()
         self._baseline(dims)
         self._invites(dims)
@@ -223,6 +240,11 @@ class _Checker:
             if code in seen:
                 self.add(("languages", i), f"language '{_short(code, 40)}' is listed twice")
             seen.add(code)
+            base = code.split("-", 1)[0]
+            if base != base.lower():
+                self.add(("languages", i), f"write the language code '{_short(code, 40)}' with a lowercase "
+                                           f"language part ('{base.lower()}{code[len(base):]}'), as Telegram does")
+                continue
             try:
                 Locale.parse(code.replace("-", "_"))
                 valid.append(code)
@@ -382,7 +404,8 @@ class _Checker:
                     if self.languages and lang not in self.languages:
                         self.add((*path, "labels", lang), f"'{_short(lang, 40)}' is not one of the campaign languages")
                     if not isinstance(pair, list) or len(pair) != 2:
-                        self.add((*path, "labels", lang), "labels must be two texts: [lowest, highest]")
+                        self.add((*path, "labels", lang), f"labels in '{_short(lang, 40)}' must be two texts: "
+                                                          "[lowest, highest]")
                     elif any(not isinstance(x, str) or len(x) > MAX_OPTION_TEXT for x in pair):
                         self.add((*path, "labels", lang), f"each label must be text under {MAX_OPTION_TEXT} characters")
 
@@ -400,9 +423,14 @@ class _Checker:
             where = (*path, "show_if", ref)
             if ref not in seen:
                 later = ref in all_ids
-                self.add(where, f"show_if names question '{_short(ref, 40)}', which "
-                                + ("comes later: it must refer to an earlier question" if later
-                                   else "does not exist"))
+                message = (f"show_if names question '{_short(ref, 40)}', which "
+                           + ("comes later: it must refer to an earlier question" if later
+                              else "does not exist"))
+                if not later:
+                    near = difflib.get_close_matches(str(ref), list(seen), n=1, cutoff=0.6)
+                    message += (f": did you mean '{near[0]}'?" if near else
+                                f" (earlier questions: {', '.join(_short(x, 24) for x in seen) or 'none'})")
+                self.add(where, message)
                 continue
             target = seen[ref]
             ttype = target.get("type")
@@ -419,6 +447,15 @@ class _Checker:
                 if valid is not None and key not in valid:
                     self.add(where, f"'{_short(v, 40)}' is not an option of question '{_short(ref, 40)}' "
                                     f"(options: {', '.join(sorted(valid))})")
+
+
+def _when(value: Any) -> datetime | None:
+    """A date and time as the schema reads it (UTC when no zone is given), or None if it cannot be."""
+    try:
+        when = TypeAdapter(datetime).validate_python(value)
+    except (ValidationError, TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _valid_values(q: dict[str, Any]) -> set[str] | None:

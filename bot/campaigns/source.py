@@ -16,6 +16,50 @@ MAX_VALUES = 200_000
 Path_ = tuple[str | int, ...]
 
 
+class CampaignLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a `?` inside a text in braces is part of the text.
+
+    PyYAML ends a plain scalar at `?` inside `{...}` or `[...]`, so the documented
+    `text: {en: How easy was it?, ar: ...}` failed with "expected ',' or '}', but got '?'".
+    YAML 1.2 (and every other parser) reads it as the question; so do we. A `?` that starts a
+    key (`{? a : b}`) is still an explicit key.
+    """
+
+    def scan_plain(self):  # type: ignore[no-untyped-def]
+        # PyYAML 6's Scanner.scan_plain with `?` removed from the flow-context stop characters.
+        chunks: list[str] = []
+        start_mark = self.get_mark()
+        end_mark = start_mark
+        indent = self.indent + 1
+        spaces: list[str] = []
+        blank = "\0 \t\r\n\x85\u2028\u2029"
+        while True:
+            length = 0
+            if self.peek() == "#":
+                break
+            while True:
+                ch = self.peek(length)
+                if (ch in blank
+                        or (ch == ":" and self.peek(length + 1) in blank + (",[]{}" if self.flow_level else ""))
+                        or (self.flow_level and ch in ",[]{}")):
+                    break
+                length += 1
+            if length == 0:
+                break
+            self.allow_simple_key = False
+            chunks.extend(spaces)
+            chunks.append(self.prefix(length))
+            self.forward(length)
+            end_mark = self.get_mark()
+            spaces = self.scan_plain_spaces(indent, start_mark)
+            if not spaces or self.peek() == "#" or (not self.flow_level and self.column < indent):
+                break
+        return yaml.tokens.ScalarToken("".join(chunks), True, start_mark, end_mark)
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class SourceError(Exception):
     """The file cannot be read as YAML at all; `line` is 1-based when known."""
 
@@ -69,18 +113,24 @@ def read_text(path: Path) -> str:
 def parse(text: str, name: str = "<campaign>") -> Source:
     """Parse YAML text into plain data plus a line map; duplicate keys are an error."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=CampaignLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         what = exc.problem or str(exc)
+        if "'\\t'" in what:
+            raise SourceError("a tab is used to indent here: YAML needs spaces. Replace the tab with "
+                              "spaces (most editors: 'convert indentation to spaces').", line) from None
+        if "undefined alias" in what:
+            raise SourceError(f"this is not valid YAML: {what}. An alias (*name) must come after its "
+                              "anchor (&name), spelled the same.", line) from None
         raise SourceError(f"this is not valid YAML: {what}. Check indentation and colons.", line) from None
     except yaml.YAMLError as exc:
         raise SourceError(f"this is not valid YAML: {exc}") from None
     if node is None:
         raise SourceError("the file is empty", 1)
     src = Source(data=None, name=name)
-    constructor = yaml.SafeLoader("")
+    constructor = CampaignLoader("")
     budget = [MAX_VALUES]
     src.data = _build(node, (), src, constructor, budget)
     return src
@@ -118,18 +168,83 @@ def _build(node: yaml.Node, path: Path_, src: Source, constructor: yaml.SafeLoad
     src.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
+        merged: set[Any] = set()  # keys taken from `<<: *anchor`, which the mapping's own keys override
         for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == MERGE_TAG:
+                for key, value in _merge(value_node, path, src, constructor, budget).items():
+                    if key not in out:
+                        out[key] = value
+                        merged.add(key)
+                continue
             if not isinstance(key_node, yaml.ScalarNode):
                 raise SourceError("a key must be a plain word", key_node.start_mark.line + 1)
             key = _construct(key_node, constructor)
             if not isinstance(key, str):
                 # `yes:`, `1:` or `2026-01-01:` as keys: keep what the author wrote.
                 key = key_node.value
-            if key in out:
+            if key in out and key not in merged:
                 raise SourceError(f"the key '{key}' appears twice here", key_node.start_mark.line + 1)
+            merged.discard(key)
             src.lines[(*path, key)] = key_node.start_mark.line + 1
             out[key] = _build(value_node, (*path, key), src, constructor, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), src, constructor, budget) for i, item in enumerate(node.value)]
-    return _construct(node, constructor)
+    value = _construct(node, constructor)
+    if (isinstance(value, bool | int | float) or _is_date(value)) and node.style is None \
+            and wants_text(path) and not _plain_number_in_show_if(path, value, node.value):
+        # `yes`, `no`, `1`, `25_64` or `2026-01-01` where an id or a text belongs: what the
+        # author wrote, not the number, true/false or date YAML 1.1 would make of it.
+        return node.value
+    return value
+
+
+def _plain_number_in_show_if(path: Path_, value: Any, written: str) -> bool:
+    """`show_if: {ease: [1, 2]}` keeps its numbers (a rating's values); `[25_64]` or `[no]` do not."""
+    return (len(path) == 5 and path[2] == "show_if" and isinstance(value, int)
+            and not isinstance(value, bool) and str(value) == written)
+
+
+def _is_date(value: Any) -> bool:
+    import datetime as _dt
+
+    return isinstance(value, _dt.date)
+
+
+_TEXT_MAPS = {"title", "intro", "text"}
+
+
+def wants_text(path: Path_) -> bool:
+    """Whether the campaign format expects a text (an id, a code, a translation) at `path`."""
+    if not path:
+        return False
+    *head, last = path
+    parent = head[-1] if head else None
+    if len(path) == 1:
+        return last in {"id", "service"}
+    if parent == "languages" and len(path) == 2:
+        return True
+    if len(head) >= 1 and parent in _TEXT_MAPS:
+        return True  # title/intro/text: {lang: text}
+    top = path[0]
+    if top in {"groups", "questions"} and last == "id" and len(path) in {3, 5}:
+        return True  # a dimension's, question's or option's id
+    if top == "questions" and len(path) == 5 and path[2] in {"labels", "show_if"}:
+        return True  # a rating label, or a value a show_if lists
+    if top == "invites" and len(path) >= 3:
+        return path[2] in {"code", "partner"} and len(path) == 3 or (path[2] == "groups" and len(path) >= 4)
+    return False
+
+
+def _merge(node: yaml.Node, path: Path_, src: Source, constructor: yaml.SafeLoader,
+           budget: list[int]) -> dict[Any, Any]:
+    """The keys a YAML merge (`<<: *base` or `<<: [*a, *b]`) brings in; the first named wins."""
+    parts = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    out: dict[Any, Any] = {}
+    for part in parts:
+        if not isinstance(part, yaml.MappingNode):
+            raise SourceError("'<<:' must be followed by an anchor of a set of 'key: value' lines "
+                              "(such as <<: *base) or a list of them", node.start_mark.line + 1)
+        for key, value in _build(part, path, src, constructor, budget).items():
+            out.setdefault(key, value)
+    return out

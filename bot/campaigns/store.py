@@ -89,6 +89,7 @@ async def load_campaign(session: AsyncSession, spec: CampaignSpec) -> tuple[Camp
     if existing is not None:
         await _refuse_breaking_changes(session, existing, spec)
     created = existing is None
+    old_codes = {i.get("code") for i in ((existing.definition or {}).get("invites") or [])} if existing else set()
     c = existing or Campaign(id=spec.id, status="draft", version=0)
     c.mode = spec.mode
     c.service = spec.service
@@ -106,7 +107,7 @@ async def load_campaign(session: AsyncSession, spec: CampaignSpec) -> tuple[Camp
         await session.flush()
     await _sync_questions(session, spec)
     await _sync_dimensions(session, spec)
-    await _sync_invites(session, spec)
+    await _sync_invites(session, spec, old_codes)
     await session.flush()
     return c, created
 
@@ -179,11 +180,37 @@ async def _sync_dimensions(session: AsyncSession, spec: CampaignSpec) -> None:
                               texts=dict(o.text), baseline_share=shares.get(o.id)))
 
 
-async def _sync_invites(session: AsyncSession, spec: CampaignSpec) -> None:
-    existing = {i.code: i for i in (await session.scalars(
-        select(Invite).where(Invite.campaign_id == spec.id))).all()}
+RETIRED = "~"  # before the code of an invite taken out of the campaign file; no link can match it
+
+
+def retired_code(code: str) -> str:
+    return RETIRED + code
+
+
+async def _sync_invites(session: AsyncSession, spec: CampaignSpec, old_codes: set[str] | None = None) -> None:
+    """Create the file's invites and update their partner and groups.
+
+    An invite that was in the previously loaded file and is not in this one is retired: its code
+    gets a `~` in front, so its link no longer brings anyone in as that partner's (new people
+    who use it start as with the campaign's plain link: no partner, groups asked). People who
+    already came through it keep their partner and preset groups. Putting it back in the file
+    brings the same invite, with its counts, back. Invites made with `coassess invite create`
+    (never in the file) are left alone.
+    """
+    rows = (await session.scalars(select(Invite).where(Invite.campaign_id == spec.id))).all()
+    existing = {i.code: i for i in rows}
+    wanted = {inv.code for inv in spec.invites}
+    for code in sorted((old_codes or set()) - wanted):
+        row = existing.get(code)
+        if row is not None and retired_code(code) not in existing:
+            row.code = retired_code(code)
+            session.add(row)
+    await session.flush()
     for inv in spec.invites:
-        row = existing.get(inv.code) or Invite(campaign_id=spec.id, code=inv.code)
+        row = existing.get(inv.code) or existing.get(retired_code(inv.code))
+        if row is None:
+            row = Invite(campaign_id=spec.id, code=inv.code)
+        row.code = inv.code
         row.partner = inv.partner
         row.groups = {k: v if isinstance(v, list) else [v] for k, v in inv.groups.items()}
         session.add(row)

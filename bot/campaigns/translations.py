@@ -28,7 +28,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import IllegalCharacterError, InvalidFileException
 
 from bot.campaigns.schema import MAX_INTRO_TEXT, MAX_OPTION_TEXT, MAX_QUESTION_TEXT, MAX_TITLE_TEXT
-from bot.campaigns.source import Path_, SourceError, parse, read_text
+from bot.campaigns.source import CampaignLoader, Path_, SourceError, parse, read_text
 
 SHEET = "translations"
 KEY_HEADER = "key"
@@ -506,7 +506,7 @@ class _Edits:
     def __init__(self, text: str) -> None:
         self.text = text
         self.nl = "\r\n" if "\r\n" in text else "\n"
-        self.root = yaml.compose(text, Loader=yaml.SafeLoader)
+        self.root = yaml.compose(text, Loader=CampaignLoader)
         self.edits: list[tuple[int, int, str]] = []
         # A node reached twice is shared through a YAML anchor: editing it would change both.
         self.shared: set[int] = set()

@@ -6,15 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
 from bot.campaigns.check import check_file
 from bot.campaigns.translations import TranslationError, export_translations, import_translations
 from bot.campaigns.xlsform import XLSFormError, import_xlsform
-from bot.campaigns.store import CampaignChangeRefused, campaign_state, load_campaign
+from bot.campaigns.store import RETIRED, CampaignChangeRefused, campaign_state, load_campaign
 from bot.cli.common import console, database, err_console, fail, run_async
-from bot.models import Campaign, Response
+from bot.models import Campaign, Invite, Response
 from bot.services import audit
 
 app = typer.Typer(help="Check, load and manage campaigns (one round of questions about one service).",
@@ -29,14 +30,18 @@ FileArg = typer.Argument(..., help="A campaign file (YAML), e.g. examples/clinic
                          show_default=False)
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 question', '2 questions', '0 questions'."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
 def _check_or_exit(file: Path):  # type: ignore[no-untyped-def]
     result = check_file(file)
     if not result.ok:
         for p in result.problems:
             err_console.print(p.render(result.name), highlight=False, markup=False, soft_wrap=True)
-        n = len(result.problems)
-        err_console.print(f"[bold red]{n} problem{'s' if n != 1 else ''}[/] in {result.name}. "
-                          "Nothing was loaded.", highlight=False)
+        err_console.print(f"[bold red]{plural(len(result.problems), 'problem')}[/] in {result.name}. "
+                          "Nothing was loaded.", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     return result
 
@@ -45,7 +50,7 @@ def _check_or_exit(file: Path):  # type: ignore[no-untyped-def]
 def check(file: Path = FileArg) -> None:
     """List every problem in a campaign file, with its line; exit 1 if there are any."""
     result = _check_or_exit(file)
-    console.print(f"[green]✓[/] {result.summary()}", highlight=False)
+    console.print(f"[green]✓[/] {escape(result.summary())}", highlight=False, soft_wrap=True)
 
 
 @app.command("load")
@@ -103,14 +108,50 @@ async def show(campaign_id: str = typer.Argument(..., help="The campaign id")) -
             fail(f"there is no campaign '{campaign_id}'", "See the ids with: coassess campaign list")
             return
         await session.refresh(c, ["questions"])
-        console.print(f"[bold]{c.title.get(c.languages[0])}[/] ({c.id}, {c.mode})")
+        invites = (await session.scalars(select(Invite).where(Invite.campaign_id == c.id)
+                                         .order_by(Invite.created_at, Invite.id))).all()
+        reach = dict((await session.execute(
+            select(Response.invite_id, func.count()).where(Response.campaign_id == c.id)
+            .group_by(Response.invite_id))).all())
+        console.print(f"[bold]{escape(c.title.get(c.languages[0]) or '')}[/] ({c.id}, {c.mode})",
+                      highlight=False)
         console.print(f"State: {campaign_state(c)}; opens {c.opens or '-'}; closes {c.closes or '-'}; "
-                      f"languages {', '.join(c.languages)}; version {c.version}")
+                      f"languages {', '.join(c.languages)}; version {c.version}", highlight=False)
+        console.print(f"{plural(len(c.questions), 'question')}, "
+                      f"{plural(len((c.definition or {}).get('groups') or []), 'group dimension')}, "
+                      f"{plural(len(invites), 'invite')}", highlight=False)
         table = Table("#", "question", "type", "optional", "text")
         for i, q in enumerate(c.questions, 1):
             table.add_row(str(i), q.id, q.type, "yes" if q.optional else "",
                           q.texts.get(c.languages[0], "")[:70])
         console.print(table)
+        _show_invites(c, invites, reach)
+
+
+def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, int]) -> None:
+    from bot.services.invites import invite_link
+    from bot.settings import get_settings
+
+    try:
+        username = get_settings().bot_username or ""
+    except Exception:  # noqa: BLE001 - a bad setting elsewhere must not hide the campaign
+        username = ""
+    bot = username or "<bot>"
+    table = Table("invite", "partner", "preset groups", "responses", "link")
+    table.add_row("(none)", "the campaign's own link", "", str(reach.get(None, 0)), invite_link(bot, c.id))
+    for inv in invites:
+        groups = "; ".join(f"{d}={','.join(g)}" for d, g in (inv.groups or {}).items())
+        if inv.code.startswith(RETIRED):
+            table.add_row(inv.code[len(RETIRED):], inv.partner, groups, str(reach.get(inv.id, 0)),
+                          "removed from the campaign file: the link no longer counts for this partner")
+        else:
+            table.add_row(inv.code, inv.partner, groups, str(reach.get(inv.id, 0)),
+                          invite_link(bot, c.id, inv.code))
+    console.print(table)
+    if not username:
+        console.print("<bot> stands for your bot's username: set COASSESS_BOT_USERNAME to see the "
+                      "full links. QR codes and posters: coassess invite create / coassess invite list.",
+                      highlight=False, markup=False)
 
 
 async def _set_status(campaign_id: str, status: str) -> None:
@@ -170,17 +211,18 @@ def import_xlsform_(
                           soft_wrap=True)
     if strict and result.left_out:
         n = len(result.left_out)
-        err_console.print(f"[bold red]{n} thing{'s' if n != 1 else ''} could not be carried over[/] "
+        err_console.print(f"[bold red]{plural(n, 'thing')} could not be carried over[/] "
                           "(listed above) and --strict was given. Nothing was written.", highlight=False)
         raise typer.Exit(1)
     out.write_text(result.yaml_text, encoding="utf-8")
     n_q = len(result.campaign["questions"])
-    console.print(f"[green]✓[/] Wrote {out}: campaign '{result.campaign['id']}', {n_q} questions, "
+    console.print(f"[green]✓[/] Wrote {out}: campaign '{result.campaign['id']}', {plural(n_q, 'question')}, "
                   f"languages {', '.join(result.campaign['languages'])}. It passes the check.",
                   highlight=False)
     if result.left_out:
-        console.print(f"[yellow]{len(result.left_out)} thing(s) from the form were left out or not "
-                      "carried over[/]: they are listed above and at the top of the file.",
+        n_left = len(result.left_out)
+        console.print(f"[yellow]{plural(n_left, 'thing')} from the form {'was' if n_left == 1 else 'were'} "
+                      "left out or not carried over[/]: they are listed above and at the top of the file.",
                       highlight=False)
     console.print(f"Next: read it through, translate the title, then: coassess campaign load {out}",
                   highlight=False)
@@ -243,7 +285,7 @@ def translations_import(
         return
     counts = ", ".join(f"{lang} {n}" for lang, n in sorted(report.counts().items()))
     verb = "Would update" if dry_run else "Updated"
-    console.print(f"[green]✓[/] {verb} {len(report.changed)} texts in {file} ({counts}).",
+    console.print(f"[green]✓[/] {verb} {plural(len(report.changed), 'text')} in {file} ({counts}).",
                   highlight=False)
     if dry_run:
         for key, lang, origin in report.changed:
@@ -254,5 +296,5 @@ def translations_import(
         console.print(f"[green]✓[/] {result.summary()}", highlight=False)
     else:
         n = len(result.problems)
-        console.print(f"[yellow]{n} problem{'s' if n != 1 else ''} remain[/] (for example missing "
+        console.print(f"[yellow]{plural(n, 'problem')} {'remains' if n == 1 else 'remain'}[/] (for example missing "
                       f"translations). See them with: coassess campaign check {file}", highlight=False)
