@@ -495,7 +495,8 @@ def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
 # --- start-up -----------------------------------------------------------------------------------
 
 
-async def test_polling_start_up_follows_the_documented_order(tmp_path: Path) -> None:
+async def test_polling_start_up_follows_the_documented_order(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
     """getMe, deleteWebhook (getUpdates beside a webhook is a 409), commands per language, then polls."""
     tg = DocTelegram()
     await tg.start()
@@ -511,6 +512,7 @@ async def test_polling_start_up_follows_the_documented_order(tmp_path: Path) -> 
     delete = tg.calls_of("deleteWebhook")[0].params
     assert str(delete.get("drop_pending_updates", "false")).lower() == "false"  # nothing waiting is lost
     assert not tg.calls_of("getUpdates", ok=False), "polled beside a webhook (409)"
+    assert "a webhook was set for this bot (old.example.org); removing it" in caplog.text
     allowed = tg.calls_of("getUpdates")[0].params["allowed_updates"]
     assert {"message", "callback_query", "my_chat_member"} <= set(allowed)
     # one list per language Telegram can match (two-letter ISO 639-1), all accepted

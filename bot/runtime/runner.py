@@ -10,6 +10,7 @@ import signal
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -272,6 +273,11 @@ async def _get_updates(http: aiohttp.ClientSession, url: str, body: dict[str, An
 
 async def _leave_webhook(bot: Bot) -> None:
     """getUpdates does not work while a webhook is set (409): remove it, keeping waiting updates."""
+    with suppress(Exception):
+        info = await bot.get_webhook_info()
+        if info.url:
+            log.warning("a webhook was set for this bot (%s); removing it to poll: webhook workers "
+                        "with this token get no more updates", urlsplit(info.url).hostname)
     try:
         await bot.delete_webhook(drop_pending_updates=False)
     except (TelegramUnauthorizedError, TelegramNotFound) as exc:
