@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot.campaigns.check import check_file, check_text
 from bot.campaigns.store import load_campaign
 from bot.db import Database
-from bot.models import Invite, Participant, Question, Response
+from bot.models import Invite, Participant, Question, Response, ResponseGroup
 from bot.pseudonym import pseudonym
 from bot.sandbox import Limits
 from bot.simulation import Citizen, make_personas
@@ -298,3 +298,64 @@ def test_cli_show_lists_invite_links(tmp_path: Path) -> None:
     assert "https://t.me/CouncilAskBot?start=youth-2027_2027" in out
     assert "https://t.me/CouncilAskBot?start=youth-2027 " in out
     assert "removed from the campaign file" in out and "start=youth-2027_school" not in out
+
+
+async def test_invite_links_in_the_chat_after_one_is_removed(tmp_path: Path) -> None:
+    """Through the sandbox: a mixed-case invite code brings its partner and preset groups; the
+    link of an invite taken out of the file lets the person answer, counted for no partner."""
+    spec = check_file(DATA / "groups-and-invites.yaml").spec
+    assert spec is not None
+    url = f"sqlite+aiosqlite:///{tmp_path}/c.db"
+    db = Database(url)
+    await db.upgrade()
+    async with db.session() as s:
+        await load_campaign(s, spec)  # 'school' is in the first file ...
+        await s.commit()
+    await db.dispose()
+    without = spec.model_copy(update={"invites": [i for i in spec.invites if i.code != "school"]})
+    personas = make_personas(without, 2, seed=3)
+    for p, code in zip(personas, ["Mosque-2027", "school"], strict=True):
+        p.language, p.invite, p.stop_after, p.blocks, p.skip_rate = "en", code, None, False, 0.0
+        p.groups = {"age": ["18_24"], "lang_home": ["so", "ar"]}
+    limits = Limits(global_per_second=None, per_chat_per_second=None)
+    async with live_bot(url, without, tmp_path, limits=limits) as live:  # ... and not in this one
+        results = [await PatientCitizen(live.sandbox.client, without, p).run() for p in personas]
+    assert all(r.error is None and r.finished for r in results), [r.error for r in results]
+    db = Database(url)
+    try:
+        async with db.session() as s:
+            rows = (await s.execute(select(Response.id, Invite.code, Invite.partner)
+                                    .outerjoin(Invite, Invite.id == Response.invite_id)
+                                    .order_by(Response.id))).all()
+            groups = {(rid, dim): (g, src) for rid, dim, g, src in (await s.execute(
+                select(ResponseGroup.response_id, ResponseGroup.dimension_id, ResponseGroup.groups,
+                       ResponseGroup.source))).all()}
+    finally:
+        await db.dispose()
+    assert [(code, partner) for _, code, partner in rows] == [("Mosque-2027", "Al-Huda Mosque"), (None, None)]
+    mosque, school = rows[0][0], rows[1][0]
+    assert groups[(mosque, "lang_home")] == (["so", "ar"], "invite")
+    assert groups[(school, "age")] == (["18_24"], "asked")  # the retired invite's preset is not used
+
+
+def test_translation_reached_through_a_merge_is_explained(tmp_path: Path) -> None:
+    from bot.campaigns.translations import TranslationError, export_translations, import_translations
+
+    campaign = tmp_path / "yaml-features.yaml"
+    original = (DATA / "yaml-features.yaml").read_text(encoding="utf-8")
+    campaign.write_text(original, encoding="utf-8")
+    export_translations(campaign, "po", tmp_path / "po")
+    po = tmp_path / "po" / "uk.po"
+    text = po.read_text(encoding="utf-8")
+    text = text.replace('msgstr "Виберіть: що?"', 'msgstr "Нове: що?"', 1)
+    text = text.replace('msgstr "0,5"', 'msgstr "пів"')
+    po.write_text(text, encoding="utf-8")
+    with pytest.raises(TranslationError) as refused:
+        import_translations(campaign, po, write=True)
+    assert refused.value.problems == [
+        "uk.po line 38: cannot write the 'uk' text of 'questions.q_1.text': it uses a YAML anchor, "
+        "alias or tag; change it in the file by hand"]
+    assert campaign.read_text(encoding="utf-8") == original
+    po.write_text(text.replace('msgstr "Нове: що?"', 'msgstr "Виберіть: що?"'), encoding="utf-8")
+    import_translations(campaign, po, write=True)
+    assert campaign.read_text(encoding="utf-8") == original.replace('uk: "0,5"', "uk: пів")

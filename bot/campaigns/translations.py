@@ -28,7 +28,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import IllegalCharacterError, InvalidFileException
 
 from bot.campaigns.schema import MAX_INTRO_TEXT, MAX_OPTION_TEXT, MAX_QUESTION_TEXT, MAX_TITLE_TEXT
-from bot.campaigns.source import CampaignLoader, Path_, SourceError, parse, read_text
+from bot.campaigns.source import MERGE_TAG, CampaignLoader, Path_, SourceError, parse, read_text
 
 SHEET = "translations"
 KEY_HEADER = "key"
@@ -526,8 +526,7 @@ class _Edits:
         node = self.root
         for part in path:
             if isinstance(node, yaml.MappingNode):
-                node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode)
-                             and k.value == str(part)), None)
+                node = _lookup(node, str(part))
             elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
                 node = node.value[part]
             else:
@@ -596,6 +595,22 @@ class _Edits:
         for start, end, new in sorted(self.edits, key=lambda e: (e[0], e[1]), reverse=True):
             out = out[:start] + new + out[end:]
         return out
+
+
+def _lookup(mapping: yaml.MappingNode, key: str, depth: int = 0) -> yaml.Node | None:
+    """The value of `key` in a mapping, also when it comes from a merge (`<<: *base`)."""
+    found = next((v for k, v in mapping.value if isinstance(k, yaml.ScalarNode)
+                  and k.tag != MERGE_TAG and k.value == key), None)
+    if found is not None or depth > 20:
+        return found
+    for k, v in mapping.value:
+        if isinstance(k, yaml.ScalarNode) and k.tag == MERGE_TAG:
+            for part in v.value if isinstance(v, yaml.SequenceNode) else [v]:
+                if isinstance(part, yaml.MappingNode):
+                    found = _lookup(part, key, depth + 1)
+                    if found is not None:
+                        return found
+    return None
 
 
 def _walk(node: yaml.Node, parents: list[yaml.CollectionNode]) -> Iterator[tuple[yaml.Node, list[yaml.CollectionNode]]]:
