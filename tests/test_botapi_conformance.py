@@ -201,12 +201,12 @@ class DocTelegram:
         return [m for (chat, _), m in sorted(self.messages.items()) if chat == chat_id and m["from"]["is_bot"]]
 
     # server
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
@@ -563,6 +563,24 @@ async def test_polling_rides_out_conflicts_server_errors_and_flood_waits(tmp_pat
     text = caplog.text
     assert "another process polls with this token" in text
     assert "Traceback" not in text
+
+
+async def test_telegram_unreachable_for_a_while(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Connection refused while polling: logged, retried with backoff, and the updates that waited
+    on Telegram's side arrive once it is back."""
+    caplog.set_level(logging.INFO)
+    tg = DocTelegram()
+    await tg.start()
+    async with running_bot(tmp_path, tg) as bot:
+        await bot.processed(tg.text(ALICE, "/help"))
+        port = int(tg.url.rsplit(":", 1)[1])
+        await tg.stop()  # Telegram unreachable
+        await wait_until(lambda: "getUpdates failed (ClientConnectorError" in caplog.text)
+        await tg.start(port)  # back, with an update that arrived meanwhile
+        uid = tg.text(ALICE, "/privacy")
+        await bot.processed(uid)
+    assert len(tg.sent_to(ALICE)) == 2
+    assert "Traceback" not in caplog.text
 
 
 async def test_a_refused_token_stops_with_a_clear_message_instead_of_looping(tmp_path: Path) -> None:
