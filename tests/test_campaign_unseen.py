@@ -359,3 +359,11 @@ def test_translation_reached_through_a_merge_is_explained(tmp_path: Path) -> Non
     po.write_text(text.replace('msgstr "Нове: що?"', 'msgstr "Виберіть: що?"'), encoding="utf-8")
     import_translations(campaign, po, write=True)
     assert campaign.read_text(encoding="utf-8") == original.replace('uk: "0,5"', "uk: пів")
+
+
+def test_cli_check_notes_languages_without_interface_translation() -> None:
+    proc = _run("campaign", "check", str(DATA / "rtl-many-languages.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert ("note: the bot's own words (consent, buttons, help) are not translated into ur (Urdu), "
+            "he (Hebrew): people who choose them see those in ar, the campaign's first language.") in proc.stdout
+    assert "note:" not in _run("campaign", "check", str(DATA / "minimal.yaml")).stdout

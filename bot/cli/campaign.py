@@ -51,6 +51,25 @@ def check(file: Path = FileArg) -> None:
     """List every problem in a campaign file, with its line; exit 1 if there are any."""
     result = _check_or_exit(file)
     console.print(f"[green]✓[/] {escape(result.summary())}", highlight=False, soft_wrap=True)
+    _note_interface_languages(result.spec)
+
+
+def _note_interface_languages(spec) -> None:  # type: ignore[no-untyped-def]
+    """Say which campaign languages the bot's own words (consent, buttons) are not translated into."""
+    if spec is None:
+        return
+    from bot.campaigns.check import _lang_name
+    from dialogs.i18n import base_language, tr
+
+    missing = [code for code in spec.languages
+               if base_language(tr(code).interface_lang) != base_language(code)]
+    if missing:
+        names = ", ".join(f"{code} ({_lang_name(code)})" for code in missing)
+        console.print(f"note: the bot's own words (consent, buttons, help) are not translated into "
+                      f"{names}: people who choose {'it' if len(missing) == 1 else 'them'} see those "
+                      f"in {spec.languages[0]}, the campaign's first language. The campaign's texts are "
+                      f"shown in their language as written. See docs/languages.md to add a language.",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("load")
