@@ -84,6 +84,23 @@ INVALID = {
         "Telegram does",
         "bad-languages.yaml:4: title: 'fr' is not one of the campaign languages (en)",
     ],
+    "bad-common-slips.yaml": [
+        "bad-common-slips.yaml:1: 'title' is missing: add a line 'title: ...' (see docs/campaigns.md)",
+        "bad-common-slips.yaml:2: 'co-assessment' is not allowed here: use 'coassessment', 'codesign' "
+        "or 'cocommissioning'",
+        "bad-common-slips.yaml:7: share 40 must be between 0 and 1",
+        "bad-common-slips.yaml:7: share 60 must be between 0 and 1",
+        "bad-common-slips.yaml:7: the shares for 'age' add up to 100; they must add up to 1 (write "
+        "shares as fractions: 40% is 0.40)",
+        "bad-common-slips.yaml:9: question 'q': 'type' is missing: add a line 'type: ...' with one of "
+        "rating, choice, multi, yesno, rank, budget, text, info",
+        "bad-common-slips.yaml:10: question 'r': show_if names 'age', which is a group dimension: "
+        "show_if can only name an earlier question (groups are compared in the reports)",
+        "bad-common-slips.yaml:14: question 's': option #1 must look like {id: ..., text: "
+        "{language: ...}}, not 'a'",
+        "bad-common-slips.yaml:14: question 's': option #2 must look like {id: ..., text: "
+        "{language: ...}}, not 'b'",
+    ],
     "bad-no-questions.yaml": [
         "bad-no-questions.yaml:5: 'questions' is empty: give it a value after the colon "
         "(see docs/campaigns.md)",

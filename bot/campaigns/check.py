@@ -117,8 +117,6 @@ def _where(data: Any, path: Path_) -> str | None:
             ident = node.get("id", node.get("code")) if kind else None
             if kind:
                 parts.append(f"{kind} '{_short(ident, 40)}'" if ident is not None else f"{kind} #{key + 1}")
-    if not parts and path and path[0] in {"title", "intro"}:
-        return str(path[0])
     return ", ".join(parts) or None
 
 
@@ -150,7 +148,9 @@ def _friendly(err: dict[str, Any]) -> str:
     kind, loc, value = err["type"], err["loc"], _short(err.get("input"))
     key = loc[-1] if loc else ""
     if kind == "missing":
-        return f"'{_short(key, 40)}' is missing"
+        if key == "type":
+            return f"'type' is missing: add a line 'type: ...' with one of {', '.join(QUESTION_TYPES)}"
+        return f"'{_short(key, 40)}' is missing: add a line '{_short(key, 40)}: ...' (see docs/campaigns.md)"
     if err.get("input", 0) is None and kind not in {"missing"}:
         return (f"'{_short(key, 40)}' is empty: give it a value after the colon "
                 "(see docs/campaigns.md)")
@@ -178,6 +178,8 @@ def _friendly(err: dict[str, Any]) -> str:
         return f"'{_short(key, 40)}' must be a whole number, not {value!r}"
     if kind in {"bool_type", "bool_parsing"}:
         return f"'{_short(key, 40)}' must be true or false, not {value!r}"
+    if kind in {"dict_type", "model_type"} and isinstance(key, int) and len(loc) > 1 and loc[-2] == "options":
+        return (f"option #{key + 1} must look like {{id: ..., text: {{language: ...}}}}, not {value!r}")
     if kind in {"dict_type", "model_type"}:
         return f"'{_short(key, 40)}' must be a set of 'key: value' lines, not {value!r}"
     if kind == "list_type":
@@ -203,7 +205,10 @@ class _Checker:
         self.languages = [x for x in langs if isinstance(x, str)] if isinstance(langs, list) else []
 
     def add(self, path: Path_, message: str) -> None:
-        self.problems.append(Problem(message, self.src.line_of(path), _where(self.data, path)))
+        where = _where(self.data, path)
+        if where is None and path and path[0] in {"title", "intro"} and not message.startswith(f"'{path[0]}'"):
+            where = str(path[0])
+        self.problems.append(Problem(message, self.src.line_of(path), where))
 
     def structure(self) -> None:
         try:
@@ -332,8 +337,9 @@ class _Checker:
                     except OverflowError:  # a whole number too big for a float; reported above
                         total = float("inf")
             if abs(total - 1) > 0.011:
+                hint = " (write shares as fractions: 40% is 0.40)" if abs(total - 100) <= 1.1 else ""
                 self.add(("baseline", did), f"the shares for '{_short(did, 40)}' add up to {total:.3g}; they must "
-                                            "add up to 1")
+                                            f"add up to 1{hint}")
 
     def _invites(self, dims: dict[str, list[str]]) -> None:
         invites = self.data.get("invites")
@@ -426,7 +432,12 @@ class _Checker:
                 message = (f"show_if names question '{_short(ref, 40)}', which "
                            + ("comes later: it must refer to an earlier question" if later
                               else "does not exist"))
-                if not later:
+                dims = {x.get("id") for x in self.data.get("groups") or [] if isinstance(x, dict)} \
+                    if isinstance(self.data.get("groups"), list) else set()
+                if not later and ref in dims:
+                    message = (f"show_if names '{_short(ref, 40)}', which is a group dimension: show_if can "
+                               "only name an earlier question (groups are compared in the reports)")
+                elif not later:
                     near = difflib.get_close_matches(str(ref), list(seen), n=1, cutoff=0.6)
                     message += (f": did you mean '{near[0]}'?" if near else
                                 f" (earlier questions: {', '.join(_short(x, 24) for x in seen) or 'none'})")
