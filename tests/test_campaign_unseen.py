@@ -101,6 +101,12 @@ INVALID = {
         "bad-common-slips.yaml:14: question 's': option #2 must look like {id: ..., text: "
         "{language: ...}}, not 'b'",
     ],
+    "bad-text-without-language.yaml": [
+        "bad-text-without-language.yaml:4: 'title' must give the text per language, e.g. title: "
+        "{en: My title}, not 'My title'",
+        "bad-text-without-language.yaml:6: question 'q': 'text' must give the text per language, "
+        "e.g. text: {en: Hello there}, not 'Hello there'",
+    ],
     "bad-no-questions.yaml": [
         "bad-no-questions.yaml:5: 'questions' is empty: give it a value after the colon "
         "(see docs/campaigns.md)",
@@ -384,3 +390,31 @@ def test_cli_check_notes_languages_without_interface_translation() -> None:
     assert ("note: the bot's own words (consent, buttons, help) are not translated into ur (Urdu), "
             "he (Hebrew): people who choose them see those in ar, the campaign's first language.") in proc.stdout
     assert "note:" not in _run("campaign", "check", str(DATA / "minimal.yaml")).stdout
+
+
+async def test_refused_reload_counts_answers_in_plain_words(tmp_path: Path) -> None:
+    from bot.campaigns.store import CampaignChangeRefused
+    from bot.models import Answer
+
+    spec = check_file(DATA / "bare-yes-no.yaml").spec
+    assert spec is not None
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/c.db")
+    await db.upgrade()
+    try:
+        async with db.session() as s:
+            await load_campaign(s, spec)
+            person = Participant(pseudonym="one-person")
+            s.add(person)
+            await s.flush()
+            response = Response(campaign_id=spec.id, participant_id=person.id, language="no")
+            s.add(response)
+            await s.flush()
+            s.add(Answer(response_id=response.id, question_id="q2", status="answered", value={"option": "3"}))
+            await s.commit()
+        changed = spec.model_copy(update={"questions": [spec.question("q1"), spec.question("q3")]})
+        async with db.session() as s:
+            with pytest.raises(CampaignChangeRefused) as refused:
+                await load_campaign(s, changed)
+        assert "question 'q2' has 1 answer and cannot be removed" in str(refused.value)
+    finally:
+        await db.dispose()

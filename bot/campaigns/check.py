@@ -180,6 +180,9 @@ def _friendly(err: dict[str, Any]) -> str:
         return f"'{_short(key, 40)}' must be true or false, not {value!r}"
     if kind in {"dict_type", "model_type"} and isinstance(key, int) and len(loc) > 1 and loc[-2] == "options":
         return (f"option #{key + 1} must look like {{id: ..., text: {{language: ...}}}}, not {value!r}")
+    if kind in {"dict_type", "model_type"} and key in {"text", "title", "intro"} and isinstance(err.get("input"), str):
+        return (f"'{key}' must give the text per language, e.g. {key}: {{en: {_short(err['input'], 30)}}}, "
+                f"not {value!r}")
     if kind in {"dict_type", "model_type"}:
         return f"'{_short(key, 40)}' must be a set of 'key: value' lines, not {value!r}"
     if kind == "list_type":

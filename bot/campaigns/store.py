@@ -124,15 +124,16 @@ async def _refuse_breaking_changes(session: AsyncSession, c: Campaign, spec: Cam
         if not n:
             continue
         if q.id not in new_ids:
-            reasons.append(f"question '{q.id}' has {n} answers and cannot be removed")
+            reasons.append(f"question '{q.id}' has {_answers(n)} and cannot be removed")
             continue
         nq = new_ids[q.id]
         if nq.type != q.type:
-            reasons.append(f"question '{q.id}' has {n} answers: its type cannot change "
+            reasons.append(f"question '{q.id}' has {_answers(n)}: its type cannot change "
                            f"from {q.type} to {nq.type}")
             continue
         if q.type == "rating" and nq.rating_scale != q.rating_scale:
-            reasons.append(f"question '{q.id}' has {n} answers: its scale cannot change")
+            reasons.append(f"question '{q.id}' has {_answers(n)}: its scale cannot change "
+                           f"(from {q.rating_scale} to {nq.rating_scale} points)")
         removed = set(q.option_ids) - set(nq.option_ids)
         if removed:
             used = await _used_options(session, c.id, q.id) & removed
@@ -145,6 +146,10 @@ async def _refuse_breaking_changes(session: AsyncSession, c: Campaign, spec: Cam
             + ". You may add translations, options and new questions. To change more, start a new "
               "campaign with another id."
         )
+
+
+def _answers(n: int) -> str:
+    return f"{n} answer" if n == 1 else f"{n} answers"
 
 
 async def _sync_questions(session: AsyncSession, spec: CampaignSpec) -> None:
