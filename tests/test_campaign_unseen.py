@@ -418,3 +418,9 @@ async def test_refused_reload_counts_answers_in_plain_words(tmp_path: Path) -> N
         assert "question 'q2' has 1 answer and cannot be removed" in str(refused.value)
     finally:
         await db.dispose()
+
+
+def test_a_folder_instead_of_a_file_is_explained(tmp_path: Path) -> None:
+    result = check_file(tmp_path)
+    assert [p.message for p in result.problems] == [
+        f"{tmp_path} is a folder: give the campaign file itself, e.g. {tmp_path}/campaign.yaml"]

@@ -93,12 +93,20 @@ def read_text(path: Path) -> str:
         size = path.stat().st_size
     except FileNotFoundError:
         raise SourceError(f"file not found: {path}") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise SourceError(f"{path} is a folder: give the campaign file itself, e.g. {path}/campaign.yaml")
     if size > MAX_FILE_BYTES:
         raise SourceError(
             f"the file is {size / 1_000_000:.1f} MB; a campaign file must be under "
             f"{MAX_FILE_BYTES // 1_000_000} MB. Is this the right file?"
         )
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}. Check that the file may be "
+                          "read by this user.") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
