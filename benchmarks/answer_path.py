@@ -28,7 +28,7 @@ from aiogram import Dispatcher
 from aiogram.filters import CommandStart
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.methods import SendMessage, TelegramMethod
-from aiogram.types import CallbackQuery, Chat, Message, ReplyKeyboardMarkup, Update, User
+from aiogram.types import CallbackQuery, Chat, Message, ReplyKeyboardMarkup, Update
 from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window, setup_dialogs
 from aiogram_dialog.api.entities import NewMessage, OldMessage
 from aiogram_dialog.api.protocols import MessageNotModified
@@ -90,15 +90,16 @@ PROFILE_NOTES = (
 # --------------------------------------------------------------------------- the simulated client
 
 class LatestMessages(MockMessageManager):
-    """MockMessageManager keeping only each chat's newest dialog message (no growing history).
+    """MockMessageManager keeping only each chat's newest dialog message, as Telegram's JSON.
 
-    As on Telegram, an edit keeps its message id. The keyboard is not deep-copied (the mock's
-    deepcopy is the test tool's cost, not the bot's: aiogram-dialog renders a new one each time).
+    As on Telegram, an edit keeps its message id. The message is kept as the dict Telegram would
+    put into a callback query's `message` (the keyboard serialised once, when it is shown), so a
+    tap is fed to the bot as the raw update it would receive, and parsed there as in production.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.latest: dict[int, Message] = {}
+        self.latest: dict[int, dict[str, Any]] = {}
 
     async def show_message(self, bot: Any, new_message: NewMessage,
                            old_message: OldMessage | None) -> OldMessage:
@@ -106,19 +107,24 @@ class LatestMessages(MockMessageManager):
             raise MessageNotModified
         if new_message.media is not None:  # not in the survey; the mock as it is
             shown = await super().show_message(bot, new_message, old_message)
-            self.latest[new_message.chat.id] = self.sent_messages.pop()
+            self.latest[new_message.chat.id] = self.sent_messages.pop().model_dump(
+                mode="json", exclude_none=True)
             return shown
         if old_message is not None and new_message.show_mode is ShowMode.EDIT:
             message_id = old_message.message_id
         else:
             self.last_message_id += 1
             message_id = self.last_message_id
-        self.latest[new_message.chat.id] = Message(
-            message_id=message_id, date=datetime.now(), chat=new_message.chat, text=new_message.text,
-            reply_markup=new_message.reply_markup)
+        markup = new_message.reply_markup
+        raw: dict[str, Any] = {"message_id": message_id, "date": int(time.time()),
+                               "chat": {"id": new_message.chat.id, "type": "private"},
+                               "text": new_message.text}
+        if markup is not None:
+            raw["reply_markup"] = markup.model_dump(mode="json", exclude_none=True)
+        self.latest[new_message.chat.id] = raw
         return OldMessage(message_id=message_id, chat=new_message.chat, text=new_message.text,
                           media_id=None, media_uniq_id=None,
-                          has_reply_keyboard=isinstance(new_message.reply_markup, ReplyKeyboardMarkup),
+                          has_reply_keyboard=isinstance(markup, ReplyKeyboardMarkup),
                           business_connection_id=None)
 
     async def remove_kbd(self, *args: Any, **kwargs: Any) -> Message | None:
@@ -144,7 +150,11 @@ class LocalBot(FakeBot):
 
 @dataclass
 class Client:
-    """One participant: builds updates like Telegram would and times the dispatcher on each."""
+    """One participant: sends the raw updates Telegram would, and times the bot on each.
+
+    Each update is parsed and fed as the journal's pump does in production
+    (`Update.model_validate(payload, context={"bot": bot})`, then `feed_update`).
+    """
 
     dp: Dispatcher
     mm: LatestMessages
@@ -156,29 +166,32 @@ class Client:
     message_id: int = 1
 
     def __post_init__(self) -> None:
-        self.chat = Chat(id=self.user_id, type="private")
-        self.user = User(id=self.user_id, is_bot=False, first_name="Amina", language_code=self.language)
+        self.chat = {"id": self.user_id, "type": "private"}
+        self.user = {"id": self.user_id, "is_bot": False, "first_name": "Amina",
+                     "language_code": self.language}
 
-    async def _feed(self, update: Update) -> None:
+    async def _feed(self, payload: dict[str, Any]) -> None:
         started = time.perf_counter()
-        await self.dp.feed_update(self.bot, update)
+        await self.dp.feed_update(self.bot, Update.model_validate(payload, context={"bot": self.bot}))
         self.latencies.append(time.perf_counter() - started)
 
     async def send(self, text: str) -> None:
         self.message_id += 1
-        await self._feed(Update(update_id=self.next_update_id(), message=Message(
-            message_id=self.message_id, date=datetime.now(), chat=self.chat, from_user=self.user, text=text)))
+        await self._feed({"update_id": self.next_update_id(), "message": {
+            "message_id": self.message_id, "date": int(time.time()), "chat": self.chat,
+            "from": self.user, "text": text}})
 
     async def tap(self, pattern: str) -> None:
         message = self.mm.latest.get(self.user_id)
-        markup = message.reply_markup if message else None
+        rows = message.get("reply_markup", {}).get("inline_keyboard", []) if message else []
         regex = re.compile(pattern)
-        data = next((b.callback_data for row in (markup.inline_keyboard if markup else [])
-                     for b in row if b.callback_data and regex.fullmatch(b.callback_data)), None)
+        data = next((b["callback_data"] for row in rows for b in row
+                     if b.get("callback_data") and regex.fullmatch(b["callback_data"])), None)
         if message is None or data is None:
             raise LookupError(f"user {self.user_id}: no button {pattern!r} on the message shown")
-        await self._feed(Update(update_id=self.next_update_id(), callback_query=CallbackQuery(
-            id=uuid.uuid4().hex, data=data, chat_instance="bench", from_user=self.user, message=message)))
+        await self._feed({"update_id": self.next_update_id(), "callback_query": {
+            "id": uuid.uuid4().hex, "data": data, "chat_instance": "bench", "from": self.user,
+            "message": message}})
 
     async def run(self, script: tuple[tuple[str, str, str], ...]) -> None:
         for kind, first, item in script:

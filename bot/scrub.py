@@ -15,6 +15,12 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 URL = re.compile(r"(?:https?://|www\.|t\.me/)\S+|\b[\w-]+\.(?:com|org|net|io|me|info|ru|ua|uk)\b\S*",
                  re.IGNORECASE)
 HANDLE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{3,32}\b")
+# The fewest digits a valid number written without +country code has in each region (from
+# phonenumbers' metadata). A text with fewer digits in all cannot hold one, and no region's
+# matcher is run on it; an international (+..) number is found by every region's matcher, DE's
+# (4 digits) included.
+_MIN_DIGITS = {r: min(phonenumbers.PhoneMetadata.metadata_for_region(r).general_desc.possible_length)
+               for r in _REGIONS}
 # Long digit runs that phonenumbers may not parse as valid numbers (e.g. made-up or partial).
 DIGITS = re.compile(r"(?<!\w)\+?\d[\d\s().-]{7,}\d(?!\w)")
 
@@ -32,9 +38,19 @@ def scrub(text: str) -> str:
     # Detect on a copy with Latin digits (same length), replace the spans in the original.
     latin = _latin_digits(text)
     spans: set[tuple[int, int]] = set()
+    # Digits that a region's matcher could still turn into a number it alone finds. A number
+    # written with +country code parses alike whatever the region: once one region found it,
+    # its digits no longer count (a text with one +44 number costs one region, not 26).
+    unclaimed = sum(c.isdigit() for c in latin)
+    first = True
     for region in _REGIONS:
+        if unclaimed < _MIN_DIGITS[region]:
+            continue
         for m in phonenumbers.PhoneNumberMatcher(latin, region, leniency=phonenumbers.Leniency.VALID):
             spans.add((m.start, m.end))
+            if first and m.raw_string.startswith("+"):
+                unclaimed -= sum(c.isdigit() for c in m.raw_string)
+        first = False
     for m in DIGITS.finditer(latin):
         if sum(c.isdigit() for c in m.group()) >= 8:
             spans.add((m.start(), m.end()))
