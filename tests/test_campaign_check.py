@@ -50,7 +50,7 @@ def test_removing_one_translation_names_question_language_and_line(tmp_path: Pat
 
 
 BAD_CASES = {
-    "malformed yaml": ("id: x\nquestions: [\n", "not valid YAML", 3),
+    "malformed yaml": ("id: x\nquestions: [\n", "not valid YAML: a '{' or '[' opened on this line is never closed", 2),
     "wrong type": ("id: abc\nmode: codesign\nlanguages: en\ntitle: {en: t}\nquestions: []\n",
                    "'languages' must be a list", 3),
     "unknown question type": (

@@ -107,6 +107,26 @@ INVALID = {
         "bad-text-without-language.yaml:6: question 'q': 'text' must give the text per language, "
         "e.g. text: {en: Hello there}, not 'Hello there'",
     ],
+    "bad-yaml-colon.yaml": [
+        "bad-yaml-colon.yaml:4: this is not valid YAML: expected ',' or '}', but got ':'. A text that "
+        "contains ': ' must be in quotes, e.g. en: \"Note: bring your card\".",
+    ],
+    "bad-yaml-two-documents.yaml": [
+        "bad-yaml-two-documents.yaml:7: the file goes on after a '---' line with a second document: a "
+        "campaign file is one document. Remove the '---' line, or put the rest in its own file.",
+    ],
+    "bad-yaml-comment.yaml": [
+        "bad-yaml-comment.yaml:7: this is not valid YAML: a '{' or '[' opened on this line is never closed. If a text here has "
+        "' #' in it, put the text in quotes: ' #' starts a comment.",
+    ],
+    "bad-yaml-quote.yaml": [
+        "bad-yaml-quote.yaml:4: this is not valid YAML: a quote opened here is never closed: add the closing quote at the end "
+        "of the text",
+    ],
+    "bad-yaml-comma.yaml": [
+        "bad-yaml-comma.yaml:6: question 'q', option 'a': 'B' has no text: if it is part of the text "
+        "before it, put that text in quotes (a ',' inside {...} ends a text), e.g. en: \"A, B\"",
+    ],
     "bad-no-questions.yaml": [
         "bad-no-questions.yaml:5: 'questions' is empty: give it a value after the colon "
         "(see docs/campaigns.md)",

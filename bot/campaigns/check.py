@@ -28,6 +28,7 @@ from bot.campaigns.schema import (
 from bot.campaigns.source import Path_, Source, SourceError, parse, read_text
 
 NEEDS_OPTIONS = {"choice", "multi", "rank", "budget"}
+_TEXT_MAPS = {"title", "intro", "text"}
 TYPE_KEYS = {
     "scale": {"rating"}, "labels": {"rating"}, "options": NEEDS_OPTIONS, "other": {"choice", "multi"},
     "tokens": {"budget"}, "pick": {"rank"}, "voice": {"text"},
@@ -222,6 +223,8 @@ class _Checker:
                 # pydantic reports union members separately; keep the path the author wrote
                 loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in
                             {"str", "int", "bool", "list[str]"})))
+                if len(loc) >= 2 and loc[-2] in _TEXT_MAPS and err.get("input", "") is None:
+                    continue  # an empty text: _texts says which language, or why
                 self.add(loc, _friendly({**err, "loc": loc}))
 
     # -- semantics, on the raw data so that one bad question does not hide the others' problems
@@ -270,6 +273,12 @@ class _Checker:
             if value is None or (isinstance(value, str) and not value.strip()):
                 self.add(path, f"text missing in '{_short(lang, 40)}' ({_lang_name(lang)}): add a line '{lang}: ...'")
         for lang, value in texts.items():
+            if value is None and isinstance(lang, str) and lang not in self.languages:
+                first = next(((k, v) for k, v in texts.items() if isinstance(v, str)), ("en", "..."))
+                self.add((*path, lang), f"'{_short(lang, 40)}' has no text: if it is part of the text before "
+                                        f"it, put that text in quotes (a ',' inside {{...}} ends a text), "
+                                        f"e.g. {first[0]}: \"{_short(first[1], 40)}, {_short(lang, 40)}\"")
+                continue
             if self.languages and lang not in self.languages:
                 self.add((*path, lang), f"'{_short(lang, 40)}' is not one of the campaign languages "
                                         f"({', '.join(self.languages)})")

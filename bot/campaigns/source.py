@@ -60,6 +60,20 @@ class CampaignLoader(yaml.SafeLoader):
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
+def _unclosed_bracket(text: str) -> int | None:
+    """The line of the innermost '{' or '[' still open when the YAML ends (comments ignored)."""
+    stack: list[int] = []
+    try:
+        for token in yaml.scan(text, Loader=CampaignLoader):
+            if isinstance(token, yaml.FlowMappingStartToken | yaml.FlowSequenceStartToken):
+                stack.append(token.start_mark.line + 1)
+            elif isinstance(token, yaml.FlowMappingEndToken | yaml.FlowSequenceEndToken) and stack:
+                stack.pop()
+    except yaml.YAMLError:
+        pass
+    return stack[-1] if stack else None
+
+
 class SourceError(Exception):
     """The file cannot be read as YAML at all; `line` is 1-based when known."""
 
@@ -132,6 +146,24 @@ def parse(text: str, name: str = "<campaign>") -> Source:
         if "undefined alias" in what:
             raise SourceError(f"this is not valid YAML: {what}. An alias (*name) must come after its "
                               "anchor (&name), spelled the same.", line) from None
+        context = exc.context or ""
+        at_end = exc.problem_mark is not None and exc.problem_mark.index >= len(text.rstrip())
+        if "another document" in what:
+            raise SourceError("the file goes on after a '---' line with a second document: a campaign "
+                              "file is one document. Remove the '---' line, or put the rest in its own "
+                              "file.", line) from None
+        if at_end and exc.context_mark is not None and "quoted scalar" in context:
+            raise SourceError("this is not valid YAML: a quote opened here is never closed: add the "
+                              "closing quote at the end of the text", exc.context_mark.line + 1) from None
+        if at_end and "flow" in context:
+            opened = _unclosed_bracket(text)
+            raise SourceError("this is not valid YAML: a '{' or '[' opened on this line is never "
+                              "closed. If a text here has ' #' in it, put the text in quotes: ' #' "
+                              "starts a comment.",
+                              opened or line) from None
+        if "flow" in context and ("got ':'" in what or "found ':'" in what):
+            raise SourceError(f"this is not valid YAML: {what}. A text that contains ': ' must be in "
+                              "quotes, e.g. en: \"Note: bring your card\".", line) from None
         raise SourceError(f"this is not valid YAML: {what}. Check indentation and colons.", line) from None
     except yaml.YAMLError as exc:
         raise SourceError(f"this is not valid YAML: {exc}") from None
