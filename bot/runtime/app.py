@@ -12,10 +12,16 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramForbiddenError
+from aiogram.exceptions import (
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
+from aiogram.types import ErrorEvent
 from aiogram_dialog import DialogManager, setup_dialogs
 from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
 from aiogram_dialog.api.entities import DIALOG_EVENT_NAME
@@ -27,12 +33,12 @@ from bot.runtime.logs import install_privacy_filter
 from bot.runtime.middleware import UpdateSessionMiddleware
 from bot.runtime.storage import PseudonymousStorage, SqlStorage, current_session
 from bot.services.participants import Keys
-from dialogs.commands import begin, build_commands_router, build_fallback_router, command_descriptions, help_text
+from dialogs.commands import begin, build_commands_router, build_fallback_router, help_text
 from dialogs.forget import build_forget_dialog
 from dialogs.i18n import tr
 from dialogs.language import build_language_dialog
 from dialogs.survey import build_survey_dialog, resume_target
-from locales import available, compile_catalogs
+from locales import compile_catalogs
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +146,12 @@ async def on_error(event: ErrorEvent, **data: Any) -> Any:
     exc = event.exception
     if isinstance(exc, TRANSIENT) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
         raise exc
+    # Telegram still busy or away after RetryRequests' tries (or asking for a longer wait than
+    # it allows): the update goes back to the journal too, instead of a "sorry" in place of the
+    # screen that was asked for. A 413 is aiogram's network error, but retrying cannot help it.
+    if isinstance(exc, TelegramRetryAfter | TelegramServerError | TelegramNetworkError) \
+            and not isinstance(exc, TelegramEntityTooLarge):
+        raise exc
     if isinstance(exc, TelegramForbiddenError):
         await _mark_stopped(event, data)
         return True
@@ -185,13 +197,3 @@ async def _mark_stopped(event: ErrorEvent, data: dict[str, Any]) -> None:
             await participants.stop(session, participant)
             await session.commit()
     log.info("a participant blocked the bot; marked stopped")
-
-
-async def register_commands(bot: Bot) -> None:
-    """setMyCommands in every language that has a catalog (the default list in English)."""
-    for lang in available():
-        cmds = [BotCommand(command=c, description=d[:256]) for c, d in command_descriptions(tr(lang))]
-        await bot.set_my_commands(cmds, scope=BotCommandScopeDefault(),
-                                  language_code=None if lang == "en" else lang)
-
-

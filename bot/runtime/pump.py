@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any
 
 from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramRetryAfter
 from aiogram.types import Update
 
 from bot.runtime.journal import Entry, Journal
@@ -99,14 +100,15 @@ class UpdatePump:
             while queue and not self._stop.is_set():
                 entry = queue[0]
                 async with self._slots:
-                    ok = await self._process(entry)
+                    ok, asked = await self._process(entry)
                 if ok:
                     queue.popleft()
                     self._queued.discard(entry.update_id)
                     failures = 0
                     continue
                 failures += 1
-                delay = min(MAX_BACKOFF, 0.25 * 2 ** min(failures, 8))
+                # at least as long as Telegram asked (a flood wait), otherwise a growing backoff
+                delay = max(asked, min(MAX_BACKOFF, 0.25 * 2 ** min(failures, 8)))
                 log.warning("update %s not processed yet; retrying in %.1f s", entry.update_id, delay)
                 try:
                     await asyncio.wait_for(self._stop.wait(), timeout=delay)
@@ -119,11 +121,12 @@ class UpdatePump:
             if not self._tasks:
                 self._idle.set()
 
-    async def _process(self, entry: Entry) -> bool:
+    async def _process(self, entry: Entry) -> tuple[bool, float]:
+        """Feed one update; (done, seconds Telegram asked us to wait before the next try)."""
         if not serves(entry.payload):
             await asyncio.to_thread(self.journal.mark_done, entry.update_id)
             self.skipped += 1
-            return True
+            return True, 0.0
         try:
             update = Update.model_validate(entry.payload, context={"bot": self.bot})
             await asyncio.wait_for(self.dp.feed_update(self.bot, update), UPDATE_TIMEOUT)
@@ -131,7 +134,7 @@ class UpdatePump:
             self.retries += 1
             await asyncio.to_thread(self.journal.mark_failed, entry.update_id)
             log.info("update %s failed with %s", entry.update_id, exc.__class__.__name__)
-            return False
+            return False, float(exc.retry_after) if isinstance(exc, TelegramRetryAfter) else 0.0
         await asyncio.to_thread(self.journal.mark_done, entry.update_id)
         self.processed += 1
-        return True
+        return True, 0.0
