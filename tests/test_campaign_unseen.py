@@ -444,3 +444,13 @@ def test_a_folder_instead_of_a_file_is_explained(tmp_path: Path) -> None:
     result = check_file(tmp_path)
     assert [p.message for p in result.problems] == [
         f"{tmp_path} is a folder: give the campaign file itself, e.g. {tmp_path}/campaign.yaml"]
+
+
+def test_cli_check_notes_a_closing_date_that_has_passed(tmp_path: Path) -> None:
+    past = tmp_path / "past.yaml"
+    past.write_text("id: past\nmode: codesign\nlanguages: [en]\ntitle: {en: T}\nopens: 2025-01-01\n"
+                    "closes: 2025-06-01\nquestions:\n  - {id: q, type: text, text: {en: Hi}}\n", encoding="utf-8")
+    proc = _run("campaign", "check", str(past))
+    assert proc.returncode == 0, proc.stderr
+    assert ("note: 'closes' (2025-06-01 00:00 UTC) has passed: once loaded, nobody new can start this "
+            "campaign.") in proc.stdout

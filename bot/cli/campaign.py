@@ -52,6 +52,17 @@ def check(file: Path = FileArg) -> None:
     result = _check_or_exit(file)
     console.print(f"[green]✓[/] {escape(result.summary())}", highlight=False, soft_wrap=True)
     _note_interface_languages(result.spec)
+    _note_dates(result.spec)
+
+
+def _note_dates(spec) -> None:  # type: ignore[no-untyped-def]
+    """A 'closes' in the past is allowed (a finished campaign may be reloaded), but worth saying."""
+    from bot.models import utcnow
+
+    if spec is not None and spec.closes is not None and spec.closes <= utcnow():
+        console.print(f"note: 'closes' ({spec.closes:%Y-%m-%d %H:%M} UTC) has passed: once loaded, "
+                      "nobody new can start this campaign. Change 'closes' if that is not meant.",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 def _note_interface_languages(spec) -> None:  # type: ignore[no-untyped-def]
