@@ -454,3 +454,44 @@ def test_cli_check_notes_a_closing_date_that_has_passed(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert ("note: 'closes' (2025-06-01 00:00 UTC) has passed: once loaded, nobody new can start this "
             "campaign.") in proc.stdout
+
+
+async def test_show_if_chain_in_the_chat(tmp_path: Path) -> None:
+    """Back to the first question and a different answer: the chain below it is not asked, its
+    answers are removed, and the progress count follows."""
+    spec = check_file(DATA / "show-if-chain.yaml").spec
+    assert spec is not None
+    url = f"sqlite+aiosqlite:///{tmp_path}/c.db"
+    limits = Limits(global_per_second=None, per_chat_per_second=None)
+    seen: list[tuple[str, list[str]]] = []
+    async with live_bot(url, spec, tmp_path, limits=limits) as live:
+        client, uid = live.sandbox.client, 910_000_001
+        await client.create_user(uid, first_name="Chain", language_code="en")
+        message: dict = {}
+
+        async def after(sent) -> None:  # type: ignore[no-untyped-def]
+            nonlocal message
+            reply = await client.wait_for_bot(uid, after=sent, timeout=20, idle=0.4)
+            message = reply.last or message
+            rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+            seen.append((message["text"].split("\n")[0], [b["text"] for row in rows for b in row]))
+
+        async def tap(label: str) -> None:
+            rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+            data = next(b["callback_data"] for row in rows for b in row if b["text"] == label)
+            await after(await client.tap(uid, message["message_id"], data=data))
+
+        await after(await client.send_command(uid, "start", "chain"))
+        await tap("Yes, I agree")
+        await tap("Yes")
+        await tap("X")
+        await after(await client.send_text(uid, "some text"))
+        for _ in range(3):
+            await tap("Back")
+        await tap("No")
+        await tap("2")
+    assert [head for head, _ in seen[1:7]] == ["1/2", "2/3", "3/4", "4/4", "3/4", "2/4"]
+    assert seen[7] == ("1/4", ["✅ Yes", "No"])
+    assert seen[8][0] == "2/2"  # only d is left after a = no
+    stored = await stored_by_person(url, None)
+    assert list(stored.values()) == [{"a": {"value": "no"}, "d": {"value": 2}}]
