@@ -111,8 +111,8 @@ class SqlStorage(BaseStorage):
         if pending is not None:
             pending[name] = _Row(state, text)
             return
-        await session.execute(_upsert(session.bind.dialect.name, 1, False),
-                              {"key0": name, "state0": state, "data0": json.loads(text), "at0": utcnow()})
+        await session.execute(_upsert(session.bind.dialect.name, False),
+                              {"key": name, "state": state, "data": json.loads(text), "updated_at": utcnow()})
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         async def fn(s: AsyncSession) -> None:
@@ -180,26 +180,22 @@ def defer(session: AsyncSession) -> None:
 async def flush(session: AsyncSession, marker: Mapping[str, Any] | None = None) -> None:
     """Write the held dialog-state rows and the processed-update `marker` (both optional).
 
-    On PostgreSQL, one statement does both (the marker's INSERT rides in a WITH clause).
+    On PostgreSQL, one statement writes the marker and the first row (the marker's INSERT rides
+    in a WITH clause); most updates change one row. Further rows go in one executemany.
     """
     pending: dict[str, _Row] = session.info.get(_PENDING) or {}
     session.info[_PENDING] = {}
     dialect = session.bind.dialect.name
-    if not pending:
-        if marker is not None:
-            await session.execute(_MARK, {**marker, "at": utcnow()})
-        return
     now = utcnow()
-    params: dict[str, Any] = {}
-    for i, (name, row) in enumerate(pending.items()):
-        params.update({f"key{i}": name, f"state{i}": row.state, f"data{i}": json.loads(row.text),
-                       f"at{i}": now})
-    together = marker is not None and dialect == "postgresql"
-    if together:
-        params.update({**marker, "at": now})  # type: ignore[dict-item]
-    elif marker is not None:
-        await session.execute(_MARK, {**marker, "at": now})
-    await session.execute(_upsert(dialect, len(pending), together), params)
+    rows = [{"key": name, "state": row.state, "data": json.loads(row.text), "updated_at": now}
+            for name, row in pending.items()]
+    if marker is not None:
+        if rows and dialect == "postgresql":
+            await session.execute(_upsert(dialect, True), {**rows.pop(0), **marker, "at": now})
+        else:
+            await session.execute(_MARK, {**marker, "at": now})
+    if rows:
+        await session.execute(_upsert(dialect, False), rows if len(rows) > 1 else rows[0])
 
 
 def key_range(prefix: str) -> dict[str, str]:
@@ -217,16 +213,13 @@ _MARK = insert(ProcessedUpdate.__table__)
 
 
 @functools.cache
-def _upsert(dialect: str, rows: int, with_marker: bool) -> Any:
-    """INSERT ... ON CONFLICT (key) DO UPDATE of `rows` dialog_state rows, for one dialect.
+def _upsert(dialect: str, with_marker: bool) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE of one dialog_state row, for one dialect.
 
-    `with_marker` (PostgreSQL): the processed-update marker is inserted by the same statement.
+    `with_marker` (PostgreSQL only): the processed-update marker is inserted by the same statement.
+    Keyword values only: SQLAlchemy cannot cache the compiled form of a multi-row VALUES list.
     """
-    c = _TABLE.c
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_TABLE).values([
-        {"key": bindparam(f"key{i}", type_=c.key.type), "state": bindparam(f"state{i}", type_=c.state.type),
-         "data": bindparam(f"data{i}", type_=c.data.type),
-         "updated_at": bindparam(f"at{i}", type_=c.updated_at.type)} for i in range(rows)])
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_TABLE)
     stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
         "state": stmt.excluded.state, "data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at})
     if with_marker:
