@@ -76,14 +76,20 @@ class Tr:
         return f"{FSI}{text}{PDI}" if self.rtl else text
 
     def number(self, value: int | float) -> str:
-        try:
-            return self.isolate(format_decimal(value, locale=self.lang.replace("-", "_")))
-        except (UnknownLocaleError, ValueError):
-            return self.isolate(str(value))
+        return self.isolate(_decimal(value, self.lang))
 
     def fraction(self, a: int, b: int) -> str:
         """Progress such as 2/6, reading left to right even inside Arabic text."""
         return self.isolate(f"{a}/{b}")
+
+
+@lru_cache(maxsize=4096)
+def _decimal(value: int | float, lang: str) -> str:
+    """A number in the language's digits and separators (the same few numbers on every screen)."""
+    try:
+        return format_decimal(value, locale=lang.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return str(value)
 
 
 @lru_cache(maxsize=256)
