@@ -70,6 +70,11 @@ def _buttons(message: dict[str, Any] | None) -> list[tuple[str, str, str]]:
 class Citizen:
     """Drives one participant's chat to the end (or to where the persona leaves)."""
 
+    # The bot has answered once it has been quiet this long. Under load it can pause longer than
+    # the sandbox's 80 ms between taking the old keyboard away and showing the next question, and a
+    # citizen would then read a screen in between.
+    IDLE = 0.15
+
     def __init__(self, client: SandboxClient, spec: CampaignSpec, persona: Persona,
                  think: tuple[float, float] = (0.0, 0.0), timeout: float = 30.0) -> None:
         self.client = client
@@ -139,7 +144,8 @@ class Citizen:
             await asyncio.sleep(self.rng.uniform(*self.think))
 
     async def _after(self, sent: Any) -> None:
-        reply = await self.client.wait_for_bot(self.p.user_id, after=sent, timeout=self.timeout)
+        reply = await self.client.wait_for_bot(self.p.user_id, after=sent, timeout=self.timeout,
+                                               idle=self.IDLE)
         self.seq = reply.seq
         if reply.last is not None:
             self.message = reply.last
