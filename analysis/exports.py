@@ -7,6 +7,7 @@ applied and is fit to publish.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,10 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.db import Database, run
-from bot.pseudonym import salted
 from bot.services import audit
 
-from analysis.contract import Labeller, long_columns, long_rows, wide_columns, wide_row
+from analysis.contract import Labeller, LongRows, long_columns, wide_columns, wide_row
 from analysis.reading import (
     BATCH,
     CampaignContext,
@@ -30,7 +30,7 @@ from analysis.reading import (
 )
 from analysis.summary import grouped_columns, grouped_lines, protect_all
 from analysis.tally import tally
-from analysis.writers import Format, format_for, open_writer
+from analysis.writers import Format, TableWriter, format_for, open_writer
 
 Layout = Literal["long", "wide", "grouped"]
 LAYOUTS: tuple[Layout, ...] = ("long", "wide", "grouped")
@@ -53,26 +53,35 @@ def id_maker(stable_ids: bool, salt: bytes | None = None) -> Callable[[ResponseR
     """(response, participant) ids for a row: the stored ones, or HMACs under a fresh per-export salt.
 
     A per-export salt means two exports cannot be joined on these columns, so a leaked export
-    cannot be matched with another one.
+    cannot be matched with another one. The HMACs are `bot.pseudonym.salted`'s, computed with
+    the one-shot `hmac.digest` (the same bytes, in less time).
     """
     if stable_ids:
         return lambda r: (str(r.id), r.participant)
     key = salt or secrets.token_bytes(32)
-    return lambda r: (salted(f"response:{r.id}", key), salted(r.participant, key))
+
+    def ids(r: ResponseRecord) -> tuple[str, str]:
+        return (hmac.digest(key, f"response:{r.id}".encode(), "sha256").hex()[:20],
+                hmac.digest(key, r.participant.encode(), "sha256").hex()[:20])
+
+    return ids
 
 
-async def _stream_layout(db: Database, ctx: CampaignContext, layout: Layout,
-                         write: Callable[[list[list[Any]]], None], *, labels: str | None,
-                         stable_ids: bool, progress: Progress | None) -> int:
+async def _stream_layout(db: Database, ctx: CampaignContext, layout: Layout, writer: TableWriter, *,
+                         labels: str | None, stable_ids: bool, progress: Progress | None) -> int:
     ids = id_maker(stable_ids)
     labeller = Labeller(ctx.spec, labels) if labels else None
+    # The long layout converts repeated cells once (per response, answer or option) for writers
+    # that can take converted cells; the wide layout has one row per response and no repeats.
+    long = LongRows(ctx.spec, ids, labeller, writer.cell_format) if layout == "long" else None
+    write = writer.write_cells if long is not None and writer.cell_format else writer.write
     batch: list[list[Any]] = []
     responses = 0
     async with snapshot(db) as conn:
         async for r in iter_responses(conn, ctx):
             responses += 1
-            if layout == "long":
-                batch.extend(long_rows(ctx.spec, r, ids, labeller))
+            if long is not None:
+                batch += long(r)
             else:
                 batch.append(wide_row(ctx.spec, r, ids, labeller))
             if len(batch) >= BATCH:
@@ -144,7 +153,7 @@ async def export_async(database: Database | str, campaign: str, path: str | Path
             columns = (long_columns(ctx.spec, bool(labels)) if layout == "long"
                        else wide_columns(ctx.spec, bool(labels)))
             with open_writer(path, fmt, columns, sheet=sheet) as w:
-                responses = await _stream_layout(db, ctx, layout, w.write, labels=labels,
+                responses = await _stream_layout(db, ctx, layout, w, labels=labels,
                                                  stable_ids=stable_ids, progress=progress)
                 rows = w.rows
         async with db.session() as session:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bot.db import Database, run
 
-from analysis.contract import Column, Labeller, long_columns, long_rows, wide_columns, wide_row
+from analysis.contract import Column, Labeller, LongRows, long_columns, wide_columns, wide_row
 from analysis.exports import grouped_rows, id_maker
 from analysis.inputs import read_baseline, read_weights
 from analysis.priority import compare_orders, weighted_mean
@@ -54,10 +54,11 @@ async def load_answers_async(database: Database | str, campaign: str, *, stable_
         ctx.check_language(labels)
         ids = id_maker(stable_ids)
         labeller = Labeller(ctx.spec, labels) if labels else None
+        make = LongRows(ctx.spec, ids, labeller)
         rows: list[list[Any]] = []
         async with snapshot(db) as conn:
             async for r in iter_responses(conn, ctx):
-                rows.extend(long_rows(ctx.spec, r, ids, labeller))
+                rows += make(r)
     return _frame(rows, long_columns(ctx.spec, bool(labels)))
 
 

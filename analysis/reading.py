@@ -6,13 +6,14 @@ flat whatever the number of answers: only one response and one fetch batch are h
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, Text, cast, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -80,12 +81,39 @@ class CampaignContext:
         return [o.id for o in self.spec.dimension(dimension).options]
 
 
-@dataclass(slots=True)
 class AnswerRecord:
-    question_id: str
-    status: str
-    value: Any
-    answered_at: datetime
+    """One answer: its question, status (answered | skipped), value (read-only) and time (UTC).
+
+    When the database gave the time as text, the record keeps the contract's ISO text
+    (`stamp`) and makes the datetime only if asked: the CSV and JSON exports need only the text.
+    """
+
+    __slots__ = ("_at", "_stamp", "question_id", "status", "value")
+
+    def __init__(self, question_id: str, status: str, value: Any, answered_at: datetime | None = None,
+                 *, stamp: str | None = None) -> None:
+        self.question_id = question_id
+        self.status = status
+        self.value = value
+        self._at = answered_at
+        self._stamp = stamp
+
+    @property
+    def answered_at(self) -> datetime:
+        if self._at is None and self._stamp is not None:
+            self._at = datetime.fromisoformat(self._stamp)
+        return self._at  # type: ignore[return-value]
+
+    @property
+    def stamp(self) -> str | None:
+        """`contract.iso(answered_at)`: "2026-03-01T10:02:03.123456Z"."""
+        if self._stamp is None and self._at is not None:
+            self._stamp = self._at.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+        return self._stamp
+
+    def __repr__(self) -> str:
+        return (f"AnswerRecord({self.question_id!r}, {self.status!r}, {self.value!r}, "
+                f"answered_at={self.answered_at!r})")
 
 
 @dataclass(slots=True)
@@ -168,42 +196,103 @@ async def snapshot(db: Database) -> AsyncIterator[AsyncConnection]:
             yield conn
 
 
+class _Decoded:
+    """JSON text decoded with `json.loads`, remembering the texts that repeat (ratings, choices, groups).
+
+    The decoded values are shared between the records that hold the same text, so they are
+    read-only. The memory is bounded: past `limit` texts the memory starts afresh.
+    """
+
+    __slots__ = ("limit", "memo")
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self.memo: dict[str, Any] = {}
+
+    def __call__(self, text: Any) -> Any:
+        if text is None:
+            return None
+        if text.__class__ is not str:  # a driver that decodes JSON itself
+            return text
+        value = self.memo.get(text)
+        if value is None:
+            value = json.loads(text)
+            if len(self.memo) >= self.limit:
+                self.memo.clear()
+            self.memo[text] = value
+        return value
+
+
+def _answer_maker(conn: AsyncConnection) -> Callable[[str, str, Any, Any], AnswerRecord]:
+    """AnswerRecords from (question, status, value, answered_at read as text) rows.
+
+    SQLite stores the text SQLAlchemy wrote ("2026-03-01 10:02:03.123456", UTC): that shape
+    becomes the ISO text directly; anything else (and PostgreSQL's datetimes) goes through the
+    column type's own processor, so the time is always what SQLAlchemy would have given.
+    """
+    column_type = Answer.__table__.c.answered_at.type
+    exact = column_type.result_processor(conn.dialect, None) or (lambda v: v)
+
+    def make(question_id: str, status: str, value: Any, at: Any) -> AnswerRecord:
+        if at.__class__ is str and len(at) == 26 and at[10] == " " and at[19] == "." and at[:4].isdigit():
+            return AnswerRecord(question_id, status, value, stamp=f"{at[:10]}T{at[11:]}Z")
+        return AnswerRecord(question_id, status, value, exact(at))
+
+    return make
+
+
 async def iter_responses(conn: AsyncConnection, ctx: CampaignContext,
                          batch: int = BATCH) -> AsyncIterator[ResponseRecord]:
-    """Every response of the campaign in id order, each with its groups and its answers."""
+    """Every response of the campaign in id order, each with its groups and its answers.
+
+    JSON columns are read as text and decoded here (`_Decoded`), and answer times as text on
+    SQLite (`_answer_maker`): SQLAlchemy's per-value result processing was a fifth of an export.
+    """
     dims = ctx.dimension_ids()
     group_alias = {d: aliased(ResponseGroup, name=f"rg_{i}") for i, d in enumerate(dims)}
     cols: list[Any] = [Response.id, Participant.pseudonym, Response.language, Response.invite_id,
                        Response.started_at, Response.completed_at]
-    stmt = select(*cols, *[group_alias[d].groups for d in dims]).join(
+    stmt = select(*cols, *[cast(group_alias[d].groups, Text) for d in dims]).join(
         Participant, Participant.id == Response.participant_id)
     # One outer join per dimension keeps the response stream one row per response.
     for d, rg in group_alias.items():
         stmt = stmt.outerjoin(rg, (rg.response_id == Response.id) & (rg.dimension_id == d))
     stmt = stmt.where(Response.campaign_id == ctx.id).order_by(Response.id)
-    answers_stmt = (select(Answer.response_id, Answer.question_id, Answer.status, Answer.value,
-                           Answer.answered_at)
+    answers_stmt = (select(Answer.response_id, Answer.question_id, Answer.status, cast(Answer.value, Text),
+                           type_coerce(Answer.answered_at, String))
                     .join(Response, Response.id == Answer.response_id)
                     .where(Response.campaign_id == ctx.id)
                     .order_by(Answer.response_id, Answer.id))
+    decode = _Decoded()
+    decode_groups = _Decoded(limit=1000)
+    answer = _answer_maker(conn)
+    invites = ctx.invites
+    order = {q.id: i for i, q in enumerate(ctx.spec.questions)}
+    last = len(order)
+
+    def position(ans: AnswerRecord) -> int:
+        return order.get(ans.question_id, last)
+
     responses = await conn.stream(stmt.execution_options(yield_per=batch))
     answers = await conn.stream(answers_stmt.execution_options(yield_per=batch))
     answer_parts = answers.partitions()
-    buffer: list[Any] = []
+    buffer: Sequence[Any] = ()
     pos = 0
     exhausted = False
-    order = {q.id: i for i, q in enumerate(ctx.spec.questions)}
     try:
         async for part in responses.partitions():
             for row in part:
                 rid = row[0]
-                record = ResponseRecord(
-                    id=rid, participant=row[1], language=row[2],
-                    invite=ctx.invites.get(row[3], (None, None))[0] if row[3] is not None else None,
-                    partner=ctx.invites.get(row[3], (None, None))[1] if row[3] is not None else None,
-                    started_at=row[4], completed_at=row[5],
-                    groups={d: list(g) for d, g in zip(dims, row[6:], strict=True) if g is not None},
-                )
+                invite = invites.get(row[3], (None, None)) if row[3] is not None else (None, None)
+                groups = {}
+                for d, text in zip(dims, row[6:], strict=True):
+                    g = decode_groups(text)
+                    if g is not None:
+                        groups[d] = list(g)
+                record = ResponseRecord(id=rid, participant=row[1], language=row[2], invite=invite[0],
+                                        partner=invite[1], started_at=row[4], completed_at=row[5],
+                                        groups=groups)
+                found = record.answers
                 while True:
                     if pos >= len(buffer):
                         if exhausted:
@@ -211,17 +300,18 @@ async def iter_responses(conn: AsyncConnection, ctx: CampaignContext,
                         try:
                             buffer = await answer_parts.__anext__()
                         except StopAsyncIteration:
-                            exhausted, buffer = True, []
+                            exhausted, buffer = True, ()
                         pos = 0
                         continue
                     a = buffer[pos]
-                    if a[0] > rid:
+                    arid = a[0]
+                    if arid > rid:
                         break
                     pos += 1
-                    if a[0] == rid:
-                        record.answers.append(AnswerRecord(a[1], a[2], a[3], a[4]))
+                    if arid == rid:
+                        found.append(answer(a[1], a[2], decode(a[3]), a[4]))
                 # Questions in campaign order, whatever order they were answered in.
-                record.answers.sort(key=lambda ans: order.get(ans.question_id, len(order)))
+                found.sort(key=position)
                 yield record
     finally:
         await answers.close()

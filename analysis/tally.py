@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,12 +68,29 @@ class QuestionTally:
     question: Question
     options: list[str]
     rows: dict[RowKey, Cell] = field(default_factory=dict)
+    # While counting: one cell per combination of rows a respondent belongs to (everyone, a
+    # group per dimension, ...), so an answer is counted once, not once per row; `merge` then
+    # adds each combination into its rows. Counts and sums are whole numbers, so the totals are
+    # exactly those of counting row by row.
+    combos: dict[tuple[RowKey, ...], Cell] = field(default_factory=dict)
 
     def cell(self, key: RowKey) -> Cell:
         c = self.rows.get(key)
         if c is None:
             c = self.rows[key] = Cell()
         return c
+
+    def merge(self) -> None:
+        """Add the combinations' cells into the rows (rows first met first, as counting row by row)."""
+        for keys, part in self.combos.items():
+            for key in keys:
+                cell = self.cell(key)
+                cell.base += part.base
+                cell.counts.update(part.counts)
+                cell.total += part.total
+                cell.total_sq += part.total_sq
+                cell.sums.update(part.sums)
+        self.combos.clear()
 
 
 @dataclass
@@ -142,8 +159,9 @@ async def tally(ctx: CampaignContext, records: AsyncIterator[ResponseRecord],
     t = Tally(ctx=ctx, questions=questions)
     dims = ctx.dimension_ids()
     budget_or_rank = {q.id for q in spec.questions if q.type in {"budget", "rank"}}
-    for qid in budget_or_rank:
-        t.priority_rows[qid] = ([], [])
+    for q in spec.questions:  # in campaign order
+        if q.id in budget_or_rank:
+            t.priority_rows[q.id] = ([], [])
     pending = 0
     async for r in records:
         index = t.responses
@@ -164,72 +182,78 @@ async def tally(ctx: CampaignContext, records: AsyncIterator[ResponseRecord],
                 cell = t.reach[key] = [0, 0]
             cell[0] += 1
             cell[1] += done
+        combo = tuple(keys)
         for a in r.answers:
             qt = questions.get(a.question_id)
             if qt is None or a.status != "answered" or not isinstance(a.value, dict):
                 continue
-            _count_answer(t, qt, keys, a.value, r, index, a.question_id in budget_or_rank)
+            _count_answer(t, qt, keys, combo, a.value, r, index, a.question_id in budget_or_rank)
         pending += 1
         if progress is not None and pending >= 1000:
             progress(pending)
             pending = 0
     if progress is not None and pending:
         progress(pending)
+    for qt in questions.values():
+        qt.merge()
     return t
 
 
-def _count_answer(t: Tally, qt: QuestionTally, keys: list[RowKey], value: dict[str, Any],
-                  r: ResponseRecord, index: int, keep_vector: bool) -> None:
+def _count_answer(t: Tally, qt: QuestionTally, keys: list[RowKey], combo: tuple[RowKey, ...],
+                  value: dict[str, Any], r: ResponseRecord, index: int, keep_vector: bool) -> None:
     q = qt.question
-    hit: Iterable[str] = ()
-    rating: float | None = None
-    sums: dict[str, float] = {}
-    if q.type == "rating":
+    cell = qt.combos.get(combo)
+    if cell is None:
+        cell = qt.combos[combo] = Cell()
+    cell.base += 1
+    counts = cell.counts
+    qtype = q.type
+    if qtype == "rating":
         rating = float(value["value"])
-        hit = (str(value["value"]),)
-    elif q.type == "yesno":
-        hit = (value["value"],)
-    elif q.type == "choice":
-        hit = (value["option"],)
-    elif q.type == "multi":
-        hit = value.get("options", [])
-    elif q.type == "rank":
+        counts[str(value["value"])] += 1
+        cell.total += rating
+        cell.total_sq += rating * rating
+    elif qtype == "yesno":
+        counts[value["value"]] += 1
+    elif qtype == "choice":
+        counts[value["option"]] += 1
+    elif qtype == "multi":
+        for o in value.get("options", []):
+            counts[o] += 1
+    elif qtype == "rank":
         points = borda_points(value.get("order", []), q.option_ids, rank_need(q))
-        sums = {o: float(p) for o, p in points.items() if p}
-        hit = list(sums)
-    elif q.type == "budget":
-        coins = {o: int(value.get("coins", {}).get(o, 0)) for o in q.option_ids}
-        sums = {o: float(c) for o, c in coins.items() if c}
-        hit = list(sums)
-    elif q.type == "text":
+        sums = cell.sums
+        for o, p in points.items():
+            if p:
+                counts[o] += 1
+                sums[o] += float(p)
+        if keep_vector:
+            idx, rows = t.priority_rows[q.id]
+            idx.append(index)
+            rows.append([float(points[o]) for o in q.option_ids])
+    elif qtype == "budget":
+        given = value.get("coins", {})
+        coins = {o: int(given.get(o, 0)) for o in q.option_ids}
+        sums = cell.sums
+        for o, c in coins.items():
+            if c:
+                counts[o] += 1
+                sums[o] += float(c)
+        if keep_vector:
+            idx, rows = t.priority_rows[q.id]
+            idx.append(index)
+            shares = coin_shares(coins)
+            rows.append([shares[o] for o in q.option_ids])
+    elif qtype == "text":
         if "voice" in value:
-            hit = (VOICE,)
+            counts[VOICE] += 1
         else:
-            hit = ("text",)
+            counts["text"] += 1
             text = value.get("text") or ""
-            t.texts.append(TextEntry(q.id, _stable_order(r.id), r.language, text, tuple(keys)))
+            t.texts.append(TextEntry(q.id, _stable_order(r.id), r.language, text, combo))
             found = words(text, r.language)
             for key in keys:
                 counter = t.words.get((q.id, key))
                 if counter is None:
                     counter = t.words[(q.id, key)] = WordCounter()
                 counter.add_words(found)
-    for key in keys:
-        cell = qt.cell(key)
-        cell.base += 1
-        for o in hit:
-            cell.counts[o] += 1
-        if rating is not None:
-            cell.total += rating
-            cell.total_sq += rating * rating
-        for o, s in sums.items():
-            cell.sums[o] += s
-    if keep_vector:
-        idx, rows = t.priority_rows[q.id]
-        idx.append(index)
-        if q.type == "rank":
-            points = borda_points(value.get("order", []), q.option_ids, rank_need(q))
-            rows.append([float(points[o]) for o in q.option_ids])
-        else:
-            shares = coin_shares({o: int(value.get("coins", {}).get(o, 0)) for o in q.option_ids})
-            rows.append([shares[o] for o in q.option_ids])

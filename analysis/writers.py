@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from analysis.contract import Column, iso
+from analysis.contract import Column, Kind, iso
 
 Format = Literal["csv", "xlsx", "parquet", "json"]
 FORMATS: tuple[Format, ...] = ("csv", "xlsx", "parquet", "json")
@@ -43,8 +43,16 @@ class TableWriter:
         self.rows = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
+    # A cell conversion per column kind that the row maker may apply ahead of `write_cells`
+    # (see `contract.LongRows`); None: the writer converts every cell itself in `write`.
+    cell_format: Callable[[Kind], Callable[[Any], Any]] | None = None
+
     def write(self, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
+
+    def write_cells(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows whose cells have already been through `cell_format`."""
+        self.write(rows)
 
     def _finish(self) -> None:
         raise NotImplementedError
@@ -80,8 +88,34 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
+def _csv_value(value: Any) -> Any:
+    """`_csv_cell` with the common cases first: whole numbers and text (csv writes None as empty)."""
+    cls = value.__class__
+    if cls is int:
+        return value
+    if cls is str:
+        return "'" + value if value.startswith(FORMULA_START) else value
+    return _csv_cell(value)
+
+
+def _csv_time(value: Any) -> Any:
+    return iso(value) if value.__class__ is datetime else _csv_cell(value)
+
+
+_csv_time.iso_text = True  # type: ignore[attr-defined]  # a datetime becomes exactly iso(value)
+
+
+def csv_cell_format(kind: Kind) -> Callable[[Any], Any]:
+    """The CSV cell conversion for a column kind; every one gives exactly what `_csv_cell` gives."""
+    if kind == "time":
+        return _csv_time
+    return _csv_value
+
+
 class CsvWriter(TableWriter):
     """UTF-8 with a byte-order mark, so Excel shows Arabic, Persian and Cyrillic correctly."""
+
+    cell_format = staticmethod(csv_cell_format)
 
     def __init__(self, path: Path, columns: Sequence[Column]) -> None:
         super().__init__(path, columns)
@@ -93,23 +127,37 @@ class CsvWriter(TableWriter):
         self._csv.writerows([[_csv_cell(v) for v in row] for row in rows])
         self.rows += len(rows)
 
+    def write_cells(self, rows: Sequence[Sequence[Any]]) -> None:
+        self._csv.writerows(rows)
+        self.rows += len(rows)
+
     def _finish(self) -> None:
         self._fh.close()
+
+
+def _json_cell(value: Any) -> Any:
+    return iso(value) if isinstance(value, datetime) else value
+
+
+_json_cell.iso_text = True  # type: ignore[attr-defined]
 
 
 class JsonLinesWriter(TableWriter):
     """JSON Lines: one object per line, keys in contract order; read with pandas.read_json(lines=True)."""
 
+    cell_format = staticmethod(lambda _kind: _json_cell)
+
     def __init__(self, path: Path, columns: Sequence[Column]) -> None:
         super().__init__(path, columns)
         self._fh = open(self.partial, "w", encoding="utf-8")  # noqa: SIM115
+        self._encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
     def write(self, rows: Sequence[Sequence[Any]]) -> None:
-        names = self.names
-        out = []
-        for row in rows:
-            obj = {n: (iso(v) if isinstance(v, datetime) else v) for n, v in zip(names, row, strict=True)}
-            out.append(json.dumps(obj, ensure_ascii=False, allow_nan=False))
+        self.write_cells([[_json_cell(v) for v in row] for row in rows])
+
+    def write_cells(self, rows: Sequence[Sequence[Any]]) -> None:
+        names, encode = self.names, self._encode
+        out = [encode(dict(zip(names, row, strict=True))) for row in rows]
         if out:
             self._fh.write("\n".join(out) + "\n")
         self.rows += len(rows)
