@@ -386,15 +386,6 @@ async def invite_list(campaign_id: str = CampaignArg) -> None:
 
 # --------------------------------------------------------------------------- broadcast
 
-def _counts_table(title: str, counter: dict[str, int]) -> Table:
-    table = Table(title=title)
-    table.add_column("", no_wrap=True)
-    table.add_column("people", justify="right")
-    for name, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row(name, str(n))
-    return table
-
-
 @run_async
 async def broadcast(
     campaign_id: str = CampaignArg,
@@ -466,10 +457,8 @@ async def broadcast(
         if dry_run:
             console.print(f"[bold]{_people(b.total)}[/] would receive the invitation to '{c.id}' "
                           f"(nothing was sent).", highlight=False)
-            if b.total:
-                console.print(_counts_table("by language", dict(b.languages)))
-                for dim, counter in b.groups.items():
-                    console.print(_counts_table(f"by {dim}", dict(counter)))
+            if b.total:  # small groups hidden, as in /admin and the report
+                _print_reach(b, spec)
             if existing is not None and before is not None:
                 console.print(f"This broadcast was started on {existing.created_at:%Y-%m-%d %H:%M} UTC "
                               f"({before.line()}); running it carries on with the same people.",
