@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import secrets
+import sqlite3
+from contextlib import closing
 from functools import lru_cache
 from pathlib import Path
 
@@ -125,13 +127,33 @@ class Settings(BaseSettings):
                 "file. Generate each with: python -c \"import secrets; print(secrets.token_urlsafe(32))\" "
                 "and keep them apart from database backups."
             )
-        stored = _read_or_create_keys(self.keys_path())
+        stored = _read_or_create_keys(self.keys_path(), self.sqlite_path())
         return (pseudonym or stored["pseudonym_key"]).encode(), (contact or stored["contact_key"]).encode()
 
 
-def _read_or_create_keys(path: Path) -> dict[str, str]:
+def _participants_in(db: Path | None) -> int:
+    """How many participants a SQLite database file holds (0 if it is new or not set up yet)."""
+    if db is None or not db.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+            return int(conn.execute("SELECT count(*) FROM participant").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _read_or_create_keys(path: Path, db: Path | None = None) -> dict[str, str]:
     if path.exists():
         return json.loads(path.read_text())
+    held = _participants_in(db)
+    if held:
+        # new keys would make every participant a stranger and their contact details unreadable
+        raise ConfigurationError(
+            f"The database {db} holds {held} participant{'s' if held != 1 else ''}, but its key file "
+            f"{path} is missing. Copy the key file back from where you keep it (it is made once, "
+            "next to the database), or set COASSESS_PSEUDONYM_KEY and COASSESS_CONTACT_KEY to the "
+            "keys it held. To start afresh with new keys instead, move the database file away first."
+        )
     keys = {"pseudonym_key": secrets.token_urlsafe(32), "contact_key": secrets.token_urlsafe(32)}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -24,6 +24,24 @@ def test_sqlite_keys_are_generated_once_with_mode_0600(tmp_path: Path, caplog) -
     assert len(first[0]) >= 32 and first[0] != first[1]
 
 
+def test_a_lost_key_file_is_not_silently_replaced(tmp_path: Path) -> None:
+    """New keys for a database that has participants would make them all strangers."""
+    import sqlite3
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/c.db"
+    keys = Settings(_env_file=None, database_url=url).secret_keys()
+    with sqlite3.connect(tmp_path / "c.db") as conn:  # a participant recognised by those keys
+        conn.execute("CREATE TABLE participant (id INTEGER PRIMARY KEY, pseudonym TEXT)")
+        conn.execute("INSERT INTO participant (pseudonym) VALUES ('x')")
+    (tmp_path / "c.db.keys").rename(tmp_path / "elsewhere.keys")
+    with pytest.raises(ConfigurationError, match="holds 1 participant, but its key file") as err:
+        Settings(_env_file=None, database_url=url).secret_keys()
+    assert "COASSESS_PSEUDONYM_KEY" in str(err.value) and "move the database file away" in str(err.value)
+    assert not (tmp_path / "c.db.keys").exists()  # nothing generated
+    (tmp_path / "elsewhere.keys").rename(tmp_path / "c.db.keys")
+    assert Settings(_env_file=None, database_url=url).secret_keys() == keys
+
+
 def test_postgres_without_keys_says_which_variable(tmp_path: Path) -> None:
     s = Settings(_env_file=None, database_url="postgresql+asyncpg://u@h/db",
                  pseudonym_key=SecretStr("abc"))
