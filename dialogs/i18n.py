@@ -112,6 +112,16 @@ def language_name(code: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+# Codes that name the same language: Norwegian Bokmål and Nynorsk under "no", and the old codes
+# some phones still report for Hebrew, Indonesian, Yiddish and Filipino.
+_SAME_LANGUAGE = {"nb": "no", "nn": "no", "iw": "he", "in": "id", "ji": "yi", "tl": "fil"}
+
+
+def _language_family(code: str) -> str:
+    base = base_language(code)
+    return _SAME_LANGUAGE.get(base, base)
+
+
 def best_language(preferred: list[str | None], offered: list[str]) -> str | None:
     """The first preferred language the campaign offers (matching on the base language too)."""
     for pref in preferred:
@@ -119,8 +129,8 @@ def best_language(preferred: list[str | None], offered: list[str]) -> str | None
             continue
         if pref in offered:
             return pref
-        base = base_language(pref)
+        family = _language_family(pref)
         for code in offered:
-            if base_language(code) == base:
+            if _language_family(code) == family:
                 return code
     return None

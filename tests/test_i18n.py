@@ -521,3 +521,13 @@ async def test_worst_case_campaign_in_the_wordiest_language(db, keys) -> None:  
         for row in m.reply_markup.inline_keyboard if m.reply_markup else []:
             for b in row:
                 assert 1 <= len((b.callback_data or "x").encode()) <= TELEGRAM_CALLBACK
+
+
+def test_the_participants_language_is_found_under_its_other_codes() -> None:
+    """A phone set to Norwegian Bokmål reports 'nb'; a campaign offers Norwegian as 'no'."""
+    assert i18n.best_language(["nb-NO"], ["en", "no"]) == "no"
+    assert i18n.best_language(["no"], ["en", "nb"]) == "nb"
+    assert i18n.best_language(["iw"], ["en", "he"]) == "he"
+    assert i18n.best_language(["pt-br"], ["en", "pt"]) == "pt"
+    assert i18n.best_language(["de"], ["en", "no"]) is None  # not offered: the language picker
+    assert i18n.best_language([None, "nn"], ["ar", "no"]) == "no"
