@@ -6,6 +6,7 @@ Pure functions only; analysts' scripts rely on this file not changing without no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -21,6 +22,10 @@ Column = tuple[str, Kind]
 LEADING: tuple[Column, ...] = (("campaign", "str"), ("response", "str"), ("participant", "str"),
                                ("language", "str"), ("invite", "str"), ("partner", "str"))
 VOICE = "voice"
+
+
+# contract.iso's text: digits, '-', ':', '.', 'T' and 'Z' only (nothing a CSV writer would quote)
+_ISO_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z").fullmatch
 
 
 def group_column(dimension: str) -> str:
@@ -98,34 +103,32 @@ def iso(t: datetime | None) -> str | None:
     return t.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
-def answer_rows(q: Question, status: str, value: Any) -> Iterator[tuple[str | None, Any]]:
+def answer_rows(q: Question, status: str, value: Any) -> list[tuple[str | None, Any]]:
     """(option, value) pairs of one answer in the long layout; nothing for an info screen."""
-    if q.type == "info":
-        return
-    if status != "answered" or not isinstance(value, dict):
-        yield None, None
-        return
     t = q.type
-    if t in {"rating", "yesno"}:
-        yield None, value.get("value")
-    elif t == "choice":
+    if t == "info":
+        return []
+    if status != "answered" or not isinstance(value, dict):
+        return [(None, None)]
+    if t == "rating" or t == "yesno":  # noqa: PLR1714 - two string comparisons beat a set per answer
+        return [(None, value.get("value"))]
+    if t == "choice":
         option = value.get("option")
-        yield (OTHER, value.get("text")) if option == OTHER else (option, 1)
-    elif t == "multi":
-        for option in value.get("options", []):
-            yield (OTHER, value.get("text")) if option == OTHER else (option, 1)
-    elif t == "rank":
-        for position, option in enumerate(value.get("order", []), start=1):
-            yield option, position
-    elif t == "budget":
+        return [(OTHER, value.get("text")) if option == OTHER else (option, 1)]
+    if t == "multi":
+        return [(OTHER, value.get("text")) if option == OTHER else (option, 1)
+                for option in value.get("options", [])]
+    if t == "rank":
+        return [(option, position) for position, option in enumerate(value.get("order", []), start=1)]
+    if t == "budget":
         coins = value.get("coins", {})
-        for option in q.option_ids:  # every option, 0 included, in the campaign's order
-            yield option, int(coins.get(option, 0))
-    elif t == "text":
+        # every option, 0 included, in the campaign's order
+        return [(option, int(coins.get(option, 0))) for option in q.option_ids]
+    if t == "text":
         if "voice" in value:
-            yield VOICE, int(value["voice"].get("duration", 0))
-        else:
-            yield None, value.get("text")
+            return [(VOICE, int(value["voice"].get("duration", 0)))]
+        return [(None, value.get("text"))]
+    return []
 
 
 class Labeller:
@@ -199,8 +202,11 @@ class LongRows:
                 head.append(self._str(labeller.question(q.id)))
             head.append(self._str(q.type))
             self._heads[q.id] = head
-        self._options: dict[tuple[str, Any], list[Any]] = {}  # (question, option) -> option, [option_text]
+        self._options: dict[str, dict[Any, list[Any]]] = {}  # question -> option -> option, [option_text]
         self._status: dict[str, Any] = {}
+        self._rendered_heads: dict[str, str] = {}
+        self._rendered_options: dict[str, dict[Any, str]] = {}
+        self._rendered_status: dict[str, str] = {}
 
     def _option(self, qid: str, option: Any) -> list[Any]:
         cells = [self._str(option)]
@@ -222,15 +228,54 @@ class LongRows:
             if status is None:
                 status = statuses[a.status] = to_str(a.status)
             stamp = (a.stamp if iso_text else None) or time_cell(a.answered_at)
+            known = options.get(q.id)
+            if known is None:
+                known = options[q.id] = {}
             for option, value in answer_rows(q, a.status, a.value):
                 try:
-                    opt = options[(q.id, option)]
-                except KeyError:
-                    opt = options[(q.id, option)] = self._option(q.id, option)
+                    opt = known.get(option)
+                    if opt is None:
+                        opt = known[option] = self._option(q.id, option)
                 except TypeError:  # an unhashable option in a malformed answer: not cached
                     opt = self._option(q.id, option)
                 rows.append([*head, *opt, value_cell(value), status, stamp])
         return rows
+
+
+    def lines(self, r: ResponseRecord, render: Callable[[list[Any]], str], render_value: Callable[[Any], str],
+              line_end: str) -> list[str]:
+        """The rows of `__call__` as finished CSV lines: `render` (the writer's own csv quoting)
+        is applied once per response, answer and option, `render_value` per row to `value`."""
+        lead = render([self._str(v) for v in leading_values(self.spec, r, self.ids)])
+        heads, rendered, lines = self._rendered_heads, self._rendered_options, []
+        statuses = self._rendered_status
+        for a in r.answers:
+            q = self._questions.get(a.question_id)
+            if q is None:
+                continue
+            head = heads.get(q.id)
+            if head is None:
+                head = heads[q.id] = render(self._heads[q.id])
+            prefix = f"{lead},{head},"
+            status = statuses.get(a.status)
+            if status is None:
+                status = statuses[a.status] = render([self._str(a.status)])
+            stamp = (a.stamp if self._iso_text else None) or self._time(a.answered_at)
+            # an ISO time never needs quoting; anything else goes through the csv writer
+            stamp = stamp if stamp.__class__ is str and _ISO_SHAPE(stamp) else render([stamp])
+            suffix = f",{status},{stamp}{line_end}"
+            known = rendered.get(q.id)
+            if known is None:
+                known = rendered[q.id] = {}
+            for option, value in answer_rows(q, a.status, a.value):
+                try:
+                    opt = known.get(option)
+                    if opt is None:
+                        opt = known[option] = render(self._option(q.id, option))
+                except TypeError:  # an unhashable option in a malformed answer: not cached
+                    opt = render(self._option(q.id, option))
+                lines.append(f"{prefix}{opt},{render_value(value)}{suffix}")
+        return lines
 
 
 def wide_row(spec: CampaignSpec, r: ResponseRecord, ids: Callable[[ResponseRecord], tuple[str, str]],

@@ -30,7 +30,7 @@ from analysis.reading import (
 )
 from analysis.summary import grouped_columns, grouped_lines, protect_all
 from analysis.tally import tally
-from analysis.writers import Format, TableWriter, format_for, open_writer
+from analysis.writers import CsvWriter, Format, TableWriter, format_for, open_writer
 
 Layout = Literal["long", "wide", "grouped"]
 LAYOUTS: tuple[Layout, ...] = ("long", "wide", "grouped")
@@ -74,14 +74,22 @@ async def _stream_layout(db: Database, ctx: CampaignContext, layout: Layout, wri
     # The long layout converts repeated cells once (per response, answer or option) for writers
     # that can take converted cells; the wide layout has one row per response and no repeats.
     long = LongRows(ctx.spec, ids, labeller, writer.cell_format) if layout == "long" else None
-    write = writer.write_cells if long is not None and writer.cell_format else writer.write
-    batch: list[list[Any]] = []
+    write: Callable[[Any], None] = writer.write_cells if long is not None and writer.cell_format else writer.write
+    make: Callable[[ResponseRecord], list[Any]] | None = long
+    if long is not None and isinstance(writer, CsvWriter):
+        # CSV: finished lines, the repeated parts rendered once by the writer's own csv writer
+        csv_writer = writer
+        write = csv_writer.write_lines
+
+        def make(r: ResponseRecord) -> list[Any]:
+            return long.lines(r, csv_writer.render, csv_writer.render_value, csv_writer.line_end)
+    batch: list[Any] = []
     responses = 0
     async with snapshot(db) as conn:
         async for r in iter_responses(conn, ctx):
             responses += 1
-            if long is not None:
-                batch += long(r)
+            if make is not None:
+                batch += make(r)
             else:
                 batch.append(wide_row(ctx.spec, r, ids, labeller))
             if len(batch) >= BATCH:

@@ -7,8 +7,10 @@ an error, so an interrupted export never leaves a file that looks complete.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -88,6 +90,10 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
+# The characters that make the csv module quote a field (delimiter, quote, line ends; NUL to be safe).
+_CSV_SPECIAL = re.compile('[,"\r\n\x00]').search
+
+
 def _csv_value(value: Any) -> Any:
     """`_csv_cell` with the common cases first: whole numbers and text (csv writes None as empty)."""
     cls = value.__class__
@@ -122,6 +128,9 @@ class CsvWriter(TableWriter):
         self._fh = open(self.partial, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
         self._csv = csv.writer(self._fh)
         self._csv.writerow(self.names)
+        self._buf = io.StringIO(newline="")
+        self._render = csv.writer(self._buf)
+        self.line_end = self._csv.dialect.lineterminator
 
     def write(self, rows: Sequence[Sequence[Any]]) -> None:
         self._csv.writerows([[_csv_cell(v) for v in row] for row in rows])
@@ -130,6 +139,36 @@ class CsvWriter(TableWriter):
     def write_cells(self, rows: Sequence[Sequence[Any]]) -> None:
         self._csv.writerows(rows)
         self.rows += len(rows)
+
+    # Lines made ahead (see `contract.LongRows.lines`): the parts of a row that repeat are
+    # rendered once by a csv writer like this one, so the bytes are the csv module's own.
+
+    def render(self, cells: Sequence[Any]) -> str:
+        """Converted cells as this writer writes them, without the line end."""
+        if len(cells) == 1:  # csv quotes a row made of one empty field: render it beside another
+            return self.render([cells[0], ""])[:-1]
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._render.writerow(cells)
+        return self._buf.getvalue()[:-2]
+
+    def render_value(self, value: Any) -> str:
+        """A plain value as one rendered cell, exactly `render([_csv_cell(value)])`."""
+        cls = value.__class__
+        if cls is str:
+            if value.startswith(FORMULA_START):
+                value = "'" + value
+            return self.render([value]) if _CSV_SPECIAL(value) else value
+        if cls is int:
+            return str(value)
+        if value is None:
+            return ""
+        return self.render([_csv_cell(value)])
+
+    def write_lines(self, lines: list[str]) -> None:
+        """Whole lines, each ending in `line_end`; one row each."""
+        self._fh.write("".join(lines))
+        self.rows += len(lines)
 
     def _finish(self) -> None:
         self._fh.close()

@@ -318,9 +318,9 @@ async def test_export_is_audited_and_streams_in_batches(seeded, tmp_path, monkey
                 return original(self, rows)
             return spy
 
-        # the long layout hands CSV rows over already converted (write_cells); others use write
-        monkeypatch.setattr(CsvWriter, "write", spying(CsvWriter.write))
-        monkeypatch.setattr(CsvWriter, "write_cells", spying(CsvWriter.write_cells))
+        # the long layout hands CSV rows over as finished lines (write_lines); others use write
+        for method in ("write", "write_cells", "write_lines"):
+            monkeypatch.setattr(CsvWriter, method, spying(getattr(CsvWriter, method)))
         await export_async(db, "clinic-access", tmp_path / "l.csv", "long")
         # Rows reach the file a response at a time once a batch is full, never all at once.
         assert len(sizes) >= 2 and max(sizes) < 28
