@@ -55,7 +55,8 @@ PROFILE_NOTES = (
     "Measured in one sitting on 2 shared cores (load 1.0-1.1), fresh processes, 1,000,825 answers: "
     "export 15.1 s / 185 MB (before: 38.5 s / 182 MB), report 20.4 s / 363 MB (before: 30.2 s / "
     "391 MB), SQL GROUP BY baseline 8.4 s; two later runs of the export: 13.7 s and 12.3 s "
-    "(baseline 11.0 s and 11.2 s beside them, the machine busier), report 19.6 s; the same before-code gave 30.4 s for the export when "
+    "(the baseline beside them took 11.0 s and 11.2 s: timings on this shared machine vary by a "
+    "third), report 19.6 s; the same before-code gave 30.4 s for the export when "
     "the baseline took 7.05 s. The SQL GROUP BY baseline does the counting inside SQLite "
     "(json_each, json_extract)."
 )
