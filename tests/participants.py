@@ -105,7 +105,7 @@ class Person:
         for item in ("0.prefer_not_to_say", "1.over64", "2.yes"):
             await self.tap_item("g", item)
         await self.tap_button("c")
-        assert "2/7" in self.text
+        assert "2/8" in self.text
 
     async def send_voice(self, duration: int = 7) -> None:
         await self.send_update(voice=Voice(file_id=f"voice-{self.user_id}-{duration}",

@@ -485,7 +485,8 @@ async def test_show_if_chain_in_the_chat(tmp_path: Path) -> None:
             await tap("Back")
         await tap("No")
         await tap("2")
-    assert [head for head, _ in seen[1:7]] == ["1/2", "2/3", "3/4", "4/4", "3/4", "2/4"]
+    # b and c count while a is unanswered, so the total never grows (not 1/2, then 2/3)
+    assert [head for head, _ in seen[1:7]] == ["1/4", "2/4", "3/4", "4/4", "3/4", "2/4"]
     assert seen[7] == ("1/4", ["✅ Yes", "No"])
     assert seen[8][0] == "2/2"  # only d is left after a = no
     stored = await stored_by_person(url, None)

@@ -20,14 +20,14 @@ async def test_non_button_input_gets_a_hint_and_the_question_again(world, db) ->
     p = Person(dp, mm, bot, user_id=21, language_code="en")
     await p.to_first_question()
     await p.send("five")
-    assert "2/7" in p.text and "buttons" in p.text and p.buttons()
+    assert "2/8" in p.text and "buttons" in p.text and p.buttons()
     await p.send_update(sticker=Sticker(file_id="s", file_unique_id="s", type="regular", width=1, height=1,
                                         is_animated=False, is_video=False))
     assert "buttons" in p.text
     await p.send_update(photo=[PhotoSize(file_id="p", file_unique_id="p", width=1, height=1)])
     await p.send_update(location=Location(latitude=51.5, longitude=-0.1))
     await p.send_voice(3)
-    assert "2/7" in p.text and "buttons" in p.text
+    assert "2/8" in p.text and "buttons" in p.text
     assert "ease" not in await stored(db)
     await p.tap_item("r", "1.3")  # and the answer still works
     assert (await stored(db))["ease"] == ("answered", {"value": 3})
@@ -64,7 +64,7 @@ async def test_double_tap_stores_one_answer(world, db) -> None:  # type: ignore[
     await p.client.click(msg, InlineButtonDataLocator(r".*\x1dr:1\.4"))  # the same old button again
     async with db.session() as s:
         assert await s.scalar(select(func.count()).select_from(Answer).where(Answer.question_id == "ease")) == 1
-    assert "3/7" in p.text
+    assert "3/8" in p.text
 
 
 @pytest.mark.parametrize("text", [
@@ -154,7 +154,7 @@ async def test_privacy_stop_help_language(world, db) -> None:  # type: ignore[no
     await p.send("/language")
     assert "العربية" in p.buttons()
     await p.tap_item("l", "ar")
-    assert "2/7" in p.text and "\u2068" in p.text  # back at the question, now in Arabic
+    assert "2/8" in p.text and "\u2068" in p.text  # back at the question, now in Arabic
     await p.send("/stop")
     async with db.session() as s:
         part = (await s.scalars(select(Participant))).one()

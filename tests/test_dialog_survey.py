@@ -118,9 +118,9 @@ async def test_skip_back_change_and_show_if(world, db) -> None:  # type: ignore[
     p = Person(dp, mm, bot, user_id=9, language_code="en")
     await p.to_first_question()
     await p.tap_item("r", "1.2")
-    assert "3/7" in p.text
+    assert "3/8" in p.text
     await p.tap_button("k")               # Back to the rating
-    assert "2/7" in p.text and "✅ 2" in p.buttons()
+    assert "2/8" in p.text and "✅ 2" in p.buttons()
     await p.tap_item("r", "1.5")          # changed
     await p.tap_item("o", "2.yes")
     await p.tap_item("o", "3.hours")      # barrier hours -> idea will be shown
@@ -202,7 +202,7 @@ async def test_resume_with_lost_dialog_state(world, db, keys) -> None:  # type: 
     # answered, no crash: an unknown intent may be forged, so the tap itself is not stored;
     # the person is shown the first unanswered question again
     assert cb and "ease" not in await stored(db)
-    assert "2/7" in p.text
+    assert "2/8" in p.text
 
 
 async def test_campaign_closed_and_unknown(world, db) -> None:  # type: ignore[no-untyped-def]

@@ -75,13 +75,35 @@ def previous_question(spec: CampaignSpec, current: str, answers: dict[str, Any])
     return None
 
 
+def may_be_asked(spec: CampaignSpec, q: Question, answers: dict[str, Any]) -> bool:
+    """Visible now, or hidden only by a show_if whose question is not answered yet."""
+    if not q.show_if:
+        return True
+    for ref, wanted in q.show_if.items():
+        try:
+            target = spec.question(ref)
+        except KeyError:
+            return False
+        if ref not in answers:  # undecided: asked if that question is, and its answer fits
+            if not may_be_asked(spec, target, answers):
+                return False
+            continue
+        if answers[ref] is None:
+            return False
+        want = {"yes" if w is True else "no" if w is False else str(w) for w in wanted}
+        if not chosen_values(target, answers[ref]) & want:
+            return False
+    return True
+
+
 def progress(spec: CampaignSpec, current: str, answers: dict[str, Any]) -> tuple[int, int]:
-    """(position, total) of `current` among the questions visible now, e.g. (2, 6)."""
-    vis = [q.id for q in visible_questions(spec, answers)]
-    if current not in vis:
-        vis.append(current)
-        vis.sort(key=[q.id for q in spec.questions].index)
-    return vis.index(current) + 1, len(vis)
+    """(position, total) of `current`, e.g. (2, 6), among the questions that are or may still be asked.
+
+    Questions behind an undecided show_if count, so the total only shrinks as answers rule them
+    out ("4/7" never turns into "5/8"), unless the participant goes back and changes an answer.
+    """
+    ids = [q.id for q in spec.questions if q.id == current or may_be_asked(spec, q, answers)]
+    return ids.index(current) + 1, len(ids)
 
 
 def validate_answer(q: Question, value: Any) -> dict[str, Any]:
