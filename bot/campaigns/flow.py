@@ -26,8 +26,9 @@ def chosen_values(q: Question, value: Any) -> set[str]:
     return set()
 
 
-def is_visible(spec: CampaignSpec, q: Question, answers: dict[str, Any]) -> bool:
-    """A question with show_if is asked only if every named earlier answer includes a listed value."""
+def _show_if_holds(spec: CampaignSpec, q: Question, answers: dict[str, Any], undecided: bool) -> bool:
+    """Every named earlier answer includes a listed value; with `undecided`, a named question not
+    answered yet counts as fitting if it may itself be asked."""
     if not q.show_if:
         return True
     for ref, wanted in q.show_if.items():
@@ -35,12 +36,26 @@ def is_visible(spec: CampaignSpec, q: Question, answers: dict[str, Any]) -> bool
             target = spec.question(ref)
         except KeyError:
             return False
+        if ref not in answers and undecided:
+            if not _show_if_holds(spec, target, answers, undecided):
+                return False
+            continue
         if ref not in answers or answers[ref] is None:
             return False
         want = {"yes" if w is True else "no" if w is False else str(w) for w in wanted}
         if not chosen_values(target, answers[ref]) & want:
             return False
     return True
+
+
+def is_visible(spec: CampaignSpec, q: Question, answers: dict[str, Any]) -> bool:
+    """A question with show_if is asked only if every named earlier answer includes a listed value."""
+    return _show_if_holds(spec, q, answers, undecided=False)
+
+
+def may_be_asked(spec: CampaignSpec, q: Question, answers: dict[str, Any]) -> bool:
+    """Visible now, or hidden only by a show_if whose question is not answered yet."""
+    return _show_if_holds(spec, q, answers, undecided=True)
 
 
 def visible_questions(spec: CampaignSpec, answers: dict[str, Any]) -> list[Question]:
@@ -73,27 +88,6 @@ def previous_question(spec: CampaignSpec, current: str, answers: dict[str, Any])
         if is_visible(spec, q, answers):
             return q
     return None
-
-
-def may_be_asked(spec: CampaignSpec, q: Question, answers: dict[str, Any]) -> bool:
-    """Visible now, or hidden only by a show_if whose question is not answered yet."""
-    if not q.show_if:
-        return True
-    for ref, wanted in q.show_if.items():
-        try:
-            target = spec.question(ref)
-        except KeyError:
-            return False
-        if ref not in answers:  # undecided: asked if that question is, and its answer fits
-            if not may_be_asked(spec, target, answers):
-                return False
-            continue
-        if answers[ref] is None:
-            return False
-        want = {"yes" if w is True else "no" if w is False else str(w) for w in wanted}
-        if not chosen_values(target, answers[ref]) & want:
-            return False
-    return True
 
 
 def progress(spec: CampaignSpec, current: str, answers: dict[str, Any]) -> tuple[int, int]:
