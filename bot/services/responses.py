@@ -145,12 +145,11 @@ async def answers_of(session: AsyncSession, response_id: int) -> dict[str, Any]:
     Read once per session; the values are shared with later calls, so do not change them in place.
     """
     known: dict[int, dict[str, Any]] = session.info.setdefault(_ANSWERS, {})
-    answers = known.get(response_id)
-    if answers is None:
+    if response_id not in known:
         rows = await session.execute(_ANSWERS_OF, {"response_id": response_id})
-        answers = known[response_id] = {qid: (value if status == "answered" else None)
-                                        for qid, value, status in rows.all()}
-    return dict(answers)
+        prime_answers(session, [(response_id, None, None, None),
+                                *((response_id, *row) for row in rows.all())])
+    return dict(known[response_id])
 
 
 async def record_answer(session: AsyncSession, response_id: int, question: Question,
