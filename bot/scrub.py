@@ -21,8 +21,11 @@ HANDLE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{3,32}\b")
 # (4 digits) included.
 _MIN_DIGITS = {r: min(phonenumbers.PhoneMetadata.metadata_for_region(r).general_desc.possible_length)
                for r in _REGIONS}
-# Long digit runs that phonenumbers may not parse as valid numbers (e.g. made-up or partial).
-DIGITS = re.compile(r"(?<!\w)\+?\d[\d\s().-]{7,}\d(?!\w)")
+# Long digit runs that phonenumbers may not parse as valid numbers (e.g. made-up or partial),
+# with an extension if one follows (ext. 12, x12, #12, доб. 12); also when glued to letters
+# ("call07700900123"): eight digits or more may be an id number, which is no better to keep.
+DIGITS = re.compile(r"(?<!\d)\(?\+?\d[\d\s().-]{6,}\d(?!\d)"
+                    r"(?:\s*(?i:ext|extn|x|#|доб)\.?\s*\d{1,7}(?!\d))?")
 
 PHONE_TOKEN = "[phone]"
 EMAIL_TOKEN = "[email]"
@@ -38,22 +41,28 @@ def scrub(text: str) -> str:
     # Detect on a copy with Latin digits (same length), replace the spans in the original.
     latin = _latin_digits(text)
     spans: set[tuple[int, int]] = set()
+    # Long digit runs are replaced whatever phonenumbers makes of them (made-up, partial or
+    # foreign numbers), so they are found first and blanked out (same length) before the
+    # region matchers run: those then only look for the shorter numbers a run does not cover.
+    for m in DIGITS.finditer(latin):
+        if sum(c.isdigit() for c in m.group()) >= 8:
+            spans.add((m.start(), m.end()))
+    rest = latin
+    for start, end in spans:
+        rest = rest[:start] + " " * (end - start) + rest[end:]
     # Digits that a region's matcher could still turn into a number it alone finds. A number
     # written with +country code parses alike whatever the region: once one region found it,
     # its digits no longer count (a text with one +44 number costs one region, not 26).
-    unclaimed = sum(c.isdigit() for c in latin)
+    unclaimed = sum(c.isdigit() for c in rest)
     first = True
     for region in _REGIONS:
         if unclaimed < _MIN_DIGITS[region]:
             continue
-        for m in phonenumbers.PhoneNumberMatcher(latin, region, leniency=phonenumbers.Leniency.VALID):
+        for m in phonenumbers.PhoneNumberMatcher(rest, region, leniency=phonenumbers.Leniency.VALID):
             spans.add((m.start, m.end))
             if first and m.raw_string.startswith("+"):
                 unclaimed -= sum(c.isdigit() for c in m.raw_string)
         first = False
-    for m in DIGITS.finditer(latin):
-        if sum(c.isdigit() for c in m.group()) >= 8:
-            spans.add((m.start(), m.end()))
     for start, end in sorted(_merge(spans), reverse=True):
         text = text[:start] + PHONE_TOKEN + text[end:]
     return text

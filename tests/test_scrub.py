@@ -1,0 +1,83 @@
+"""Contact details are taken out of free text before it is stored (bot/scrub.py)."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+from bot.scrub import _REGIONS, scrub
+
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+
+
+def _examples() -> list[tuple[str, str]]:
+    """Telegram's participants' numbers, as people write them: every region, three formats."""
+    out = []
+    for region in _REGIONS:
+        for kind in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE):
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is None:
+                continue
+            for fmt in (PhoneNumberFormat.NATIONAL, PhoneNumberFormat.INTERNATIONAL, PhoneNumberFormat.E164):
+                out.append((region, phonenumbers.format_number(number, fmt)))
+    return out
+
+
+def _national_digits(written: str) -> str:
+    digits = "".join(c for c in written if c.isdigit())
+    return digits[-6:]  # the subscriber part: what identifies the person
+
+
+@pytest.mark.parametrize(("region", "written"), _examples())
+def test_every_regions_numbers_are_replaced_in_any_script(region: str, written: str) -> None:
+    for digits in (None, ARABIC_INDIC, PERSIAN):
+        shown = written.translate(digits) if digits else written
+        out = scrub(f"Call me on {shown} after six, thanks")
+        assert "[phone]" in out, (region, shown, out)
+        latin = out.translate(str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789"))
+        assert _national_digits(written) not in re.sub(r"\D", "", latin), (region, shown, out)
+        assert out.startswith("Call me on ") and out.endswith(" after six, thanks")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # made-up, partial and fictional numbers: a long run of digits is taken out all the same
+    ("Please call me on +44 7700 900123 or mail me at amina@example.org",
+     "Please call me on [phone] or mail me at [email]"),
+    ("my cousin's: 0712 345 678 90", "my cousin's: [phone]"),
+    # an extension goes with its number
+    ("office +44 20 7946 0958 ext. 204, ask for Sam", "office [phone], ask for Sam"),
+    ("(020) 7946 0958", "[phone]"),
+    # handles, e-mail addresses and links
+    ("write to @amina_k or amina.k+clinic@mail.example.co.uk", "write to [handle] or [email]"),
+    ("see t.me/somechannel and https://example.org/a?b=1 or clinic.org",
+     "see [link] and [link] or [link]"),
+])
+def test_contact_details_become_placeholders(text: str, expected: str) -> None:
+    assert scrub(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "I am 25 and waited 45 minutes, room 12, bus 42",
+    "It cost £12.50 in 2024, twice",
+    "The stairs <b>&</b> no lift",
+    "٣ ساعات انتظار",
+    "Очередь 2 часа, кабинет 105",
+])
+def test_everyday_numbers_and_text_are_kept(text: str) -> None:
+    assert scrub(text) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789 +-()./@abc:x٠١٢٣٤٥٦٧٨٩\n"), max_size=80))
+def test_scrub_never_fails_leaves_no_long_digit_run_and_is_stable(text: str) -> None:
+    out = scrub(text)
+    latin = out.translate(str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789"))
+    for run in re.findall(r"\+?\d[\d\s().-]*\d", latin):
+        assert sum(c.isdigit() for c in run) < 8, (text, out)
+    assert scrub(out) == out
