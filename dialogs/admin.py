@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.filters import Command, Filter
 from aiogram.types import BufferedInputFile, CallbackQuery, Message, TelegramObject, User
 from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
@@ -41,6 +41,7 @@ from bot.db import Database
 from bot.models import Campaign, Response, ResponseGroup
 from bot.services import audit
 from bot.services.participants import Keys
+from dialogs.filters import DataIs, private_chat
 from dialogs.i18n import Tr, tr
 from dialogs.states import Admin
 
@@ -592,11 +593,11 @@ def build_admin_router(admin_ids: frozenset[int]) -> Router:
     router = AdminRouter(frozenset(admin_ids), name="admin")
     is_admin = IsAdmin(frozenset(admin_ids))
 
-    @router.message(Command("admin"), F.chat.type == "private", is_admin)
+    @router.message(Command("admin"), private_chat, is_admin)
     async def cmd_admin(message: Message, dialog_manager: DialogManager) -> None:
         await dialog_manager.start(Admin.home, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
-    @router.callback_query(F.data.func(is_admin_data), ~is_admin)
+    @router.callback_query(DataIs(is_admin_data), ~is_admin)
     async def forged(callback: CallbackQuery, lang: str | None = None) -> None:
         # Reached only when the dispatcher-level guard is not installed (a router used alone).
         await refuse(callback, lang)

@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, ChatMemberUpdated, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram_dialog import DialogManager, ShowMode, StartMode
@@ -23,6 +23,7 @@ from bot.models import Campaign, Participant, Response
 from bot.services import participants as people
 from bot.services.participants import Keys
 from dialogs.context import load_campaign
+from dialogs.filters import DataStartsWith, has_message, private_chat
 from dialogs.i18n import Tr, best_language, tr
 from dialogs.states import Forget, LanguagePick, Survey
 from dialogs.survey import resume_target
@@ -86,7 +87,7 @@ async def begin(manager: DialogManager, session: AsyncSession, keys: Keys, user_
 
 def build_commands_router() -> Router:
     router = Router(name="participant-commands")
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(private_chat)
 
     @router.message(CommandStart())
     async def cmd_start(message: Message, command: CommandObject, dialog_manager: DialogManager,
@@ -133,8 +134,8 @@ def build_commands_router() -> Router:
         await begin(dialog_manager, session, keys, user.id, message.chat.id, campaign_id, invite,
                     user.language_code)
 
-    # F.message: a tap on an inline-mode message has none (and no dialog manager); unknown_tap takes it
-    @router.callback_query(F.data.startswith(START_CAMPAIGN), F.message)
+    # has_message: a tap on an inline-mode message has none (and no dialog manager); unknown_tap takes it
+    @router.callback_query(DataStartsWith(START_CAMPAIGN), has_message)
     async def on_start_campaign(callback: CallbackQuery, dialog_manager: DialogManager,
                                 session: AsyncSession, keys: Keys) -> None:
         await callback.answer()
@@ -253,7 +254,7 @@ def build_fallback_router() -> Router:
     """Last in line: messages with no dialog open, and taps nobody handled."""
     router = Router(name="fallback")
 
-    @router.message(F.chat.type == "private")
+    @router.message(private_chat)
     async def no_dialog(message: Message, dialog_manager: DialogManager, session: AsyncSession,
                         keys: Keys, participant: Participant | None, lang: str) -> None:
         if participant is not None and message.from_user is not None:
