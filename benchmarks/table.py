@@ -25,12 +25,15 @@ def _answer_rows(ap: dict[str, Any]) -> list[str]:
                 rows.append(_row([bench, "skipped", ap["skipped"][name], "", "", "", ""]))
             continue
         r, t = ap[name], ap[name]["targets"]
-        rate_ok = t["ratio_at_least_0.5"] and (name != "postgresql" or t["answers_per_s_at_least_300"])
+        if name == "postgresql":  # two targets on one figure: each says whether it is met
+            target = "≥ 300/s; ≥ 0.5 of baseline"
+            met = f"{_yes(t['answers_per_s_at_least_300'])}; {_yes(t['ratio_at_least_0.5'])}"
+        else:
+            target, met = "≥ 0.5 of baseline", _yes(t["ratio_at_least_0.5"])
         rows.append(_row([
             bench, "answers/s per process", spread(r["answers_per_s"], "{:.0f}"),
             spread(base["answers_per_s"], "{:.0f}") + " (one-Select aiogram-dialog bot)",
-            spread(r["ratio_to_baseline"], "{:.2f}"),
-            "≥ 0.5 of baseline" + (", ≥ 300/s" if name == "postgresql" else ""), _yes(rate_ok)]))
+            spread(r["ratio_to_baseline"], "{:.2f}"), target, met]))
         for key, label_p in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
             target = key == "p99_ms"
             rows.append(_row([
