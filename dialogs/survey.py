@@ -274,6 +274,7 @@ async def on_language(callback: CallbackQuery, widget: Any, manager: DialogManag
 
 def consent_text(t: Tr, spec: CampaignSpec) -> str:
     _ = t.gettext
+    minutes = spec.minutes()
     if spec.service:
         # a service name is often Latin inside Arabic text: isolated, it cannot turn the sentence around
         sees = _("{who} can see your answers, but not your name or phone number.").format(
@@ -282,7 +283,8 @@ def consent_text(t: Tr, spec: CampaignSpec) -> str:
         sees = _("The team that runs this survey can see your answers, but not your name or "
                  "phone number.")
     lines = [
-        _("We will ask you a few short questions. It takes about 2 minutes."),
+        _("We will ask you a few short questions.") + " " + t.ngettext(
+            "It takes about {n} minute.", "It takes about {n} minutes.", minutes).format(n=t.number(minutes)),
         _("We keep your answers without your name or phone number."),
         sees,
         _("Reports show groups of people, never a small group on its own. "

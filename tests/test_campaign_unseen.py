@@ -162,7 +162,7 @@ def test_cli_check_counts_in_plain_words() -> None:
     proc = _run("campaign", "check", str(DATA / "minimal.yaml"))
     assert proc.returncode == 0, proc.stderr
     assert ("minimal.yaml: OK — campaign 'min', 1 question, 0 group dimensions, 0 invites, "
-            "1 language (en)") in proc.stdout
+            "1 language (en); about 1 minute for a participant, as the consent screen says") in proc.stdout
     bad = _run("campaign", "check", str(DATA / "bad-tab.yaml"))
     assert bad.returncode == 1 and "1 problem in " in bad.stderr and "Traceback" not in bad.stderr
 

@@ -531,3 +531,20 @@ def test_the_participants_language_is_found_under_its_other_codes() -> None:
     assert i18n.best_language(["pt-br"], ["en", "pt"]) == "pt"
     assert i18n.best_language(["de"], ["en", "no"]) is None  # not offered: the language picker
     assert i18n.best_language([None, "nn"], ["ar", "no"]) == "no"
+
+
+def test_consent_says_how_long_this_campaign_takes_in_each_language(example_spec: CampaignSpec) -> None:
+    from dialogs.survey import consent_text
+
+    assert example_spec.minutes() == 4  # eight questions of every type and three group questions
+    one_question = example_spec.model_copy(update={"questions": example_spec.questions[1:2], "groups": []})
+    assert one_question.minutes() == 1
+    long_one = example_spec.model_copy(update={"questions": [example_spec.question("idea")] * 30})
+    assert long_one.minutes() > 20  # thirty written answers are not "a few minutes"
+
+    assert "It takes about 4 minutes." in consent_text(tr("en"), example_spec)
+    assert "It takes about 1 minute." in consent_text(tr("en"), one_question)
+    assert "около 4 минут" in consent_text(tr("ru"), example_spec)
+    assert "около 1 минуты" in consent_text(tr("ru"), one_question)
+    # in Arabic the number is isolated in the right-to-left sentence, the noun agreeing with it
+    assert f"{FSI}4{PDI} دقائق" in consent_text(tr("ar"), example_spec)

@@ -62,7 +62,8 @@ class CheckResult:
         assert s is not None
         return (f"{self.name}: OK — campaign '{s.id}', {_count(len(s.questions), 'question')}, "
                 f"{_count(len(s.groups), 'group dimension')}, {_count(len(s.invites), 'invite')}, "
-                f"{_count(len(s.languages), 'language')} ({', '.join(s.languages)})")
+                f"{_count(len(s.languages), 'language')} ({', '.join(s.languages)}); "
+                f"about {_count(s.minutes(), 'minute')} for a participant, as the consent screen says")
 
 
 def _count(n: int, word: str) -> str:

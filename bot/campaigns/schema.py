@@ -82,6 +82,11 @@ class Question(_Strict):
         return values
 
 
+# Seconds a participant spends on a question of each type (CampaignSpec.minutes).
+_SECONDS = {"info": 10, "rating": 10, "yesno": 8, "choice": 12, "multi": 20, "rank": 25, "budget": 40,
+            "text": 45}
+
+
 class CampaignSpec(_Strict):
     id: Annotated[str, StringConstraints(pattern=CAMPAIGN_ID_PATTERN)]
     mode: Literal["coassessment", "codesign", "cocommissioning"]
@@ -104,6 +109,17 @@ class CampaignSpec(_Strict):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+    def minutes(self) -> int:
+        """About how long a participant takes, for the consent screen: whole minutes, at least 1.
+
+        Seconds per question by type, for someone reading in a second language on a small phone
+        (a tap on a rating is quick; a budget is several taps; a written answer is typing), plus
+        a group question each and the consent itself. Questions behind show_if count too: the
+        estimate is for the longest way through.
+        """
+        seconds = 20 + 8 * len(self.groups) + sum(_SECONDS[q.type] for q in self.questions)
+        return max(1, int(seconds / 60 + 0.5))
 
     def question(self, qid: str) -> Question:
         for q in self.questions:
