@@ -15,6 +15,9 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 URL = re.compile(r"(?:https?://|www\.|t\.me/)\S+|\b[\w-]+\.(?:com|org|net|io|me|info|ru|ua|uk)\b\S*",
                  re.IGNORECASE)
 HANDLE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{3,32}\b")
+# A full UK postcode (SW1A 1AA, m1 1ae) points at a few homes; its first half alone (SW1A) names a
+# district and is kept.
+POSTCODE = re.compile(r"\b(?:GIR ?0AA|[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][ABD-HJLNP-UW-Z]{2})\b", re.IGNORECASE)
 # The fewest digits a valid number written without +country code has in each region (from
 # phonenumbers' metadata). A text with fewer digits in all cannot hold one, and no region's
 # matcher is run on it; an international (+..) number is found by every region's matcher, DE's
@@ -31,13 +34,16 @@ PHONE_TOKEN = "[phone]"
 EMAIL_TOKEN = "[email]"
 LINK_TOKEN = "[link]"
 HANDLE_TOKEN = "[handle]"
+POSTCODE_TOKEN = "[postcode]"
 
 
 def scrub(text: str) -> str:
-    """Replace phone numbers of any country, e-mail addresses, @handles and links with placeholders."""
+    """Replace phone numbers of any country, e-mail addresses, @handles, links and UK postcodes
+    with placeholders."""
     text = EMAIL.sub(EMAIL_TOKEN, text)
     text = URL.sub(LINK_TOKEN, text)
     text = HANDLE.sub(HANDLE_TOKEN, text)
+    text = POSTCODE.sub(POSTCODE_TOKEN, text)
     # Detect on a copy with Latin digits (same length), replace the spans in the original.
     latin = _latin_digits(text)
     spans: set[tuple[int, int]] = set()

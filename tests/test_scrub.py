@@ -57,6 +57,10 @@ def test_every_regions_numbers_are_replaced_in_any_script(region: str, written: 
     ("write to @amina_k or amina.k+clinic@mail.example.co.uk", "write to [handle] or [email]"),
     ("see t.me/somechannel and https://example.org/a?b=1 or clinic.org",
      "see [link] and [link] or [link]"),
+    # a full UK postcode, written any way; the district alone is kept
+    ("I live at SW1A 1AA, near the clinic", "I live at [postcode], near the clinic"),
+    ("m1 1ae and EC1A1BB and B33 8TH", "[postcode] and [postcode] and [postcode]"),
+    ("we are in SW1A, far from M1", "we are in SW1A, far from M1"),
 ])
 def test_contact_details_become_placeholders(text: str, expected: str) -> None:
     assert scrub(text) == expected
@@ -68,6 +72,7 @@ def test_contact_details_become_placeholders(text: str, expected: str) -> None:
     "The stairs <b>&</b> no lift",
     "٣ ساعات انتظار",
     "Очередь 2 часа, кабинет 105",
+    "I went at 5pm on the 3rd, A1 road, 2nd floor, M25 jam",
 ])
 def test_everyday_numbers_and_text_are_kept(text: str) -> None:
     assert scrub(text) == text
