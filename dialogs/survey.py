@@ -286,6 +286,7 @@ def consent_text(t: Tr, spec: CampaignSpec) -> str:
         _("We will ask you a few short questions.") + " " + t.ngettext(
             "It takes about {n} minute.", "It takes about {n} minutes.", minutes).format(n=t.number(minutes)),
         _("We keep your answers without your name or phone number."),
+        _("Please do not write your name, address or phone number in your answers."),
         sees,
         _("Reports show groups of people, never a small group on its own. "
           "They may quote what you write."),
