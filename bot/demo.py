@@ -92,9 +92,10 @@ async def run_demo(out: Path, citizens: int = 200, seed: int = 7, campaign_file:
     await load_and_open(db_url, spec)
     forget_cached_campaigns()
 
-    # The per-chat limit is relaxed (people here tap faster than real ones); the global limit
-    # is off because 200 people answer at once, which Telegram allows for replies.
     results: list[CitizenResult] = []
+    # The database's own key file (demo.db.keys), made as `coassess run` makes it, so that every
+    # other command (broadcast, outcome send, export) works on the demo database afterwards.
+    p_key, c_key = Settings(_env_file=None, database_url=db_url).secret_keys()
     # The sandbox runs in its own process, as Telegram would: the bot and the simulated people
     # share this one. The per-chat limit is relaxed (these people tap faster than real ones); the
     # global limit is off because 200 people answer at once, which Telegram allows for replies.
@@ -102,8 +103,7 @@ async def run_demo(out: Path, citizens: int = 200, seed: int = 7, campaign_file:
         await client.set_limits(global_per_second=None, per_chat_per_second=4.0, per_chat_burst=4)
         settings = Settings(_env_file=None, database_url=db_url, bot_token=SecretStr(SANDBOX_TOKEN),
                             telegram_api_url=client.base_url.removesuffix("/sandbox"),
-                            pseudonym_key=SecretStr("demo-pseudonym-key-not-for-production-use"),
-                            contact_key=SecretStr("demo-contact-key-not-for-production-use"),
+                            pseudonym_key=SecretStr(p_key.decode()), contact_key=SecretStr(c_key.decode()),
                             journal_path=str(out / "journal" / "journal.db"), concurrency=256,
                             scheduler_interval=0)
         runtime = await Runtime.create(settings)

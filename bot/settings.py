@@ -132,12 +132,16 @@ class Settings(BaseSettings):
 
 
 def _participants_in(db: Path | None) -> int:
-    """How many participants a SQLite database file holds (0 if it is new or not set up yet)."""
+    """How many real participants a SQLite database file holds (0 if it is new or not set up yet).
+
+    Real: met through Telegram, so with an encrypted contact row. People made up by `coassess
+    synth` have none, and keys made now lose nothing of theirs.
+    """
     if db is None or not db.exists():
         return 0
     try:
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-            return int(conn.execute("SELECT count(*) FROM participant").fetchone()[0])
+            return int(conn.execute("SELECT count(*) FROM contact").fetchone()[0])
     except sqlite3.Error:
         return 0
 

@@ -38,3 +38,21 @@ async def test_demo_small_crowd(tmp_path: Path) -> None:
     rows = list(csv.DictReader(result.export.open(encoding="utf-8-sig")))
     assert rows and rows[0]["campaign"] == "clinic-access"
     assert {r["language"] for r in rows} >= {"en"}
+    # the demo database keeps its keys beside it, so the officer's commands work on it afterwards
+    from sqlalchemy import select
+
+    from bot.db import Database
+    from bot.models import Contact
+    from bot.services.participants import Keys, chat_id
+    from bot.settings import Settings
+
+    url = f"sqlite+aiosqlite:///{(tmp_path / 'demo.db').resolve()}"
+    assert (tmp_path / "demo.db.keys").exists()
+    keys = Keys(*Settings(_env_file=None, database_url=url).secret_keys())
+    db = Database(url)
+    try:
+        async with db.session() as s:
+            someone = await s.scalar(select(Contact.participant_id).limit(1))
+            assert someone is not None and await chat_id(s, keys, someone) is not None
+    finally:
+        await db.dispose()

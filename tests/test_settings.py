@@ -32,7 +32,9 @@ def test_a_lost_key_file_is_not_silently_replaced(tmp_path: Path) -> None:
     keys = Settings(_env_file=None, database_url=url).secret_keys()
     with sqlite3.connect(tmp_path / "c.db") as conn:  # a participant recognised by those keys
         conn.execute("CREATE TABLE participant (id INTEGER PRIMARY KEY, pseudonym TEXT)")
+        conn.execute("CREATE TABLE contact (participant_id INTEGER PRIMARY KEY, chat_ciphertext BLOB)")
         conn.execute("INSERT INTO participant (pseudonym) VALUES ('x')")
+        conn.execute("INSERT INTO contact VALUES (1, x'00')")
     (tmp_path / "c.db.keys").rename(tmp_path / "elsewhere.keys")
     with pytest.raises(ConfigurationError, match="holds 1 participant, but its key file") as err:
         Settings(_env_file=None, database_url=url).secret_keys()
@@ -76,3 +78,16 @@ def test_dotenv_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert s.bot_token is not None and s.bot_token.get_secret_value() == "42:secret"
     assert "42:secret" not in repr(s)
     assert os.environ.get("COASSESS_BOT_TOKEN") is None
+
+
+def test_made_up_participants_do_not_block_new_keys(tmp_path: Path) -> None:
+    """`coassess synth` people never met the bot (no contact row): keys made now lose nothing."""
+    import sqlite3
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/c.db"
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        conn.execute("CREATE TABLE participant (id INTEGER PRIMARY KEY, pseudonym TEXT)")
+        conn.execute("CREATE TABLE contact (participant_id INTEGER PRIMARY KEY, chat_ciphertext BLOB)")
+        conn.executemany("INSERT INTO participant (pseudonym) VALUES (?)", [("synth-1",), ("synth-2",)])
+    keys = Settings(_env_file=None, database_url=url).secret_keys()
+    assert (tmp_path / "c.db.keys").exists() and len(keys[0]) >= 32
