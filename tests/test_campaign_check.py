@@ -125,3 +125,14 @@ def test_line_numbers_are_printed_as_numbers(tmp_path: Path) -> None:
 def test_version() -> None:
     proc = run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("coassess ")
+
+
+@pytest.mark.parametrize(("written", "meant", "name"), [("som", "so", "Somali"), ("per", "fa", "Persian"),
+                                                        ("prs", "fa-AF", "Persian (Afghanistan)")])
+def test_three_letter_language_codes_are_told_the_code_telegram_uses(written: str, meant: str, name: str) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        "languages: [en, ar, so, uk, fa, es]", f"languages: [en, ar, so, uk, fa, es, {written}]")
+    result = check_text(text, "c.yaml")
+    rendered = [p.render("c.yaml") for p in result.problems]
+    assert rendered == [f"c.yaml:6: write '{written}' as '{meant}' ({name}): Telegram gives people's "
+                        "languages as two-letter codes, and the texts must use the same code"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
+from babel.core import get_global
 from pydantic import TypeAdapter, ValidationError
 
 from bot.campaigns.schema import (
@@ -65,6 +66,9 @@ class CheckResult:
                 f"{_count(len(s.languages), 'language')} ({', '.join(s.languages)}); "
                 f"about {_count(s.minutes(), 'minute')} for a participant, as the consent screen says")
 
+
+# ISO 639-2/3 codes with the two-letter code Telegram and Babel use (som -> so, per -> fa, prs -> fa-AF)
+_LANGUAGE_ALIASES: dict[str, str] = dict(get_global("language_aliases"))
 
 def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -256,6 +260,15 @@ class _Checker:
             if base != base.lower():
                 self.add(("languages", i), f"write the language code '{_short(code, 40)}' with a lowercase "
                                            f"language part ('{base.lower()}{code[len(base):]}'), as Telegram does")
+                continue
+            alias = _LANGUAGE_ALIASES.get(base)
+            if alias is not None and len(base) == 3 and len(alias.split("_")[0]) == 2:
+                # Telegram gives people's languages as two-letter codes: 'som' would never match
+                # a Somali speaker, who would get the language picker and then the fallback texts
+                better = alias.replace("_", "-") + code[len(base):]
+                self.add(("languages", i), f"write '{_short(code, 40)}' as '{better}' "
+                                           f"({_lang_name(better)}): Telegram gives people's languages "
+                                           "as two-letter codes, and the texts must use the same code")
                 continue
             try:
                 Locale.parse(code.replace("-", "_"))
