@@ -169,6 +169,10 @@ def report(
 
       coassess report clinic-access -o report.html --weights need.csv
     """
+    if fmt is None and output.suffix.lower() not in {".html", ".htm", ".md", ".json", ""}:
+        fail(f"-o {output}: a report is written as html, md or json, not as '{output.suffix}'",
+             f"End the file name in .html (one page with charts, which prints to PDF from a browser), "
+             f".md or .json, e.g. -o {output.with_suffix('.html').name}.")
     run_async(_report)(campaign, output, fmt, by, baseline, weights, lang)
 
 
