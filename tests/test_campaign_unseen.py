@@ -328,13 +328,13 @@ def test_cli_show_lists_invite_links(tmp_path: Path) -> None:
     reduced.write_text("".join(line for line in full.read_text(encoding="utf-8").splitlines(True)
                                if "code: school" not in line), encoding="utf-8")
     assert _run("campaign", "load", str(reduced), **env).returncode == 0
-    proc = _run("campaign", "show", "youth-2027", **env)
+    proc = _run("campaign", "show", "youth-2027", **env, COLUMNS="80")  # whole links at 80 columns
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "3 questions, 2 group dimensions, 3 invites" in out
-    assert "https://t.me/CouncilAskBot?start=youth-2027_Mosque-2027" in out
-    assert "https://t.me/CouncilAskBot?start=youth-2027_2027" in out
-    assert "https://t.me/CouncilAskBot?start=youth-2027 " in out
+    assert "https://t.me/CouncilAskBot?start=youth-2027_Mosque-2027\n" in out
+    assert "https://t.me/CouncilAskBot?start=youth-2027_2027\n" in out
+    assert "https://t.me/CouncilAskBot?start=youth-2027\n" in out
     assert "removed from the campaign file" in out and "start=youth-2027_school" not in out
 
 

@@ -167,17 +167,24 @@ def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, in
     except Exception:  # noqa: BLE001 - a bad setting elsewhere must not hide the campaign
         username = ""
     bot = username or "<bot>"
-    table = Table("invite", "partner", "preset groups", "responses", "link")
-    table.add_row("(none)", "the campaign's own link", "", str(reach.get(None, 0)), invite_link(bot, c.id))
+    # The links go below the table, one per line and never wrapped, so they can be copied whole
+    # at any terminal width (a table column cut them to "https://t.me/Ea…").
+    table = Table("invite", "partner", "preset groups", "responses")
+    table.add_row("(none)", "the campaign's own link", "", str(reach.get(None, 0)))
+    links = [("(none)", invite_link(bot, c.id))]
     for inv in invites:
         groups = "; ".join(f"{d}={','.join(g)}" for d, g in (inv.groups or {}).items())
         if inv.code.startswith(RETIRED):
-            table.add_row(inv.code[len(RETIRED):], inv.partner, groups, str(reach.get(inv.id, 0)),
-                          "removed from the campaign file: the link no longer counts for this partner")
+            table.add_row(inv.code[len(RETIRED):] + " (removed)", inv.partner, groups, str(reach.get(inv.id, 0)))
+            links.append((inv.code[len(RETIRED):], "removed from the campaign file: the link no longer "
+                                                   "counts for this partner"))
         else:
-            table.add_row(inv.code, inv.partner, groups, str(reach.get(inv.id, 0)),
-                          invite_link(bot, c.id, inv.code))
+            table.add_row(inv.code, inv.partner, groups, str(reach.get(inv.id, 0)))
+            links.append((inv.code, invite_link(bot, c.id, inv.code)))
     console.print(table)
+    console.print("Links:", highlight=False)
+    for code, link in links:
+        console.print(f"  {code}: {link}", highlight=False, markup=False, soft_wrap=True)
     if not username:
         console.print("<bot> stands for your bot's username: set COASSESS_BOT_USERNAME to see the "
                       "full links. QR codes and posters: coassess invite create / coassess invite list.",
