@@ -12,8 +12,10 @@ _REGIONS = ("GB", "US", "DE", "FR", "ES", "IT", "NL", "SE", "PL", "RO", "UA", "R
             "SO", "ET", "ER", "AF", "IR", "SY", "IQ", "EG", "MA", "SD", "PT", "BR", "MX")
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
-URL = re.compile(r"(?:https?://|www\.|t\.me/)\S+|\b[\w-]+\.(?:com|org|net|io|me|info|ru|ua|uk)\b\S*",
-                 re.IGNORECASE)
+# A link runs to the next space, less what closes the sentence around it: "(see https://x.org/a)."
+# keeps its ")." and "…x.org/a", he said" its quote.
+URL = re.compile(r"(?:(?:https?://|www\.|t\.me/)|\b[\w-]+\.(?:com|org|net|io|me|info|ru|ua|uk)\b)"
+                 r"(?:\S*[^\s.,;:!?)\]}'\"»”’])?", re.IGNORECASE)
 HANDLE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{3,32}\b")
 # A full UK postcode (SW1A 1AA, m1 1ae) points at a few homes; its first half alone (SW1A) names a
 # district and is kept.

@@ -57,6 +57,10 @@ def test_every_regions_numbers_are_replaced_in_any_script(region: str, written: 
     ("write to @amina_k or amina.k+clinic@mail.example.co.uk", "write to [handle] or [email]"),
     ("see t.me/somechannel and https://example.org/a?b=1 or clinic.org",
      "see [link] and [link] or [link]"),
+    # what closes the sentence around a link stays
+    ("the page (https://x.org/a) too.", "the page ([link]) too."),
+    ("at https://x.org/a/b?c=1, or www.x.org.", "at [link], or [link]."),
+    ("«https://x.org/path»", "«[link]»"),
     # a full UK postcode, written any way; the district alone is kept
     ("I live at SW1A 1AA, near the clinic", "I live at [postcode], near the clinic"),
     ("m1 1ae and EC1A1BB and B33 8TH", "[postcode] and [postcode] and [postcode]"),
