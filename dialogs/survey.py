@@ -32,6 +32,7 @@ from bot.campaigns.flow import (
 from bot.campaigns.schema import OTHER, PREFER_NOT, CampaignSpec, Question
 from bot.campaigns.store import is_open
 from bot.models import Invite, Participant, Response
+from bot.scrub import scrub
 from bot.services import responses as svc
 from dialogs.context import CachedCampaign, load_campaign, participant_of, session_of
 from dialogs.i18n import Tr, best_language, language_name, tr
@@ -194,6 +195,8 @@ async def _open_question(manager: DialogManager, spec: CampaignSpec, q: Question
     d = manager.dialog_data
     d["q"] = spec.questions.index(q)
     d.pop("hint", None)
+    # the "something else" text held for this question only (never another question's)
+    d.pop("other_text", None)
     current = answers.get(q.id)
     if q.type == "multi":
         d["draft"] = list(current.get("options", [])) if current else []
@@ -482,6 +485,9 @@ async def get_question(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
         out["option_items"] = [(f"{qi}.{oid}", (CHECK if oid in chosen else "") + label)
                                for oid, label in opts]
         out["show_done"] = bool(chosen)
+        if OTHER in chosen and d.get("other_text"):
+            # the "something else" text already given: Done will not ask for it again
+            parts.append(_e(_("Your answer: {answer}").format(answer=t.isolate(d["other_text"][:300]))))
         parts.append(_e(_("Choose all that fit, then tap Done.")))
     elif q.type == "rank":
         order = list(draft or [])
@@ -551,8 +557,7 @@ async def on_option(callback: CallbackQuery, widget: Any, manager: DialogManager
             await _advance(manager, spec, q)
     elif q.type == "choice":
         if value == OTHER and q.other:
-            d["other_for"] = qi
-            await manager.switch_to(Survey.other)
+            await _ask_other(manager, qi)
         elif await _record(manager, q, {"option": value}):
             await _advance(manager, spec, q)
     elif q.type == "multi":
@@ -560,6 +565,8 @@ async def on_option(callback: CallbackQuery, widget: Any, manager: DialogManager
         if value in allowed:
             draft = list(d.get("draft") or [])
             d["draft"] = [x for x in draft if x != value] if value in draft else [*draft, value]
+            if OTHER not in d["draft"]:
+                d.pop("other_text", None)  # "something else" unticked: its text goes with it
     elif q.type == "rank":
         draft = list(d.get("draft") or [])
         if value in q.option_ids and value not in draft and len(draft) < _need_rank(q):
@@ -626,8 +633,12 @@ async def on_done(callback: CallbackQuery, widget: Any, manager: DialogManager) 
             d["hint"] = "choose_one"
             return
         if OTHER in chosen:
-            d["other_for"] = d["q"]
-            await manager.switch_to(Survey.other)
+            held = d.get("other_text")
+            if held and await _record(manager, q, {"options": chosen, "text": held}):
+                await _advance(manager, spec, q)
+                return
+            d.pop("other_text", None)
+            await _ask_other(manager, d["q"])
             return
         if await _record(manager, q, {"options": chosen}):
             await _advance(manager, spec, q)
@@ -687,6 +698,12 @@ async def on_message(message: Message, widget: Any, manager: DialogManager) -> N
         return
     spec, q = await _current(manager)
     d.pop("hint", None)
+    if q.type == "multi" and q.other and OTHER in (d.get("draft") or []):
+        # "something else" is ticked: what they type now is its text (Done will not ask again)
+        text = _other_text(d, message)
+        if text is not None:
+            d["other_text"] = scrub(text)
+        return
     if q.type != "text":
         d["hint"] = "use_buttons"
         return
@@ -721,6 +738,28 @@ async def on_unexpected(message: Message, widget: Any, manager: DialogManager) -
 
 # --------------------------------------------------------------------------- "something else"
 
+async def _ask_other(manager: DialogManager, qi: int) -> None:
+    """The "tell us in a few words" screen for question `qi`, without a hint left from before."""
+    d = manager.dialog_data
+    d.pop("hint", None)
+    d.pop("hint_n", None)
+    d["other_for"] = qi
+    await manager.switch_to(Survey.other)
+
+
+def _other_text(d: dict[str, Any], message: Message) -> str | None:
+    """The "something else" text in `message`, or None with the hint that says what is wrong."""
+    text = message.text
+    if text is None or not text.strip() or text.startswith("/"):
+        d["hint"] = "other_text"
+        return None
+    if len(text) > MAX_TEXT_ANSWER:
+        d["hint"], d["hint_n"] = "too_long", len(text)
+        return None
+    d.pop("hint", None)
+    return text
+
+
 async def get_other(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     d = dialog_manager.dialog_data
     cc = await _campaign(dialog_manager)
@@ -728,8 +767,8 @@ async def get_other(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     _ = t.gettext
     q = cc.spec.questions[d.get("other_for", d.get("q", 0))]
     parts = [_e(cc.spec.text(q.text, t.lang)), _e(_("Please tell us in a few words, and send it."))]
-    if d.get("hint"):
-        hint = d["hint"]
+    hint = d.get("hint")
+    if hint in {"other_text", "too_long"}:  # set by a text sent on this screen
         msg = _too_long(t, d.get("hint_n", 0)) if hint == "too_long" else _hint(t, "other_text")
         parts.append(f"<i>{_e(msg)}</i>")
     return {"text": "\n\n".join(parts), "back": _("Back")}
@@ -738,14 +777,9 @@ async def get_other(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
 async def on_other_text(message: Message, widget: Any, manager: DialogManager) -> None:
     d = manager.dialog_data
     spec, q = await _current(manager)
-    text = message.text
-    if text is None or not text.strip() or text.startswith("/"):
-        d["hint"] = "other_text"
+    text = _other_text(d, message)
+    if text is None:
         return
-    if len(text) > MAX_TEXT_ANSWER:
-        d["hint"], d["hint_n"] = "too_long", len(text)
-        return
-    d.pop("hint", None)
     if q.type == "choice":
         value: dict[str, Any] = {"option": OTHER, "text": text}
     else:
