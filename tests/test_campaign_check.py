@@ -136,3 +136,35 @@ def test_three_letter_language_codes_are_told_the_code_telegram_uses(written: st
     rendered = [p.render("c.yaml") for p in result.problems]
     assert rendered == [f"c.yaml:6: write '{written}' as '{meant}' ({name}): Telegram gives people's "
                         "languages as two-letter codes, and the texts must use the same code"]
+
+
+def test_slips_an_officer_makes_are_named_with_the_fix(tmp_path: Path) -> None:
+    example = EXAMPLE.read_text(encoding="utf-8")
+    # a misspelt key: the key meant
+    misspelt = check_text(example.replace("    optional: true", "    optinal: true", 1), "c.yaml")
+    assert [p.render("c.yaml").split(": ", 1)[1] for p in misspelt.problems] == [
+        "question 'barrier': unknown key 'optinal': did you mean 'optional'?"]
+    # a show_if on the question itself
+    itself = check_text(example.replace("show_if: {barrier: [hours, language, transport, other]}",
+                                        "show_if: {idea: [hours]}"), "c.yaml")
+    assert any("show_if names this question itself ('idea')" in p.render("c.yaml") for p in itself.problems)
+    # a colon inside an unquoted text
+    colon = check_text("id: t\nmode: coassessment\nlanguages: [en]\ntitle: {en: T}\nquestions:\n"
+                       "  - id: a\n    type: text\n    text:\n      en: Why: do you come?\n", "c.yaml")
+    assert [p.render("c.yaml") for p in colon.problems] == [
+        "c.yaml:9: this is not valid YAML: mapping values are not allowed here. A text that contains ': ' "
+        "must be in quotes, e.g. en: \"Why: do you come here?\" (or check the indentation of this line)."]
+
+
+def test_check_notes_a_long_survey(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    idea = text[text.index("  - id: idea"):]
+    longer = text + "".join(idea.replace("id: idea", f"id: idea{i}").replace("    show_if:", "    #")
+                            for i in range(6))
+    path = tmp_path / "long.yaml"
+    path.write_text(longer, encoding="utf-8")
+    proc = run_cli("campaign", "check", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "about 8 minutes for a participant" in proc.stdout
+    assert "note: about 8 minutes is long for people answering on a phone" in proc.stdout
+    assert "is long" not in run_cli("campaign", "check", str(EXAMPLE)).stdout

@@ -25,6 +25,10 @@ from bot.campaigns.schema import (
     PREFER_NOT,
     QUESTION_TYPES,
     CampaignSpec,
+    Dimension,
+    InviteSpec,
+    Option,
+    Question,
 )
 from bot.campaigns.source import Path_, Source, SourceError, parse, read_text
 
@@ -66,6 +70,9 @@ class CheckResult:
                 f"{_count(len(s.languages), 'language')} ({', '.join(s.languages)}); "
                 f"about {_count(s.minutes(), 'minute')} for a participant, as the consent screen says")
 
+
+# Every key a campaign file may use anywhere, for "did you mean" on a misspelt one.
+_KEYS = sorted({f for m in (CampaignSpec, Question, Dimension, Option, InviteSpec) for f in m.model_fields})
 
 # ISO 639-2/3 codes with the two-letter code Telegram and Babel use (som -> so, per -> fa, prs -> fa-AF)
 _LANGUAGE_ALIASES: dict[str, str] = dict(get_global("language_aliases"))
@@ -166,6 +173,9 @@ def _friendly(err: dict[str, Any]) -> str:
         limit = err.get("ctx", {}).get("max_length")
         return f"'{_short(key, 40)}' is too long: keep it to {limit} characters"
     if kind == "extra_forbidden":
+        near = difflib.get_close_matches(str(key), _KEYS, n=1, cutoff=0.75)
+        if near:
+            return f"unknown key '{_short(key, 40)}': did you mean '{near[0]}'?"
         return f"unknown key '{_short(key, 40)}' (check the spelling; see docs/campaigns.md for the keys allowed here)"
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern")
@@ -453,6 +463,11 @@ class _Checker:
                    if isinstance(x, dict) and isinstance(x.get("id"), str)}
         for ref, values in cond.items():
             where = (*path, "show_if", ref)
+            if ref == q.get("id"):
+                self.add(where, f"show_if names this question itself ('{_short(ref, 40)}'): it must "
+                                "refer to an earlier question, whose answer decides whether this one "
+                                "is asked")
+                continue
             if ref not in seen:
                 later = ref in all_ids
                 message = (f"show_if names question '{_short(ref, 40)}', which "

@@ -164,6 +164,10 @@ def parse(text: str, name: str = "<campaign>") -> Source:
         if "flow" in context and ("got ':'" in what or "found ':'" in what):
             raise SourceError(f"this is not valid YAML: {what}. A text that contains ': ' must be in "
                               "quotes, e.g. en: \"Note: bring your card\".", line) from None
+        if "mapping values are not allowed" in what:
+            raise SourceError(f"this is not valid YAML: {what}. A text that contains ': ' must be in "
+                              "quotes, e.g. en: \"Why: do you come here?\" (or check the indentation "
+                              "of this line).", line) from None
         raise SourceError(f"this is not valid YAML: {what}. Check indentation and colons.", line) from None
     except yaml.YAMLError as exc:
         raise SourceError(f"this is not valid YAML: {exc}") from None

@@ -53,6 +53,15 @@ def check(file: Path = FileArg) -> None:
     console.print(f"[green]✓[/] {escape(result.summary())}", highlight=False, soft_wrap=True)
     _note_interface_languages(result.spec)
     _note_dates(result.spec)
+    _note_length(result.spec)
+
+
+def _note_length(spec) -> None:  # type: ignore[no-untyped-def]
+    """A long survey loses the people a council most needs to hear (docs/campaigns.md)."""
+    if spec is not None and spec.minutes() > 5:
+        console.print(f"note: about {spec.minutes()} minutes is long for people answering on a phone in a "
+                      "second language: many stop half-way. Consider fewer questions, or two shorter "
+                      "campaigns.", highlight=False, markup=False, soft_wrap=True)
 
 
 def _note_dates(spec) -> None:  # type: ignore[no-untyped-def]
