@@ -208,7 +208,7 @@ def _coassessment_html(m: dict[str, Any]) -> str:
             if sec["type"] == "rating":
                 head += ["Mean", "95 % interval"]
             if sec["type"] == "yesno":
-                head += ["Yes", "95 % interval"]
+                head += ["Share yes", "95 % interval"]
             rows_html = []
             for r in d["rows"]:
                 cells = [_t(r["label"]), count(r["n"])]
@@ -374,6 +374,13 @@ def render_html(m: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _md_interval(row: dict[str, Any], kind: str) -> str:
+    """"low–high", or the one mark of a hidden interval (not "<10–<10")."""
+    if not _is_num(row["ci_low"]):
+        return _md(row["ci_low"], kind)
+    return f"{_md(row['ci_low'], kind)}–{_md(row['ci_high'], kind)}"
+
+
 def _md(v: Any, kind: str = "count") -> str:
     if not _is_num(v):
         return str(v) if v else "–"
@@ -420,14 +427,14 @@ def render_markdown(m: dict[str, Any]) -> str:
         out += [f"### {sec['text']} ({sec['question']})", ""]
         labels = [o["label"] for o in sec["options"]]
         for d in sec["dimensions"]:
-            extra = ["Mean", "95 % interval"] if sec["type"] == "rating" else ["Yes", "95 % interval"] if sec["type"] == "yesno" else []
+            extra = ["Mean", "95 % interval"] if sec["type"] == "rating" else ["Share yes", "95 % interval"] if sec["type"] == "yesno" else []
             rows = []
             for x in d["rows"]:
                 cells = [x["label"], _md(x["n"])] + [_md(y["share"], "share") for y in x["distribution"]]
                 if sec["type"] == "rating":
-                    cells += [_md(x["mean"], "mean"), f"{_md(x['ci_low'], 'mean')}–{_md(x['ci_high'], 'mean')}"]
+                    cells += [_md(x["mean"], "mean"), _md_interval(x, "mean")]
                 if sec["type"] == "yesno":
-                    cells += [_md(x["yes_share"], "share"), f"{_md(x['ci_low'], 'share')}–{_md(x['ci_high'], 'share')}"]
+                    cells += [_md(x["yes_share"], "share"), _md_interval(x, "share")]
                 rows.append(cells)
             out += [f"{_by(d)}:", ""] + _md_table(["Group", "Answers", *labels, *extra], rows)
             if d["gap"]:
