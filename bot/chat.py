@@ -79,27 +79,36 @@ async def run_chat(language: str | None = None, campaign_file: Path | None = Non
                             title="coassess chat"))
         sent = await client.send_command(USER_ID, "start", spec.id)
         current: dict[str, Any] | None = None
+        # the newest message with buttons: as in Telegram, its buttons still work after a reply
+        # without any (to /help, say), and the numbers tap them
+        tappable: dict[str, Any] | None = None
         try:
             while True:
                 try:
                     reply = await client.wait_for_bot(USER_ID, after=sent, timeout=6)
                     for m in reply.messages:
+                        if tappable is not None and m.get("message_id") == tappable.get("message_id"):
+                            tappable = None  # edited or deleted: what it shows now counts
                         if not m.get("deleted"):
                             current = m
+                            if buttons_of(m):
+                                tappable = m
                     if current:
                         text = current.get("text") or current.get("caption") or ""
                         shown.append(text)
                         console.print(Panel(to_rich(text), title="bot", title_align="left"))
-                        for i, (label, _) in enumerate(buttons_of(current), 1):
+                        if tappable is not None and tappable is not current:
+                            console.print("[dim]  the buttons of the earlier message still work:[/]")
+                        for i, (label, _) in enumerate(buttons_of(tappable), 1):
                             console.print(f"  [bold cyan]{i}[/]  {escape(label)}")
                 except Exception:  # noqa: BLE001 - nothing changed on screen: say so, go on
                     console.print("[dim](nothing changed)[/]")
                 line = (await reader()).strip()
                 if line.lower() in {"q", "quit", "exit"}:
                     break
-                buttons = buttons_of(current)
-                if line.isdigit() and 1 <= int(line) <= len(buttons) and current:
-                    sent = await client.tap(USER_ID, current["message_id"], data=buttons[int(line) - 1][1])
+                buttons = buttons_of(tappable)
+                if line.isdigit() and 1 <= int(line) <= len(buttons) and tappable:
+                    sent = await client.tap(USER_ID, tappable["message_id"], data=buttons[int(line) - 1][1])
                 elif line.startswith("voice"):
                     parts = line.split()
                     seconds = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 5

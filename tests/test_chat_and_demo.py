@@ -56,3 +56,18 @@ async def test_demo_small_crowd(tmp_path: Path) -> None:
             assert someone is not None and await chat_id(s, keys, someone) is not None
     finally:
         await db.dispose()
+
+
+async def test_chat_buttons_still_work_after_help(tmp_path: Path) -> None:
+    """/help answers with a message without buttons; the numbers still tap the survey's."""
+    script = iter(["/help", "1", "q"])  # the consent's buttons, then "1": Yes, I agree
+
+    async def read() -> str:
+        return next(script)
+
+    console = Console(record=True, width=120)
+    shown = await run_chat(language="en", read_line=read, console=console, data_dir=tmp_path)
+    out = console.export_text()
+    assert "Do you agree" in shown[0] and "/forget" in shown[1]  # the help text
+    assert "the buttons of the earlier message still work" in out
+    assert "Which communities" in shown[-1]  # the tap went through: the group question

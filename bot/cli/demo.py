@@ -42,7 +42,22 @@ async def chat(
     language: str = typer.Option(None, "--language", "-l", help="Your Telegram language, e.g. ar, so, uk."),
     campaign: Path = typer.Option(None, help="A campaign file to try (default: the example)."),
 ) -> None:
-    """Talk to the bot yourself in the terminal, as a participant would, through the sandbox. The bot's messages are shown with numbered buttons: type a number to tap, or text to answer."""  # noqa: E501
+    """Talk to the bot yourself in the terminal, as a participant would, through the sandbox.
+
+    The bot's messages are shown with numbered buttons. Type:
+
+      a number      to tap that button
+
+      any text      to answer in words
+
+      /help, /language, /privacy, /stop, /forget   the participant's commands
+
+      voice 5       to send a 5-second voice note
+
+      q             to quit
+
+    Example: coassess chat --language ar
+    """
     from bot.chat import run_chat
 
     await run_chat(language=language, campaign_file=campaign)
