@@ -32,7 +32,7 @@ from aiogram_dialog.utils import remove_intent_id
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Column, Row, Select
 from aiogram_dialog.widgets.text import Format
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.campaigns.schema import PREFER_NOT, CampaignSpec
@@ -143,14 +143,18 @@ class Participation:
     total: int
     total_shown: str
     dimensions: list[tuple[str, list[Cell]]]
+    finished_shown: str | None = None  # of those who agreed, how many finished (the campaign list)
 
 
 async def participation(session: AsyncSession, spec: CampaignSpec, lang: str) -> Participation:
-    """People who agreed to take part, per group, with small counts hidden (disclosure control)."""
+    """People who agreed to take part (and how many of them finished), per group, with small
+    counts hidden (disclosure control); the campaign list and the campaign's page show these."""
     rows = (await session.execute(
-        select(Response.id).where(Response.campaign_id == spec.id, Response.consented_at.is_not(None))
+        select(Response.id, Response.completed_at)
+        .where(Response.campaign_id == spec.id, Response.consented_at.is_not(None))
     )).all()
-    ids = {r for (r,) in rows}
+    ids = {r for r, _ in rows}
+    finished = sum(1 for _, done in rows if done is not None)
     chosen: dict[str, dict[int, list[str]]] = {}
     if ids:
         for rid, dim, groups in (await session.execute(
@@ -158,16 +162,28 @@ async def participation(session: AsyncSession, spec: CampaignSpec, lang: str) ->
                 .join(Response, Response.id == ResponseGroup.response_id)
                 .where(Response.campaign_id == spec.id, Response.consented_at.is_not(None)))).all():
             chosen.setdefault(dim, {})[rid] = [str(g) for g in groups or []]
-    return protect_participation(spec, len(ids), chosen, lang)
+    return protect_participation(spec, len(ids), chosen, lang, finished)
 
 
 def protect_participation(spec: CampaignSpec, total: int, chosen: dict[str, dict[int, list[str]]],
-                          lang: str) -> Participation:
-    """Counts per group and "not said", hidden below min_group_size and where they could be derived."""
+                          lang: str, finished: int | None = None) -> Participation:
+    """Counts per group and "not said" (and `finished`, of the `total`), hidden below
+    min_group_size and where they could be derived.
+
+    These are counts of people, so a zero is shown, as the report shows zeros of people: it
+    identifies nobody (docs/analysis.md, disclosure control, rule 1).
+    """
     from analysis.disclosure import Problem, protect
 
     p = Problem()
-    total_var = p.count("total", total, tier=1)  # hide the total only if nothing else will do
+    # hide the total only if nothing else will do
+    total_var = p.count("total", total, tier=1, zero_shown=True)
+    finished_var = None
+    if finished is not None:
+        finished_var = p.count("finished", finished, tier=1, zero_shown=True)
+        # those who did not finish are not shown, only implied (as in the report's reach)
+        unfinished = p.count("unfinished", total - finished, derived=True)
+        p.equal({finished_var: 1, unfinished: 1, total_var: -1})
     layout: list[tuple[str, list[tuple[str, int, float | None]]]] = []
     baseline = spec.baseline
     for dim in spec.groups:
@@ -179,9 +195,9 @@ def protect_participation(spec: CampaignSpec, total: int, chosen: dict[str, dict
         cells: list[tuple[str, int, float | None]] = []
         vars_: list[int] = []
         for o in dim.options:
-            vars_.append(p.count((dim.id, o.id), counts[o.id]))
+            vars_.append(p.count((dim.id, o.id), counts[o.id], zero_shown=True))
             cells.append((spec.text(o.text, lang), vars_[-1], baseline.get(dim.id, {}).get(o.id)))
-        ns = p.count((dim.id, None), not_said)
+        ns = p.count((dim.id, None), not_said, zero_shown=True)
         cells.append(("", ns, None))
         if dim.multiple:
             for v in [*vars_, ns]:
@@ -202,7 +218,8 @@ def protect_participation(spec: CampaignSpec, total: int, chosen: dict[str, dict
             share = p.values[var] / total if total and guard.shown(var) and guard.shown(total_var) else None
             out.append(Cell(name, shown(var), share, base))
         dims.append((label, out))
-    return Participation(total, shown(total_var), dims)
+    return Participation(total, shown(total_var), dims,
+                         shown(finished_var) if finished_var is not None else None)
 
 
 def render_participation(part: Participation, t: Tr, k: int) -> str:
@@ -271,21 +288,17 @@ async def get_home(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     t = _t(dialog_manager)
     _ = t.gettext
     session = _session(dialog_manager)
-    agreed = dict((await session.execute(
-        select(Response.campaign_id, func.count()).where(Response.consented_at.is_not(None))
-        .group_by(Response.campaign_id))).all())
-    done = dict((await session.execute(
-        select(Response.campaign_id, func.count()).where(Response.completed_at.is_not(None))
-        .group_by(Response.campaign_id))).all())
     rows = (await session.scalars(select(Campaign).order_by(Campaign.created_at))).all()
     heading = _("Campaigns")
     lines = [f"<b>{_e(heading)}</b>"]
     items = []
     for c in rows:
         state = campaign_state(c)
+        # The same protected figures as the campaign's page: small counts shown as "<10".
+        part = await participation(session, CampaignSpec.model_validate(c.definition), t.lang)
         lines.append(_e(_("• %(title)s (%(id)s): %(state)s, %(agreed)s taking part, %(done)s finished")
                         % {"title": _title(c, t.lang), "id": c.id, "state": state,
-                           "agreed": agreed.get(c.id, 0), "done": done.get(c.id, 0)}))
+                           "agreed": part.total_shown, "done": part.finished_shown}))
         items.append((c.id, f"{_title(c, t.lang)[:40]} · {state}"))
     if not rows:
         lines.append(_e(_("No campaigns yet. Load one with: coassess campaign load FILE")))
@@ -344,13 +357,16 @@ async def get_confirm(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     _ = t.gettext
     d = dialog_manager.dialog_data
     n = int(d.get("bc_count", 0))
+    shown = str(d.get("bc_shown", n))  # as `coassess broadcast --dry-run` shows it: "<10" when small
     found = await _campaign(dialog_manager)
     title = _title(found[0], t.lang) if found else ""
     if n:
         langs = ", ".join(f"{lang} {k}" for lang, k in d.get("bc_langs", []))
+        # A hidden count takes the plural form of the threshold ("<10 people").
+        form = n if shown == str(n) else int(d.get("bc_k", 10))
         text = _e(t.ngettext("The invitation to “%(title)s” will go to %(n)s person (%(langs)s).",
-                             "The invitation to “%(title)s” will go to %(n)s people (%(langs)s).", n)
-                  % {"title": title, "n": n, "langs": langs})
+                             "The invitation to “%(title)s” will go to %(n)s people (%(langs)s).", form)
+                  % {"title": title, "n": shown, "langs": langs})
         text += "\n\n" + _e(_("Each reads it in their own language. Send it now?"))
     else:
         text = _e(_("Nobody would receive the invitation: everyone who can be invited has finished, "
@@ -457,25 +473,32 @@ async def on_invite_text(message: Message, widget: Any, manager: DialogManager) 
 async def on_broadcast(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
     from bot.services.broadcasts import (
         InvitationFilters,
+        breakdown,
         invitation_recipients,
         load_candidates,
-        message_language,
+        protect_reach,
     )
 
     _ = _t(manager).gettext
     found = await _campaign(manager)
     if found is None:
         return
-    c, _spec = found
+    c, spec = found
     if campaign_state(c) != "open":
         manager.dialog_data["note"] = _("Open the campaign first: people who tap the invitation "
                                         "could not answer yet.")
         return
     recipients = invitation_recipients(await load_candidates(_session(manager), c.id),
                                        InvitationFilters(), c.languages)
-    langs = Counter(message_language(r, c.languages) for r in recipients)
-    manager.dialog_data["bc_count"] = len(recipients)
-    manager.dialog_data["bc_langs"] = sorted(langs.items(), key=lambda kv: (-kv[1], kv[0]))
+    # Protected as in `coassess broadcast --dry-run` (the same selection, the same tables), of
+    # which this shows the total and the languages, in the campaign's order.
+    b = breakdown(recipients, c.languages, [dim.id for dim in spec.groups])
+    reach = protect_reach(b, spec)
+    manager.dialog_data["bc_count"] = b.total
+    manager.dialog_data["bc_shown"] = reach.total
+    manager.dialog_data["bc_k"] = reach.k
+    manager.dialog_data["bc_langs"] = [(lang, shown) for lang, shown in reach.table("by language")
+                                       if b.languages.get(lang)]
     await manager.switch_to(Admin.broadcast_confirm)
 
 

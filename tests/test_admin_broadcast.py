@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,7 +23,14 @@ from sqlalchemy import select, update
 from bot.db import Database
 from bot.models import AuditEvent, Broadcast, Delivery, Participant, Response, utcnow
 from bot.sandbox import Limits, Sandbox, peak_rate
-from bot.services.broadcasts import InvitationFilters, plan_invitation, send_plan
+from bot.services.broadcasts import (
+    NOT_KNOWN,
+    Breakdown,
+    InvitationFilters,
+    plan_invitation,
+    protect_reach,
+    send_plan,
+)
 from bot.services.delivery import RateLimiter, worth_retrying
 from bot.services.lease import SenderBusy, sender_lease
 from tests.admin_world import (
@@ -339,7 +347,9 @@ async def test_dry_run_counts_per_language_and_group(db_url, db, keys, example_s
     result = await cli(db_url, keys, "broadcast", campaign.id, "--dry-run")
     out = result.output
     assert result.exit_code == 0, out
-    assert "3 people would receive the invitation" in out and "nothing was sent" in out
+    # three people: the total is a small group too, shown as the tables show it
+    assert "<10 people would receive the invitation" in out and "nothing was sent" in out
+    assert "3 people" not in out
     # three people: every group is smaller than the campaign's min_group_size, so none is shown
     for row in ("en", "ar", "arabic", "somali", r"\(not known\)"):
         assert re.search(rf"│ {row}\s+│\s+<10 │", out), row
@@ -347,11 +357,76 @@ async def test_dry_run_counts_per_language_and_group(db_url, db, keys, example_s
     assert "<10: fewer than 10 people, hidden to protect them" in out
     narrow = await cli(db_url, keys, "broadcast", campaign.id, "--dry-run", "--group", "community=somali",
                        "--language", "en")
-    assert "1 person would receive" in narrow.output
+    assert "<10 people would receive" in narrow.output and "1 person" not in narrow.output
     bad = await cli(db_url, keys, "broadcast", campaign.id, "--dry-run", "--language", "de")
     assert bad.exit_code == 1 and "'de' is not one of the campaign's languages" in bad.output
     async with db.session() as s:
         assert not (await s.scalars(select(Broadcast))).all()  # a dry run stores nothing
+
+
+def _rows(output: str, title: str) -> dict[str, str]:
+    """The rows of one of the dry run's tables, as {label: shown count}."""
+    table = output[output.index(title):]
+    table = table[:table.index("└")]
+    return {m[0]: m[1] for m in re.findall(r"│ (\S[^│]*?)\s+│\s+(\S+) │", table)}
+
+
+async def test_dry_run_total_gives_no_hidden_group_away(db_url, db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_admin_invites import cli
+
+    campaign = await load_open(db, example_spec)
+    await seed(db, keys, campaign.id,
+               [Someone(FIRST_USER + i, "so", groups={"community": ["somali"]}) for i in range(5)]
+               + [Someone(FIRST_USER + 100 + i, "en", groups={"community": ["arabic"]}) for i in range(12)])
+    # The reviewer's case: "so <10" and every other language 0, under a total of 5.
+    somali = await cli(db_url, keys, "broadcast", campaign.id, "--group", "community=somali",
+                       "--language", "so", "--dry-run")
+    out = somali.output
+    assert somali.exit_code == 0, out
+    assert "<10 people would receive the invitation to 'clinic-access' (nothing was sent)" in out
+    assert not re.search(r"\b5 people", out)
+    assert _rows(out, "by language") == {"en": "0", "ar": "0", "so": "<10", "uk": "0", "fa": "0", "es": "0"}
+    # Everyone: 17 = 12 + a hidden 5, so one more count is hidden (here the 12) and the 5 stays
+    # somewhere in 1..9 (it was printed as the total before).
+    everyone = await cli(db_url, keys, "broadcast", campaign.id, "--dry-run")
+    languages = _rows(everyone.output, "by language")
+    assert languages["so"] == "<10" and languages["en"] == "c"
+    assert "17 people would receive" in everyone.output
+
+
+def test_protect_reach_hides_the_total_when_it_would_pin_a_hidden_row(example_spec) -> None:  # type: ignore[no-untyped-def]
+    # 10 read English and 1 Somali: with the total shown as 11, "en c" (10 or more) and "so <10"
+    # (1 to 9) could only be 10 and 1. The total is hidden ("c") rather than printed.
+    groups = {d.id: Counter({NOT_KNOWN: 11}) for d in example_spec.groups}
+    reach = protect_reach(Breakdown(11, Counter(en=10, so=1), groups), example_spec)
+    languages = dict(reach.table("by language"))
+    assert languages["so"] == "<10" and reach.hidden
+
+    def values(shown: str) -> range:
+        return range(1, 10) if shown == "<10" else range(10, 40) if shown == "c" else range(int(shown), int(shown) + 1)
+
+    solutions = {(en, so) for total in values(reach.total) for en in values(languages["en"])
+                 for so in values(languages["so"]) if en + so == total}
+    assert len({so for _, so in solutions}) > 1  # the 1 cannot be worked out
+    assert reach.total == "c"
+    assert protect_reach(Breakdown(0, Counter(), {}), example_spec).total == "0"  # nobody: no one to hide
+
+
+async def test_real_send_says_how_many_as_the_dry_run_does(db_url, db, keys, example_spec, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_admin_invites import cli
+
+    campaign = await load_open(db, example_spec)
+    await seed(db, keys, campaign.id, [Someone(FIRST_USER + i, "so", groups={"community": ["somali"]})
+                                       for i in range(3)], sandbox)
+    api = {"COASSESS_BOT_TOKEN": sandbox.token, "COASSESS_TELEGRAM_API_URL": sandbox.api_url}
+    result = await cli(db_url, keys, "broadcast", campaign.id, "--group", "community=somali", **api)
+    assert result.exit_code == 0, result.output
+    # the selection's size is protected; the result table counts messages, to run the send
+    assert "Sending the invitation to <10 people" in result.output
+    assert "3 people" not in result.output
+    assert sum((await delivered(sandbox)).values()) == 3
+    again = await cli(db_url, keys, "broadcast", campaign.id, "--group", "community=somali", "--dry-run")
+    assert "This broadcast was started on" in again.output and "(<10 sent, 0 failed" in again.output
 
 
 def test_only_passing_failures_are_worth_retrying() -> None:

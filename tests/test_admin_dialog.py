@@ -43,14 +43,18 @@ async def test_admin_opens_closes_and_sees_participation(world, db, keys, exampl
     await seed(db, keys, "clinic-access", crowd)
     admin = Person(dp, mm, bot, ADMIN, language_code="en")
     await admin.send("/admin")
-    assert "Campaigns" in admin.text and "clinic-access" in admin.text and "15 taking part" in admin.text
+    assert "Campaigns" in admin.text and "clinic-access" in admin.text
+    assert "15 taking part, 0 finished" in admin.text  # a zero identifies nobody
     await admin.tap_item("A_c", "clinic-access")
     text = admin.text
     assert "Agreed to take part: 15" in text
     assert "• Somali: 12 (80%) · population 10%" in text
     assert "• Arabic-speaking: &lt;10" in text          # 3 people: hidden
-    # everyone is 25 to 64: showing 15 would reveal that the hidden age groups are all 0
-    assert "• 25 to 64: c · population 52%" in text
+    # everyone is 25 to 64: the other age groups and "not said" are zeros of people, shown as
+    # the report shows them (nobody to single out), so 15 can be shown too
+    assert "• Under 25: 0 (0%) · population 30%" in text and "• 65 or older: 0 (0%)" in text
+    assert "• 25 to 64: 15 (100%) · population 52%" in text
+    assert "• not said: 0 (0%)" in text
     await admin.tap_button("A_x")
     assert "The campaign is now closed." in admin.text
     await admin.tap_button("A_o")
@@ -92,7 +96,8 @@ async def test_broadcast_after_a_confirmation_runs_in_the_background(world, db, 
     await admin.send("/admin")
     await admin.tap_item("A_c", "clinic-access")
     await admin.tap_button("A_b")
-    assert "will go to 3 people (en 2, ar 1)" in admin.text
+    # three people: as in `coassess broadcast --dry-run`, not how many, only that it is a few
+    assert "will go to &lt;10 people (en &lt;10, ar &lt;10)" in admin.text
     await admin.tap_button("A_y")
     assert "Sending has started" in admin.text
     for _ in range(200):
@@ -136,6 +141,22 @@ async def test_non_admins_get_the_participant_experience(world, db, caplog) -> N
     assert not any(re.search(rf"\b{OTHER}\b", r.getMessage()) for r in caplog.records)
 
 
+async def test_campaign_list_hides_small_counts_as_the_campaigns_page_does(world, db, keys) -> None:  # type: ignore[no-untyped-def]
+    dp, mm, bot = world
+    await seed(db, keys, "clinic-access", [
+        Someone(FIRST_USER, consented_hours_ago=1, completed=True, groups={"community": ["somali"]}),
+        Someone(FIRST_USER + 1, consented_hours_ago=1, completed=True, groups={"community": ["somali"]}),
+    ])
+    admin = Person(dp, mm, bot, ADMIN, language_code="en")
+    await admin.send("/admin")
+    assert "open, &lt;10 taking part, &lt;10 finished" in admin.text
+    assert not re.search(r"\b2 (taking part|finished)", admin.text)
+    await admin.tap_item("A_c", "clinic-access")
+    assert "Agreed to take part: &lt;10" in admin.text
+    assert "• Somali: &lt;10" in admin.text
+    assert "• Arabic-speaking: 0 · population 15%" in admin.text and "• not said: 0\n" in admin.text
+
+
 def test_invite_line_parsing() -> None:
     assert parse_invite_line("lib Central Library") == ("lib", "Central Library", [])
     assert parse_invite_line(" noor  Al-Noor Mosque community=arabic age=over64 ") == (
@@ -153,3 +174,16 @@ def test_participation_hides_small_and_derivable_counts(example_spec) -> None:  
     shown = {c.label: c.shown for c in dict(part.dimensions)["How old are you?"]}
     assert shown["25 to 64"] == "<10"
     assert list(shown.values()).count("c") >= 1 or part.total_shown == "c"
+
+
+def test_participation_shows_zeros_and_protects_who_finished(example_spec) -> None:  # type: ignore[no-untyped-def]
+    # 12 agreed, all 25 to 64; 11 finished: the one who did not is not shown, only implied
+    chosen = {"age": {i: ["25_64"] for i in range(12)}}
+    part = protect_participation(example_spec, 12, chosen, "en", finished=11)
+    shown = {c.label: c.shown for c in dict(part.dimensions)["How old are you?"]}
+    assert shown == {"Under 25": "0", "25 to 64": "12", "65 or older": "0", "": "0"}  # "" is not said
+    assert (part.total_shown, part.finished_shown) == ("12", "11")
+    few = protect_participation(example_spec, 12, chosen, "en", finished=3)
+    assert few.finished_shown == "<10" and few.total_shown == "12"
+    nobody = protect_participation(example_spec, 0, {}, "en", finished=0)
+    assert (nobody.total_shown, nobody.finished_shown) == ("0", "0")

@@ -163,8 +163,10 @@ async def test_cli_dry_run_warns_that_a_changed_sent_outcome_would_be_refused(  
     await send_plan(db, keys, RecordingBot(), plan, "test", campaign.id, rate=100, per_chat_interval=0)
     same = await cli(db_url, keys, "outcome", "send", campaign.id, str(EXAMPLE), "--dry-run")
     assert same.exit_code == 0, same.output
-    assert "1 person would receive" in same.output and "'spring-2026' was first sent on" in same.output
-    assert "1 sent" in same.output
+    # one person: neither the total nor the first run's line says so
+    assert "<10 people would receive 'spring-2026'" in same.output
+    assert "'spring-2026' was first sent on" in same.output and "(<10 sent, 0 failed" in same.output
+    assert "1 person" not in same.output and "1 sent" not in same.output
     changed = tmp_path / "changed.yaml"
     changed.write_text(EXAMPLE.read_text(encoding="utf-8").replace("Thank you for telling us.",
                                                                    "Thanks!", 1), encoding="utf-8")
@@ -173,6 +175,36 @@ async def test_cli_dry_run_warns_that_a_changed_sent_outcome_would_be_refused(  
     assert "sending this file would be refused" in refused.output and "give it a new key" in refused.output
     async with db.session() as s:
         assert (await s.scalars(select(Outcome))).one().texts == check.spec.texts  # unchanged
+
+
+async def test_cli_dry_run_hides_a_small_total_that_a_variant_targets(  # type: ignore[no-untyped-def]
+        db_url, db, keys, example_spec) -> None:
+    # The reviewer's case: one person, in the group a variant speaks to.
+    campaign = await load_open(db, example_spec)
+    await seed(db, keys, campaign.id, [Someone(FIRST_USER, "so", consented_hours_ago=3, completed=True,
+                                               wants_outcome=True, groups={"community": ["somali"]})])
+    result = await cli(db_url, keys, "outcome", "send", campaign.id, str(EXAMPLE), "--dry-run")
+    out = result.output
+    assert result.exit_code == 0, out
+    assert "<10 people would receive 'spring-2026' (nothing was sent or stored)" in out
+    assert "1 person" not in out
+    assert _rows(out, "by text") == {"the general text": "0", "variant #1 (community=somali)": "<10"}
+
+
+async def test_cli_real_send_hides_a_small_total(db_url, db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
+    from bot.sandbox import Sandbox
+
+    campaign = await load_open(db, example_spec)
+    async with Sandbox() as sandbox:
+        await seed(db, keys, campaign.id, [Someone(FIRST_USER + i, "en", consented_hours_ago=3, completed=True,
+                                                   wants_outcome=True) for i in range(2)], sandbox)
+        result = await cli(db_url, keys, "outcome", "send", campaign.id, str(EXAMPLE),
+                           COASSESS_BOT_TOKEN=sandbox.token, COASSESS_TELEGRAM_API_URL=sandbox.api_url)
+    assert result.exit_code == 0, result.output
+    assert "Sending 'spring-2026' to <10 people who asked to hear back." in result.output
+    assert "2 people" not in result.output
+    async with db.session() as s:
+        assert [d.state for d in (await s.scalars(select(Delivery))).all()] == ["sent", "sent"]
 
 
 async def test_cli_stops_before_sending_when_the_contact_key_is_not_this_databases(  # type: ignore[no-untyped-def]

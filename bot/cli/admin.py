@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from bot.campaigns.schema import CampaignSpec
     from bot.db import Database
     from bot.models import Campaign
-    from bot.services.broadcasts import Breakdown, Plan
+    from bot.services.broadcasts import Plan, Reach
     from bot.services.delivery import Summary
     from bot.services.outcomes import OutcomeSpec
 
@@ -54,11 +54,14 @@ outcome_app = typer.Typer(
     help="Close the loop: tell participants who asked what came of their answers ("
     "\"you said, we did\").", no_args_is_help=True)
 
-def _people(n: int) -> str:
-    return plural(n, "person", "people")
+def _people(n: int, shown: str | None = None, k: int = 10) -> str:
+    """"1 person", "12 people"; with `shown`, a protected count ("<10" or "c" when hidden), a
+    hidden one reads "<10 people" or "10 or more people" (what "c" means to a reader)."""
+    if shown is None or shown == str(n):
+        return plural(n, "person", "people")
+    return f"{shown} people" if shown.startswith("<") else f"{k} or more people"
 
 
-NOT_KNOWN = "(not known)"  # the row `breakdown` gives people whose group is not known
 CampaignArg = typer.Argument(..., metavar="CAMPAIGN", show_default=False,
                              help="The campaign's id, e.g. clinic-access (see them with: coassess "
                                   "campaign list)")
@@ -136,50 +139,18 @@ def _print_summary(summary: Summary, title: str) -> None:
                       "(delivery.error).")
 
 
-def _print_reach(b: Breakdown, spec: CampaignSpec,
-                 extra: Sequence[tuple[str, Mapping[str, int]]] = ()) -> None:
-    """A dry run's tables: people per language, per group of each dimension, and per `extra`
-    table (each person in exactly one row), with small counts hidden as in /admin and the report.
-
-    The total is printed above the tables, so it is a known fact here: a count below the
-    campaign's min_group_size shows as "<10", and one that would let a hidden count be worked
-    out from the others (or from the total) as "c". Rows follow the campaign's order, not the
-    counts, so the order tells nothing either.
-    """
-    from analysis.disclosure import Problem, protect
-    from bot.campaigns.schema import PREFER_NOT
-
-    p = Problem()
-    tables: list[tuple[str, list[tuple[str, int]]]] = []
-
-    def add(title: str, rows: list[tuple[str, int]], multiple: bool) -> None:
-        variables = [p.count((title, name), n, zero_shown=True) for name, n in rows]
-        if multiple:  # each person counts in one or more rows
-            for v in variables:
-                p.at_most({v: 1}, b.total)
-            p.at_least(dict.fromkeys(variables, 1), b.total)
-        else:
-            p.equal(dict.fromkeys(variables, 1), b.total)
-        tables.append((title, list(zip((name for name, _ in rows), variables, strict=True))))
-
-    add("by language", [(lang, b.languages.get(lang, 0)) for lang in spec.languages], False)
-    for dim in spec.groups:
-        counter = b.groups.get(dim.id, {})
-        names = [o.id for o in dim.options if o.id != PREFER_NOT]
-        names += sorted(n for n in counter if n not in names and n != NOT_KNOWN)
-        add(f"by {dim.id}", [(n, counter.get(n, 0)) for n in [*names, NOT_KNOWN]], dim.multiple)
-    for title, counts in extra:
-        add(title, list(counts.items()), False)
-    guard = protect(p, spec.min_group_size)
-    for title, rows in tables:
+def _print_reach(reach: Reach) -> None:
+    """A dry run's tables (see `protect_reach`): people per language, per group of each
+    dimension and per extra table, with small counts hidden as in /admin and the report."""
+    for title, rows in reach.tables:
         table = Table(title=title)
         table.add_column("", no_wrap=True)
         table.add_column("people", justify="right")
-        for name, var in rows:
-            table.add_row(name, str(p.values[var]) if guard.shown(var) else guard.marker(var))
+        for name, shown in rows:
+            table.add_row(name, shown)
         console.print(table)
-    if any(not guard.shown(v) for _, rows in tables for _, v in rows):
-        k = spec.min_group_size
+    if reach.hidden:
+        k = reach.k
         console.print(f"<{k}: fewer than {k} people, hidden to protect them. c: hidden so that a "
                       "small group cannot be worked out from the other figures.", highlight=False,
                       markup=False)
@@ -428,6 +399,9 @@ async def broadcast(
         load_candidates,
         plan_invitation,
         plan_invitation_retry,
+        protect_reach,
+        protect_summary_line,
+        protect_total,
     )
     from bot.services.delivery import Summary, find_broadcast, summarise
     from bot.services.invites import InviteError, parse_groups
@@ -455,14 +429,17 @@ async def broadcast(
                 recipients = invitation_recipients(candidates, filters, c.languages)
                 b = breakdown(recipients, c.languages, [d.id for d in spec.groups])
         if dry_run:
-            console.print(f"[bold]{_people(b.total)}[/] would receive the invitation to '{c.id}' "
-                          f"(nothing was sent).", highlight=False)
-            if b.total:  # small groups hidden, as in /admin and the report
-                _print_reach(b, spec)
+            # The total and the tables are protected together: small groups hidden, as in /admin
+            # and the report, and no hidden row can be worked out from the total.
+            reach = protect_reach(b, spec)
+            console.print(f"[bold]{_people(b.total, reach.total, reach.k)}[/] would receive the "
+                          f"invitation to '{c.id}' (nothing was sent).", highlight=False)
+            if b.total:
+                _print_reach(reach)
             if existing is not None and before is not None:
                 console.print(f"This broadcast was started on {existing.created_at:%Y-%m-%d %H:%M} UTC "
-                              f"({before.line()}); running it carries on with the same people.",
-                              highlight=False)
+                              f"({protect_summary_line(before, reach.k)}); running it carries on "
+                              "with the same people.", highlight=False)
             if campaign_state(c) != "open":
                 console.print(f"[yellow]The campaign is {campaign_state(c)}:[/] open it before sending "
                               f"(coassess campaign open {c.id}).")
@@ -498,8 +475,13 @@ async def broadcast(
                                   "been dealt with.")
                     return plan.summary
                 verb = "Sending" if plan.created else "Carrying on with"
-                console.print(f"{verb} the invitation to {_people(plan.to_send)} "
-                              f"(at most {settings().broadcast_rate:g} messages a second).")
+                # How many people the selection holds is protected as in the dry run; the
+                # progress bar and the result table below count messages, to run the send.
+                k = spec.min_group_size
+                console.print(f"{verb} the invitation to "
+                              f"{_people(plan.to_send, protect_total(plan.to_send, k), k)} "
+                              f"(at most {settings().broadcast_rate:g} messages a second).",
+                              highlight=False)
                 return await _send_with_progress(db, bot, plan, c.id, "invitation")
 
             summary = await _run_locked(db, body)
@@ -593,7 +575,7 @@ async def outcome_send(
       coassess outcome send clinic-access examples/outcome-clinic-access.yaml
     """
     from bot.services import audit as audit_log
-    from bot.services.broadcasts import plan_outcome
+    from bot.services.broadcasts import plan_outcome, protect_total
     from bot.services.delivery import Summary
     from bot.services.outcomes import OutcomeChangeRefused, check_outcome_file, store_outcome
 
@@ -634,7 +616,10 @@ async def outcome_send(
                     console.print("Nothing left to send: everyone who asked to hear back has been "
                                   "dealt with for this outcome.")
                     return plan.summary
-                console.print(f"Sending '{outcome.key}' to {_people(plan.to_send)} who asked to hear back.")
+                k = spec.min_group_size  # protected as in the dry run (see `broadcast`)
+                console.print(f"Sending '{outcome.key}' to "
+                              f"{_people(plan.to_send, protect_total(plan.to_send, k), k)} who asked "
+                              "to hear back.", highlight=False)
                 sent = await _send_with_progress(db, bot, plan, c.id, "outcome")
                 await _print_failure_reasons(db, plan.broadcast_id)
                 return sent
@@ -647,24 +632,25 @@ async def outcome_send(
 async def _outcome_dry_run(db: Database, c: Campaign, spec: CampaignSpec, outcome: OutcomeSpec,
                            name: str) -> None:
     """Count who would receive an outcome, with the same tables as `broadcast --dry-run`."""
-    from bot.services.broadcasts import breakdown
+    from bot.services.broadcasts import breakdown, protect_reach, protect_summary_line
     from bot.services.outcomes import preview_outcome
 
     async with db.session() as session:
         preview = await preview_outcome(session, c, outcome)
         await session.rollback()  # read only: nothing of a dry run is kept
     b = breakdown(preview.recipients, c.languages, [d.id for d in spec.groups])
+    reach = protect_reach(b, spec, [("by text", preview.texts)] if outcome.variants else [])
     console.print(f"[green]✓[/] {name}: no problems.", highlight=False)
-    console.print(f"[bold]{_people(b.total)}[/] would receive '{outcome.key}' (nothing was sent or "
-                  "stored).", highlight=False)
+    console.print(f"[bold]{_people(b.total, reach.total, reach.k)}[/] would receive '{outcome.key}' "
+                  "(nothing was sent or stored).", highlight=False)
     if b.total:
-        _print_reach(b, spec, [("by text", preview.texts)] if outcome.variants else [])
+        _print_reach(reach)
     else:
         console.print("Nobody has asked to hear back yet (or everyone who did has said /stop since).")
     if preview.started_at is not None and preview.started_summary is not None:
         console.print(f"'{outcome.key}' was first sent on {preview.started_at:%Y-%m-%d %H:%M} UTC "
-                      f"({preview.started_summary.line()}); sending it again carries on with the "
-                      "people of that first run.", highlight=False)
+                      f"({protect_summary_line(preview.started_summary, reach.k)}); sending it again "
+                      "carries on with the people of that first run.", highlight=False)
     if preview.refused:
         fail(f"sending this file would be refused: {preview.refused}")
 

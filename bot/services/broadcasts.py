@@ -20,12 +20,13 @@ from sqlalchemy import select, update
 from aiogram import Bot
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.campaigns.schema import PREFER_NOT
+from bot.campaigns.schema import PREFER_NOT, CampaignSpec
 from bot.campaigns.store import is_open
 from bot.models import Campaign, Contact, Outcome, Participant, Response, ResponseGroup, utcnow
 from bot.db import Database
 from bot.services import audit
 from bot.services.delivery import (
+    FINAL,
     AfterSent,
     Composer,
     Outgoing,
@@ -169,6 +170,9 @@ class Breakdown:
     groups: dict[str, Counter[str]]
 
 
+NOT_KNOWN = "(not known)"  # the row `breakdown` gives people whose group is not known
+
+
 def breakdown(recipients: Sequence[Candidate], languages: Sequence[str],
               dimensions: Sequence[str]) -> Breakdown:
     langs: Counter[str] = Counter(message_language(c, languages) for c in recipients)
@@ -180,9 +184,105 @@ def breakdown(recipients: Sequence[Candidate], languages: Sequence[str],
             if chosen:
                 counter.update(chosen)
             else:
-                counter["(not known)"] += 1
+                counter[NOT_KNOWN] += 1
         groups[dim] = counter
     return Breakdown(len(recipients), langs, groups)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """A dry run's counts as they may be shown: each a number, or "<k" / "c" when hidden."""
+
+    k: int
+    total: str
+    tables: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+    @property
+    def hidden(self) -> bool:
+        """Whether any count, the total included, is hidden."""
+        return any(not v.isdigit() for v in [self.total, *(n for _, rows in self.tables for _, n in rows)])
+
+    def table(self, title: str) -> tuple[tuple[str, str], ...]:
+        return dict(self.tables)[title]
+
+
+def protect_reach(b: Breakdown, spec: CampaignSpec,
+                  extra: Sequence[tuple[str, Mapping[str, int]]] = ()) -> Reach:
+    """Who would receive a message (the total, per language, per group of each dimension and
+    per `extra` table, each person in exactly one of its rows), with small counts hidden as in
+    /admin and the report (disclosure control, `analysis.disclosure`).
+
+    The total describes the selection as much as any row does (`--group community=somali`
+    makes it the size of a group), so it is a count like the others: below the campaign's
+    min_group_size it shows as "<10", and it is hidden ("c") only when nothing else will stop a
+    hidden row from being worked out. A zero is shown: it identifies nobody. Rows follow the
+    campaign's order, not the counts, so the order tells nothing either.
+    """
+    from analysis.disclosure import Problem, protect
+
+    p = Problem()
+    total = p.count("total", b.total, tier=1, zero_shown=True)
+    layout: list[tuple[str, list[tuple[str, int]]]] = []
+
+    def add(title: str, rows: list[tuple[str, int]], multiple: bool) -> None:
+        variables = [p.count((title, name), n, zero_shown=True) for name, n in rows]
+        if multiple:  # each person counts in one or more rows
+            for v in variables:
+                p.at_most({v: 1, total: -1})
+            p.at_least({**dict.fromkeys(variables, 1), total: -1})
+        else:
+            p.equal({**dict.fromkeys(variables, 1), total: -1})
+        layout.append((title, list(zip((name for name, _ in rows), variables, strict=True))))
+
+    add("by language", [(lang, b.languages.get(lang, 0)) for lang in spec.languages], False)
+    for dim in spec.groups:
+        counter = b.groups.get(dim.id, {})
+        names = [o.id for o in dim.options if o.id != PREFER_NOT]
+        names += sorted(n for n in counter if n not in names and n != NOT_KNOWN)
+        add(f"by {dim.id}", [(n, counter.get(n, 0)) for n in [*names, NOT_KNOWN]], dim.multiple)
+    for title, counts in extra:
+        add(title, list(counts.items()), False)
+    guard = protect(p, spec.min_group_size)
+
+    def shown(var: int) -> str:
+        return str(p.values[var]) if guard.shown(var) else guard.marker(var)
+
+    return Reach(spec.min_group_size, shown(total),
+                 tuple((title, tuple((name, shown(v)) for name, v in rows)) for title, rows in layout))
+
+
+def protect_summary_line(summary: Summary, k: int) -> str:
+    """`Summary.line()` for a dry run ("<10 sent, 0 failed, ..."): how far an earlier run got,
+    each count protected as `protect_reach` protects a total, so that it does not give away the
+    size of the selection the dry run hides. (The real send's own result table is exact: it is
+    what the sender needs to decide whether to carry on or try again.)"""
+    from analysis.disclosure import Problem, protect
+
+    p = Problem()
+    shown_states = [*FINAL, *(["pending"] if summary.counts.get("pending") else [])]
+    variables = {s: p.count(s, summary.counts.get(s, 0), zero_shown=True) for s in shown_states}
+    # the run's size is not shown: readers know only that the states add up to it
+    others = summary.total - sum(p.values[v] for v in variables.values())
+    size = p.count("size", summary.total, derived=True)
+    rest = p.count("rest", others, derived=True)
+    p.equal({**dict.fromkeys(variables.values(), 1), rest: 1, size: -1})
+    guard = protect(p, k)
+
+    def shown(var: int) -> str:
+        return str(p.values[var]) if guard.shown(var) else guard.marker(var)
+
+    return ", ".join(f"{shown(v)} {'not sent yet' if s == 'pending' else s}" for s, v in variables.items())
+
+
+def protect_total(n: int, k: int) -> str:
+    """A number of people on its own (the real send's "Sending to N people"), as `protect_reach`
+    shows a total: below `k` "<k", a zero as it is."""
+    from analysis.disclosure import Problem, protect
+
+    p = Problem()
+    v = p.count("total", n, zero_shown=True)
+    guard = protect(p, k)
+    return str(n) if guard.shown(v) else guard.marker(v)
 
 
 # --------------------------------------------------------------------------- reminders
