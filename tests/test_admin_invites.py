@@ -187,3 +187,33 @@ async def test_cli_says_how_to_name_the_bot_when_it_cannot(db_url, db, keys, exa
     assert "Traceback" not in result.output and not (tmp_path / "posters").exists()
     async with db.session() as s:
         assert not (await s.scalars(select(Invite).where(Invite.code == "new-one"))).all()
+
+
+async def test_officer_tables_of_people_per_link_hide_small_counts(db_url, db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
+    """Three people through the mosque's link, twelve through the library's: the 3 is hidden, and
+    so is one more count, so that the total cannot give it away; a zero is shown."""
+    from bot.models import Response
+
+    campaign = await load_open(db, example_spec)
+    await seed(db, keys, campaign.id, [Someone(FIRST_USER + i, consented_hours_ago=1, completed=True)
+                                       for i in range(15)])
+    async with db.session() as s:
+        invites = {i.code: i.id for i in (await s.scalars(select(Invite))).all()}
+        for n, r in enumerate((await s.scalars(select(Response).order_by(Response.id))).all()):
+            r.invite_id = invites["mosque"] if n < 3 else invites["library"]
+        await s.commit()
+
+    listed = await cli(db_url, keys, "invite", "list", "clinic-access")
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[4:7]]
+            for line in listed.output.splitlines() if line.count("│") >= 7}
+    assert rows["mosque"] == ["<10", "<10", "<10"]
+    assert rows["somali-assoc"] == ["0", "0", "0"]
+    assert rows["library"] == ["c", "c", "c"]  # 15 - 12 would give the mosque's 3 away
+    assert rows["all"] == ["15", "15", "15"]
+    assert "c: hidden so that a small count cannot be worked out" in listed.output
+
+    shown = await cli(db_url, keys, "campaign", "show", "clinic-access")
+    assert shown.exit_code == 0 and re.search(r"mosque\s+│[^\n]*│\s+<10\s+│", shown.output)
+    campaigns = await cli(db_url, keys, "campaign", "list")
+    assert campaigns.exit_code == 0 and re.search(r"clinic-access[^\n]*│\s+15\s+│\s+15\s+│", campaigns.output)

@@ -338,21 +338,29 @@ async def invite_list(campaign_id: str = CampaignArg) -> None:
 
       coassess invite list clinic-access
     """
-    from bot.services.invites import responses_per_invite
+    from bot.services.invites import protect_column, responses_per_invite
 
     async with database() as db, db.session() as session:
-        await _campaign(session, campaign_id)
+        _, spec = await _campaign(session, campaign_id)
+        k = spec.min_group_size
         reach = await responses_per_invite(session, campaign_id)
     if not reach:
         console.print(f"No invites yet. Make one with: coassess invite create {campaign_id} "
                       "--code CODE --partner NAME")
         return
+    started, agreed, completed = (protect_column([getattr(r, col) for r in reach], k)
+                                  for col in ("started", "consented", "completed"))
     table = Table("code", "partner", "preset groups", "started", "agreed", "completed",
                   title=f"Invites of {campaign_id}")
-    for r in reach:
+    for i, r in enumerate(reach):
         preset = "; ".join(f"{d}={','.join(g)}" for d, g in r.groups.items())
-        table.add_row(r.code or "–", r.partner, preset, str(r.started), str(r.consented), str(r.completed))
+        table.add_row(r.code or "–", r.partner, preset, started[1][i], agreed[1][i], completed[1][i])
+    table.add_row("all", "", "", started[0], agreed[0], completed[0], style="bold")
     console.print(table)
+    if any(not x.isdigit() for col in (started, agreed, completed) for x in (col[0], *col[1])):
+        console.print(f"<{k}: fewer than the campaign's smallest group shown (min_group_size); c: hidden "
+                      "so that a small count cannot be worked out from the totals.",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- broadcast

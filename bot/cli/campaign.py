@@ -120,21 +120,30 @@ async def load(file: Path = FileArg) -> None:
 @run_async
 async def list_() -> None:
     """Show every campaign with its state and number of responses."""
+    from bot.services.invites import protect_column
+
     async with database() as db, db.session() as session:
-        counts = dict((await session.execute(
-            select(Response.campaign_id, func.count()).group_by(Response.campaign_id))).all())
-        done = dict((await session.execute(
-            select(Response.campaign_id, func.count()).where(Response.completed_at.is_not(None))
-            .group_by(Response.campaign_id))).all())
+        # per invite link, so that each total is the one `invite list` shows beside its rows
+        per_link: dict[str, list[tuple[int, int]]] = {}
+        for cid, _, started, done in (await session.execute(
+                select(Response.campaign_id, Response.invite_id, func.count(), func.count(Response.completed_at))
+                .group_by(Response.campaign_id, Response.invite_id))).all():
+            per_link.setdefault(cid, []).append((started, done))
         rows = (await session.scalars(select(Campaign).order_by(Campaign.created_at))).all()
     if not rows:
         console.print("No campaigns yet. Load one with: coassess campaign load FILE")
         return
     table = Table("id", "state", "title", "languages", "responses", "completed")
+    hidden = False
     for c in rows:
+        links = per_link.get(c.id, [])
+        started = protect_column([s for s, _ in links], c.min_group_size)[0]
+        done = protect_column([d for _, d in links], c.min_group_size)[0]
+        hidden = hidden or not (started.isdigit() and done.isdigit())
         table.add_row(c.id, campaign_state(c), c.title.get(c.languages[0], ""), " ".join(c.languages),
-                      str(counts.get(c.id, 0)), str(done.get(c.id, 0)))
+                      started, done)
     console.print(table)
+    _note_hidden(hidden)
 
 
 @app.command("show")
@@ -178,19 +187,24 @@ def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, in
     bot = username or "<bot>"
     # The links go below the table, one per line and never wrapped, so they can be copied whole
     # at any terminal width (a table column cut them to "https://t.me/Ea…").
+    from bot.services.invites import protect_column
+
     table = Table("invite", "partner", "preset groups", "responses")
-    table.add_row("(none)", "the campaign's own link", "", str(reach.get(None, 0)))
+    _, shown = protect_column([reach.get(None, 0), *(reach.get(inv.id, 0) for inv in invites)],
+                              c.min_group_size)
+    table.add_row("(none)", "the campaign's own link", "", shown[0])
     links = [("(none)", invite_link(bot, c.id))]
-    for inv in invites:
+    for inv, count in zip(invites, shown[1:], strict=True):
         groups = "; ".join(f"{d}={','.join(g)}" for d, g in (inv.groups or {}).items())
         if inv.code.startswith(RETIRED):
-            table.add_row(inv.code[len(RETIRED):] + " (removed)", inv.partner, groups, str(reach.get(inv.id, 0)))
+            table.add_row(inv.code[len(RETIRED):] + " (removed)", inv.partner, groups, count)
             links.append((inv.code[len(RETIRED):], "removed from the campaign file: the link no longer "
                                                    "counts for this partner"))
         else:
-            table.add_row(inv.code, inv.partner, groups, str(reach.get(inv.id, 0)))
+            table.add_row(inv.code, inv.partner, groups, count)
             links.append((inv.code, invite_link(bot, c.id, inv.code)))
     console.print(table)
+    _note_hidden(any(not x.isdigit() for x in shown))
     console.print("Links:", highlight=False)
     for code, link in links:
         console.print(f"  {code}: {link}", highlight=False, markup=False, soft_wrap=True)
@@ -198,6 +212,13 @@ def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, in
         console.print("<bot> stands for your bot's username: set COASSESS_BOT_USERNAME to see the "
                       "full links. QR codes and posters: coassess invite create / coassess invite list.",
                       highlight=False, markup=False)
+
+
+def _note_hidden(table_has_hidden: bool) -> None:
+    if table_has_hidden:
+        console.print("<10: fewer than the campaign's smallest group shown (min_group_size); c: hidden "
+                      "so that a small count cannot be worked out from the totals.",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 async def _set_status(campaign_id: str, status: str) -> None:

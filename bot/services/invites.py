@@ -339,3 +339,24 @@ async def campaign_spec(session: AsyncSession, campaign_id: str) -> tuple[Campai
     if row is None:
         return None
     return row, CampaignSpec.model_validate(row.definition)
+
+
+def protect_column(values: Sequence[int], k: int) -> tuple[str, list[str]]:
+    """People counts per invite (the campaign's own link included) and their total, as an officer
+    may see them: below `k` a count shows as "<k" and, where the total would give a hidden one
+    away, more are hidden (`analysis.disclosure`, as the report and the dry runs do). Zeros are
+    shown: they identify nobody. Returns the total and the rows, as text.
+    """
+    from analysis.disclosure import Problem, protect
+
+    p = Problem()
+    total = p.count("total", sum(values), tier=1, zero_shown=True)
+    rows = [p.count(i, v, zero_shown=True) for i, v in enumerate(values)]
+    if rows:
+        p.equal({**dict.fromkeys(rows, 1), total: -1})
+    guard = protect(p, k)
+
+    def shown(var: int) -> str:
+        return str(p.values[var]) if guard.shown(var) else guard.marker(var)
+
+    return shown(total), [shown(v) for v in rows]
