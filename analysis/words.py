@@ -20,7 +20,7 @@ from functools import lru_cache
 WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|[\u0300-\u036f\u064b-\u065f\u0670]|['’\u200c-](?=[^\W\d_]))*")
 ARABIC_MARKS = re.compile(r"[\u064b-\u065f\u0670\u0640]")  # harakat, superscript alef, tatweel
 ARABIC_FOLD = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "أ": "ا", "إ": "ا", "آ": "ا"})
-PLACEHOLDERS = {"phone", "email", "link", "handle", "postcode"}  # what scrubbing left in the text
+PLACEHOLDERS = {"phone", "email", "link", "handle", "postcode", "name"}  # what scrubbing left in the text
 MIN_LENGTH = 2
 
 STOP_WORDS: dict[str, frozenset[str]] = {

@@ -32,20 +32,40 @@ _MIN_DIGITS = {r: min(phonenumbers.PhoneMetadata.metadata_for_region(r).general_
 DIGITS = re.compile(r"(?<!\d)\(?\+?\d[\d\s().-]{6,}\d(?!\d)"
                     r"(?:\s*(?i:ext|extn|x|#|доб)\.?\s*\d{1,7}(?!\d))?")
 
+# "My name is …" in the languages of the catalogs: the words after it become [name]. Names
+# written any other way cannot be told from other words, so the consent asks people not to.
+_NAME_LEADS = (
+    "my name is", "my name's", "i am called", "i'm called",                     # en
+    "me llamo", "mi nombre es", "je m'appelle", "je m’appelle", "mon nom est",   # es, fr
+    "meu nome é", "me chamo", "chamo-me", "mă numesc", "ma numesc", "numele meu este",  # pt, ro
+    "nazywam się", "mam na imię", "меня зовут", "моё имя", "мое имя",           # pl, ru
+    "мене звати", "моє ім'я", "моє ім’я", "benim adım",                          # uk, tr
+    "اسمي", "اسم من", "نام من", "زما نوم", "magacaygu waa", "magacayga waa", "magacaygu", "ስመይ",
+)
+_WORD = r"[^\W\d_][\w'’-]*"
+# after the first word: one more in a script without capitals (Arabic, Ge'ez), or up to two more
+# that start with a capital ("Amina Warsame", "Олена Петренко")
+_MORE = (r"(?:[ \t]+[^\W\d_a-zA-Zа-яА-ЯёЁіїєґІЇЄҐ][\w'’-]*"
+         r"|(?:[ \t]+[A-ZА-ЯЁІЇЄҐ][\w'’-]*){0,2})")
+NAME = re.compile(
+    r"(?i:(?<!\w)(?:" + "|".join(re.escape(x) for x in sorted(_NAME_LEADS, key=len, reverse=True))
+    + r"))[\s:,-]+(" + _WORD + _MORE + ")")
 PHONE_TOKEN = "[phone]"
 EMAIL_TOKEN = "[email]"
 LINK_TOKEN = "[link]"
 HANDLE_TOKEN = "[handle]"
 POSTCODE_TOKEN = "[postcode]"
+NAME_TOKEN = "[name]"
 
 
 def scrub(text: str) -> str:
-    """Replace phone numbers of any country, e-mail addresses, @handles, links and UK postcodes
-    with placeholders."""
+    """Replace phone numbers of any country, e-mail addresses, @handles, links, UK postcodes and
+    the name after "my name is" (in the catalogs' languages) with placeholders."""
     text = EMAIL.sub(EMAIL_TOKEN, text)
     text = URL.sub(LINK_TOKEN, text)
     text = HANDLE.sub(HANDLE_TOKEN, text)
     text = POSTCODE.sub(POSTCODE_TOKEN, text)
+    text = NAME.sub(lambda m: m.group(0)[: m.start(1) - m.start(0)] + NAME_TOKEN, text)
     # Detect on a copy with Latin digits (same length), replace the spans in the original.
     latin = _latin_digits(text)
     spans: set[tuple[int, int]] = set()
