@@ -28,6 +28,7 @@ from bot.cli.common import (
     err_console,
     fail,
     keys,
+    note_hidden,
     plural,
     run_async,
     settings,
@@ -150,10 +151,7 @@ def _print_reach(reach: Reach) -> None:
             table.add_row(name, shown)
         console.print(table)
     if reach.hidden:
-        k = reach.k
-        console.print(f"<{k}: fewer than {k} people, hidden to protect them. c: hidden so that a "
-                      "small group cannot be worked out from the other figures.", highlight=False,
-                      markup=False)
+        note_hidden(reach.k)
 
 
 async def _send_with_progress(db: Database, bot: Bot, plan: Plan, campaign_id: str, what: str) -> Summary:
@@ -358,9 +356,7 @@ async def invite_list(campaign_id: str = CampaignArg) -> None:
     table.add_row("all", "", "", started[0], agreed[0], completed[0], style="bold")
     console.print(table)
     if any(not x.isdigit() for col in (started, agreed, completed) for x in (col[0], *col[1])):
-        console.print(f"<{k}: fewer than the campaign's smallest group shown (min_group_size); c: hidden "
-                      "so that a small count cannot be worked out from the totals.",
-                      highlight=False, markup=False, soft_wrap=True)
+        note_hidden(k)
 
 
 # --------------------------------------------------------------------------- broadcast

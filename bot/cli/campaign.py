@@ -14,7 +14,7 @@ from bot.campaigns.check import check_file
 from bot.campaigns.translations import TranslationError, export_translations, import_translations
 from bot.campaigns.xlsform import XLSFormError, import_xlsform
 from bot.campaigns.store import RETIRED, CampaignChangeRefused, campaign_state, load_campaign
-from bot.cli.common import console, database, err_console, fail, run_async
+from bot.cli.common import console, database, err_console, fail, note_hidden, run_async
 from bot.models import Campaign, Invite, Response
 from bot.services import audit
 
@@ -134,16 +134,18 @@ async def list_() -> None:
         console.print("No campaigns yet. Load one with: coassess campaign load FILE")
         return
     table = Table("id", "state", "title", "languages", "responses", "completed")
-    hidden = False
+    hidden: set[int] = set()  # the min_group_size of each campaign with a hidden count
     for c in rows:
         links = per_link.get(c.id, [])
         started = protect_column([s for s, _ in links], c.min_group_size)[0]
         done = protect_column([d for _, d in links], c.min_group_size)[0]
-        hidden = hidden or not (started.isdigit() and done.isdigit())
+        if not (started.isdigit() and done.isdigit()):
+            hidden.add(c.min_group_size)
         table.add_row(c.id, campaign_state(c), c.title.get(c.languages[0], ""), " ".join(c.languages),
                       started, done)
     console.print(table)
-    _note_hidden(hidden)
+    for k in sorted(hidden):
+        note_hidden(k)
 
 
 @app.command("show")
@@ -204,7 +206,8 @@ def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, in
             table.add_row(inv.code, inv.partner, groups, count)
             links.append((inv.code, invite_link(bot, c.id, inv.code)))
     console.print(table)
-    _note_hidden(any(not x.isdigit() for x in shown))
+    if any(not x.isdigit() for x in shown):
+        note_hidden(c.min_group_size)
     console.print("Links:", highlight=False)
     for code, link in links:
         console.print(f"  {code}: {link}", highlight=False, markup=False, soft_wrap=True)
@@ -212,13 +215,6 @@ def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, in
         console.print("<bot> stands for your bot's username: set COASSESS_BOT_USERNAME to see the "
                       "full links. QR codes and posters: coassess invite create / coassess invite list.",
                       highlight=False, markup=False)
-
-
-def _note_hidden(table_has_hidden: bool) -> None:
-    if table_has_hidden:
-        console.print("<10: fewer than the campaign's smallest group shown (min_group_size); c: hidden "
-                      "so that a small count cannot be worked out from the totals.",
-                      highlight=False, markup=False, soft_wrap=True)
 
 
 async def _set_status(campaign_id: str, status: str) -> None:

@@ -34,6 +34,13 @@ def fail(message: str, hint: str | None = None, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def note_hidden(k: int) -> None:
+    """What the marks of a protected count mean, under a table that shows one."""
+    console.print(f"<{k}: fewer than {k} people, hidden to protect them. c: hidden so that a small "
+                  "count cannot be worked out from the other figures.",
+                  highlight=False, markup=False, soft_wrap=True)
+
+
 def settings() -> Settings:
     try:
         return get_settings()
