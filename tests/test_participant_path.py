@@ -202,3 +202,84 @@ async def test_declining_keeps_nothing_and_privacy_says_what_is_kept(db_url: str
             assert await s.scalar(select(func.count()).select_from(Contact)) == 1
         await db.dispose()
         assert not await p.errors()
+
+
+async def test_stray_input_gets_a_hint_and_a_burst_is_answered_once(db_url: str, example_spec,
+                                                                   tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async with live_bot(db_url, example_spec, tmp_path, limits=FREE) as live:
+        p = Talk(live, 9_100_004)
+        await p.start()
+        before = len(await p.client.bot_messages(p.user_id))
+        sent = [await p.client.send_text(p.user_id, f"hello {i}") for i in range(8)]
+        await p.wait(sent[-1])
+        after = await p.client.bot_messages(p.user_id)
+        assert len(after) == before + 1  # one copy of the consent screen, not eight
+        assert "Please answer with the buttons below." in after[-1]["text"]
+        await p.tap("y")  # the buttons of the new copy work
+        assert "About you" in await p.text()
+        assert not await p.errors()
+
+
+async def test_forget_then_cancel_returns_to_the_question_with_its_buttons(db_url: str, example_spec,
+                                                                         tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async with live_bot(db_url, example_spec, tmp_path, limits=FREE) as live:
+        p = Talk(live, 9_100_005)
+        await p.start()
+        await p.to_question(2)
+        assert "3/8" in await p.text()
+        await p.send("/forget")
+        assert "cannot be undone" in await p.text()
+        await p.tap("n")
+        assert "3/8" in await p.text() and "Nothing was erased." in await p.text()
+        await p.tap("o:2.yes")  # its buttons work
+        assert "4/8" in await p.text()
+        assert (await stored_by_person(db_url, None))[pseudo(p.user_id)]["got_help"] == {"value": "yes"}
+        assert not await p.errors()
+
+
+async def test_a_stale_tap_after_forget_answers_in_the_persons_language(db_url: str, example_spec,
+                                                                        tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async with live_bot(db_url, example_spec, tmp_path, limits=FREE) as live:
+        p = Talk(live, 9_100_006, lang="uk")
+        await p.start()
+        await p.to_question(2)
+        await p.send("/forget")
+        confirm = await p.screen()
+        await p.tap("y", wait=False)
+        late = await p.tap("y", wait=False, message=confirm)  # a double tap: the second finds nothing
+        await p.wait(late)
+        async with Database(db_url).session() as s:
+            assert await s.scalar(select(func.count()).select_from(Participant)) == 0
+        texts = [m["text"] for m in await p.client.bot_messages(p.user_id)]
+        assert "/start" in texts[-1] and "This bot asks" not in texts[-1]  # the help, in Ukrainian
+        assert not await p.unanswered()
+
+
+async def test_an_edited_answer_replaces_the_stored_text_and_other_edits_are_ignored(
+        db_url: str, example_spec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async with live_bot(db_url, example_spec, tmp_path, limits=FREE) as live:
+        p = Talk(live, 9_100_007)
+        await p.start()
+        await p.to_question(2)
+        await p.tap("o:2.no")
+        await p.tap("o:3.other")
+        said = await p.client.send_text(p.user_id, "The stairs")
+        await p.wait(said)
+        assert "5/" in await p.text()
+
+        async def edit(message_id: int | None, text: str) -> None:
+            user = {"id": p.user_id, "is_bot": False, "first_name": "Amina", "language_code": "en"}
+            pushed = await p.client.push_update("edited_message", {
+                "message_id": message_id, "date": 1_800_000_000, "edit_date": 1_800_000_100,
+                "chat": {"id": p.user_id, "type": "private", "first_name": "Amina"}, "from": user,
+                "text": text})
+            assert not pushed["filtered"], "the bot does not ask for edited_message"
+            await p.settle()
+
+        await edit(said.message_id, "The stairs, and no lift")
+        barrier = (await stored_by_person(db_url, None))[pseudo(p.user_id)]["barrier"]
+        assert barrier == {"option": "other", "text": "The stairs, and no lift"}
+        await edit(said.message_id, "\u200b")  # an edit to nothing keeps the answer
+        await edit(12345, "not an answer")      # not an answer: ignored
+        assert (await stored_by_person(db_url, None))[pseudo(p.user_id)]["barrier"] == barrier
+        assert not await p.errors()
