@@ -285,7 +285,7 @@ async def get_language(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     _ = t.gettext
     title = cc.spec.text(cc.spec.title, t.lang)
     parts = [f"<b>{_e(title)}</b>", _e(_("Which language would you like to use?")),
-             *_hint_line(t, dialog_manager.dialog_data, "use_buttons")]
+             *_hint_line(t, dialog_manager.dialog_data, "use_buttons", "nothing_erased")]
     return {
         "text": "\n\n".join(parts),
         "languages": [(code, language_name(code)) for code in cc.spec.languages],
@@ -341,7 +341,7 @@ async def get_consent(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         parts.append(_e(_("Sorry, this survey is closed now. Thank you for your interest.")))
         return {"text": "\n\n".join(parts), "agree": "", "not_now": "", "open": False}
     parts.append(consent_text(t, spec))
-    parts += _hint_line(t, dialog_manager.dialog_data, "use_buttons")
+    parts += _hint_line(t, dialog_manager.dialog_data, "use_buttons", "nothing_erased")
     return {"text": "\n\n".join(parts), "agree": _("Yes, I agree"), "not_now": _("Not now"), "open": True}
 
 
@@ -841,8 +841,8 @@ async def get_other(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     parts = [_e(cc.spec.text(q.text, t.lang)), _e(_("Please tell us in a few words, and send it.")),
              _e(_("Or send a voice note."))]
     hint = d.get("hint")
-    if hint in {"other_text", "too_long"}:  # set by a text sent on this screen
-        msg = _too_long(t, d.get("hint_n", 0)) if hint == "too_long" else _hint(t, "other_text")
+    if hint in {"other_text", "too_long", "nothing_erased"}:  # set by a text sent on this screen, or /forget
+        msg = _too_long(t, d.get("hint_n", 0)) if hint == "too_long" else _hint(t, hint)
         parts.append(f"<i>{_e(msg)}</i>")
     return {"text": "\n\n".join(parts), "back": _("Back")}
 
@@ -883,14 +883,12 @@ async def get_done(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     cc = await _campaign(dialog_manager)
     t = _tr(dialog_manager, cc.spec)
     _ = t.gettext
+    choice = d.get("outcome")
     if d.get("declined"):
         text = _("That is fine. If you change your mind, send /start.")
-        return {"text": _e(text), "ask": False, "yes": "", "no": ""}
-    if d.get("finished_before"):
-        return {"text": _e(_("You have already taken part in this survey. Thank you!")),
-                "ask": False, "yes": "", "no": ""}
-    choice = d.get("outcome")
-    if choice == "yes":
+    elif d.get("finished_before"):
+        text = _("You have already taken part in this survey. Thank you!")
+    elif choice == "yes":
         text = _("Thank you. We will send you a short message when we know what changes.")
     elif choice == "no":
         text = _("Thank you. You will not get more messages about this survey.")
@@ -898,7 +896,8 @@ async def get_done(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
         text = "\n\n".join([_("Thank you! Your answers are saved."),
                             _("Would you like a short message later about what changes because of "
                               "what people said?")])
-    lines = [_e(text), *(_hint_line(t, d, "use_buttons") if _asks_outcome(d) else [])]
+    lines = [_e(text), *(_hint_line(t, d, "use_buttons") if _asks_outcome(d) else []),
+             *_hint_line(t, d, "nothing_erased")]
     return {"text": "\n\n".join(lines), "ask": _asks_outcome(d), "yes": _("Yes, tell me"),
             "no": _("No, thanks")}
 
@@ -988,8 +987,7 @@ async def on_language_result(start_data: Any, result: Any, manager: DialogManage
     if not isinstance(result, dict) or "c" not in manager.dialog_data:
         return
     if result.get("forget") == "cancelled":
-        if manager.current_context().state in (Survey.question, Survey.group):
-            manager.dialog_data["hint"] = "nothing_erased"
+        manager.dialog_data["hint"] = "nothing_erased"  # said on the screen they come back to
         return
     cc = await _campaign(manager)
     code = result.get("lang")
