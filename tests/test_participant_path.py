@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.db import Database
@@ -310,3 +311,23 @@ async def test_an_edited_answer_replaces_the_stored_text_and_other_edits_are_ign
         await edit(12345, "not an answer")      # not an answer: ignored
         assert (await stored_by_person(db_url, None))[pseudo(p.user_id)]["barrier"] == barrier
         assert not await p.errors()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the storage paths are covered above on both
+async def test_a_journey_in_each_of_the_14_languages_causes_no_bot_api_error(db_url: str, example_spec,
+                                                                              tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from bot.simulation import Citizen, make_personas
+    from tests.test_i18n import SHIPPED, spec_in
+
+    spec = spec_in(SHIPPED, example_spec)
+    personas = [replace(p, language=lang, stop_after=None, blocks=False, declines=False)
+                for p, lang in zip(make_personas(spec, len(SHIPPED), seed=16, start_id=9_200_001), SHIPPED,
+                                   strict=True)]
+    async with live_bot(db_url, spec, tmp_path, limits=FREE) as live:
+        results = await asyncio.gather(*(Citizen(live.sandbox.client, spec, p).run() for p in personas))
+        failed = [(c["method"], c.get("description")) for c in await live.sandbox.client.calls() if not c.get("ok")]
+    assert [r.error for r in results if r.error] == []
+    assert all(r.finished for r in results)
+    assert not failed, failed
