@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.types import CallbackQuery, Chat, Message
+from aiogram_dialog import DialogManager
 from aiogram_dialog.api.entities import NewMessage, OldMessage, ShowMode
 from aiogram_dialog.api.internal import STACK_KEY
 from aiogram_dialog.manager.message_manager import MessageManager
 
 SHOWN = "coassess:shown"  # the FSM destiny of the record below
+# Input a screen does not take, sent again within this many seconds of the last, gets no new copy
+# of the screen: a burst of eight messages is answered once.
+BURST_SECONDS = 30.0
 KEEP = 5  # messages remembered per chat: the screen and a few older ones
 NO_KEYBOARD = "-"
 
@@ -44,6 +49,18 @@ def _first_answer(callback_id: str) -> bool:
         return False
     _answered.set((*done[-15:], callback_id))
     return True
+
+
+def stray_input(manager: DialogManager, hint: str) -> None:
+    """Input this screen does not take: show the screen again with `hint` (in `dialog_data["hint"]`),
+    once for a burst."""
+    d = manager.dialog_data
+    now = time.time()
+    if d.get("hint") == hint and now - float(d.get("hint_at") or 0) < BURST_SECONDS:
+        manager.show_mode = ShowMode.NO_UPDATE  # the screen with this hint is just above
+    else:
+        d["hint"] = hint
+    d["hint_at"] = now
 
 
 def digest(new_message: NewMessage) -> str:
