@@ -331,3 +331,28 @@ async def test_a_journey_in_each_of_the_14_languages_causes_no_bot_api_error(db_
     assert [r.error for r in results if r.error] == []
     assert all(r.finished for r in results)
     assert not failed, failed
+
+
+async def test_a_double_tap_on_continue_does_not_pass_the_next_screen_unseen(db_url: str, example_spec,
+                                                                             tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from bot.campaigns.schema import Question
+
+    second = Question.model_validate({"id": "second", "type": "info", "text": {"en": "A second screen to read."}})
+    spec = example_spec.model_copy(update={"questions": [example_spec.questions[0], second,
+                                                         *example_spec.questions[1:]]})
+    async with live_bot(db_url, spec, tmp_path, limits=FREE) as live:
+        p = Talk(live, 9_100_008)
+        await p.start()
+        await p.tap("y")
+        for item in ("g:0.prefer_not_to_say", "g:1.over64", "g:2.yes"):
+            await p.tap(item)
+        welcome = await p.screen()
+        await p.tap("c", wait=False)
+        twice = await p.tap("c", wait=False, message=welcome)
+        await p.wait(twice)
+        assert "A second screen to read." in await p.text()
+        assert "second" not in (await stored_by_person(db_url, None))[pseudo(p.user_id)]
+        await p.tap("c")  # its own Continue works
+        assert "How easy" in await p.text() or "1 =" in await p.text()
+        assert not await p.errors()
+        assert not await p.unanswered()
