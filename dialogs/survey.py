@@ -790,6 +790,9 @@ async def _keep_audio(manager: DialogManager, message: Message, q: Question) -> 
 
 
 async def on_unexpected(message: Message, widget: Any, manager: DialogManager) -> None:
+    if manager.dialog_data.get("hint") == "closed":  # "this survey is closed now" stays as it is
+        manager.show_mode = ShowMode.NO_UPDATE
+        return
     _stray(manager, "use_buttons")
 
 
