@@ -172,8 +172,8 @@ def representation_figure(rows: Sequence[tuple[str, float | None, str, str | Non
         ax.set_yticks(ys, [r[0] for r in rows])
         _rows_in_view(ax, len(rows))
         ax.set_xlim(0, top * 1.15)
-        ax.set_xlabel("share among respondents ÷ share in the population (1 = as in the population; "
-                      f"dotted line: {threshold:g}, under-represented below it)")
+        ax.set_xlabel(f"share of respondents ÷ share of the population (1 = as in the population, "
+                      f"under-represented below the dotted line at {threshold:g})", wrap=True)
         return fig
 
 

@@ -41,10 +41,10 @@ blockquote { margin: .3rem 0; padding: .3rem .8rem; border-inline-start: 3px sol
 .block { break-inside: avoid; }
 .legend { border: 1px solid var(--line); padding: .4rem .8rem; font-size: .9rem; margin: .8rem 0; }
 .legend b { font-family: ui-monospace, monospace; }
-.caption { color: var(--muted); font-size: .85rem; margin: -.2rem 0 .8rem; max-width: 900px; }
+.caption { color: var(--muted); font-size: .85rem; margin: .2rem 0 .8rem; max-width: 900px; }
 #findings h2 { margin-top: 1.2rem; } #findings h3 { margin: 1rem 0 .3rem; font-size: 1.05rem; }
 #findings ul { margin: .2rem 0 .6rem; padding-inline-start: 1.2rem; } #findings li { margin: .25rem 0; }
-#findings blockquote { font-style: italic; } #findings td, #findings th { text-align: start; }
+#findings blockquote { font-style: italic; } #findings li.quote { list-style: none; } #findings td, #findings th { text-align: start; }
 #appendix > h2 { border-bottom-width: 6px; }
 @page { size: A4; margin: 12mm 14mm 14mm;
   @bottom-center { content: counter(page) " / " counter(pages); font-size: 8pt; color: #5b5b5b; } }
@@ -218,6 +218,9 @@ def _gap_text(gap: dict[str, Any] | None, fmt: Callable[[Any], str]) -> str:
     if not gap:
         return '<p class="note">Too few groups with published figures to compare.</p>'
     what = f' choosing “{_t(gap["option"])}”' if "option" in gap else ""
+    if not gap["gap"]:
+        return (f'<p class="callout">No gap between groups{what}: every group with a published figure '
+                f'gave {fmt(gap["highest_value"])}.</p>')
     return (f'<p class="callout">Gap between groups{what}: <b>{fmt(gap["gap"])}</b> — highest '
             f'{_t(gap["highest"])} ({fmt(gap["highest_value"])}), lowest {_t(gap["lowest"])} '
             f'({fmt(gap["lowest_value"])}).</p>')
@@ -477,7 +480,8 @@ def _findings_html(m: dict[str, Any]) -> str:
            f"figures resting on fewer than {k} people are never shown.</p>"]
     for sec in f["sections"]:
         out.append(f'<div class="block"><h3>{escape(sec["title"])}</h3><ul>')
-        out.extend(f"<li>{_sentence_html(s)}</li>" for s in sec["sentences"])
+        out.extend(f'<li class="quote">{_sentence_html(s)}</li>' if len(s) == 1 and "quote" in s[0]
+                   else f"<li>{_sentence_html(s)}</li>" for s in sec["sentences"])
         out.append("</ul>")
         table = f["top_priorities"]
         if sec["id"] == "priorities" and table:
@@ -622,7 +626,9 @@ def render_markdown(m: dict[str, Any]) -> str:
             if d["gap"]:
                 g = d["gap"]
                 kind = "mean" if g["field"] == "mean" else "share"
-                out += [f"Gap: {_md(g['gap'], kind)} (highest {g['highest']}, lowest {g['lowest']}).", ""]
+                out += [f"Gap: {_md(g['gap'], kind)} (highest {g['highest']}, lowest {g['lowest']})." if g["gap"]
+                        else f"No gap between groups: every group with a published figure gave "
+                             f"{_md(g['highest_value'], kind)}.", ""]
     out += ["## 3. Ideas and pain points, in people's own words", ""]
     for sec in m["codesign"]:
         out += [f"### {sec['text']} ({sec['question']})", ""]
