@@ -57,7 +57,7 @@ blockquote { margin: .3rem 0; padding: .3rem .8rem; border-inline-start: 3px sol
   table { font-size: 8pt; margin: .3rem 0 .6rem; } th, td { padding: .1rem .4rem; }
   .chart { max-width: 125mm; break-inside: avoid; } .callout { padding: .3rem .6rem; margin: .4rem 0; }
   /* Blocks may break between a chart and its table (each stays whole), so pages fill up. */
-  #appendix .block { break-inside: auto; } #findings .block { break-inside: avoid; }
+  .block { break-inside: auto; } #findings li { break-inside: avoid; }
   .caption { font-size: 7.5pt; } tr { break-inside: avoid; }
   a { color: inherit; text-decoration: none; }
 }
