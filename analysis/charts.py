@@ -64,6 +64,18 @@ def _figure(rows: int, width: float = 7.2) -> Figure:
         return Figure(figsize=(width, 1.0 + 0.26 * max(rows, 1)), layout="constrained")
 
 
+def _rows_in_view(ax, rows: int) -> None:  # type: ignore[no-untyped-def]
+    """Every row inside the axes, with half a row to spare: a row with no bar (a hidden figure,
+    shown only as text) is not in matplotlib's autoscale, and the last one sat on the x axis."""
+    ax.set_ylim(-0.6, max(rows, 1) - 0.4)
+
+
+# Labels written over the chart sit on a white box above the reference lines, so a line that
+# runs through one never strikes it out.
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 0.8, "alpha": 1}
+LABEL_Z = 5
+
+
 def stacked_bars(bars: Sequence[Bar], option_labels: Sequence[str], colours: Sequence[str], title: str,
                  hidden_label: str) -> str:
     """One horizontal bar per group, split by option; hidden parts grey and hatched."""
@@ -119,7 +131,9 @@ def means(rows: Sequence[tuple[str, float | None, float | None, float | None, st
             if value is None:
                 ax.text(low, y, f" {hidden_note(marker)}", va="center", ha="left", color="#555555")
                 continue
-            err = [[value - lo], [hi - value]] if lo is not None and hi is not None else None
+            # A range past the end of the scale stops at it (the caption says so), as the axis does.
+            err = ([[value - max(lo, low)], [min(hi, high) - value]] if lo is not None and hi is not None
+                   else None)
             ax.errorbar(value, y, xerr=err, fmt="o", color=QUALITATIVE[0], ecolor="#555555", capsize=3)
         if overall is not None:
             ax.axvline(overall, color="#999999", linestyle="--", linewidth=1)
@@ -136,18 +150,6 @@ def means(rows: Sequence[tuple[str, float | None, float | None, float | None, st
             ax.set_xticks(ticks, names)
         ax.grid(axis="x", color="#eeeeee")
         return _svg(fig, title)
-
-
-def _rows_in_view(ax, rows: int) -> None:  # type: ignore[no-untyped-def]
-    """Every row inside the axes, with half a row to spare: a row with no bar (a hidden figure,
-    shown only as text) is not in matplotlib's autoscale, and the last one sat on the x axis."""
-    ax.set_ylim(-0.6, max(rows, 1) - 0.4)
-
-
-# Labels written over the chart sit on a white box above the reference lines, so a line that
-# runs through one never strikes it out.
-LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 0.8, "alpha": 1}
-LABEL_Z = 5
 
 
 def representation_figure(rows: Sequence[tuple[str, float | None, str, str | None]], title: str,
