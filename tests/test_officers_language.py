@@ -81,3 +81,56 @@ async def test_the_upgrade_gives_people_the_language_they_answered_in(tmp_path) 
         rows = dict((await s.execute(select(Participant.id, Participant.language))).all())
     await db.dispose()
     assert rows == {1: "ar", 2: "so", 3: None}
+
+
+GERMAN_ONLY = """id: verein
+mode: coassessment
+languages: [de]
+title: {de: Unser Verein}
+questions:
+  - id: q
+    type: text
+    text: {de: Was sollen wir besser machen?}
+"""
+
+URDU_AFTER_ARABIC = GERMAN_ONLY.replace("languages: [de]", "languages: [ar, ur]").replace(
+    "title: {de: Unser Verein}", "title: {ar: نادينا, ur: ہمارا کلب}").replace(
+    "text: {de: Was sollen wir besser machen?}", "text: {ar: ماذا نحسن؟, ur: ہم کیا بہتر کریں؟}")
+
+
+def _check(tmp_path, text: str):  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    return subprocess.run([sys.executable, "-m", "bot.cli", "campaign", "check", str(path)], capture_output=True,
+                          text=True, env={**os.environ, "COLUMNS": "200"}, timeout=120)
+
+
+async def test_the_fallback_note_says_what_people_really_see(tmp_path, db, keys) -> None:  # type: ignore[no-untyped-def]
+    from bot.campaigns.check import check_text
+
+    german = _check(tmp_path, GERMAN_ONLY)
+    assert german.returncode == 0, german.stderr
+    # no catalog for German at all: the consent and buttons come in English, and the note says so
+    assert "see those in English (en)" in german.stdout, german.stdout
+    assert "see those in de" not in german.stdout
+    urdu = _check(tmp_path, URDU_AFTER_ARABIC)
+    assert "people who choose it see those in Arabic (ar), the campaign's first language" in urdu.stdout, urdu.stdout
+
+    # what a German participant really gets: the consent in English, the campaign's own texts in German
+    spec = check_text(GERMAN_ONLY, "c.yaml").spec
+    await load_open(db, spec)
+    mm, bot = MockMessageManager(), RecordingBot()
+    dp = build_dispatcher(db, keys, message_manager=mm, config=BotConfig(dedupe=False))
+    p = Person(dp, mm, bot, 620_001, language_code="de")
+    await p.send("/start verein")
+    assert "Unser Verein" in p.text and "We will ask you a few short questions" in p.text
+
+    spec = check_text(URDU_AFTER_ARABIC, "c.yaml").spec
+    await load_open(db, spec)
+    p = Person(dp, mm, bot, 620_002, language_code="ur")
+    await p.send("/start verein")
+    assert "ہمارا کلب" in p.text and "We will ask you" not in p.text  # the consent in Arabic

@@ -75,20 +75,31 @@ def _note_dates(spec) -> None:  # type: ignore[no-untyped-def]
 
 
 def _note_interface_languages(spec) -> None:  # type: ignore[no-untyped-def]
-    """Say which campaign languages the bot's own words (consent, buttons) are not translated into."""
+    """Say which campaign languages the bot's own words (consent, buttons) are not translated into,
+    and the language people who choose them really see those words in (the interface's own chain:
+    the person's language, the campaign's first language, then English)."""
     if spec is None:
         return
     from bot.campaigns.check import _lang_name
     from dialogs.i18n import base_language, tr
 
-    missing = [code for code in spec.languages
-               if base_language(tr(code).interface_lang) != base_language(code)]
-    if missing:
+    first = spec.languages[0]
+    seen_in: dict[str, list[str]] = {}
+    for code in spec.languages:
+        shown = base_language(tr(code, first).interface_lang)
+        if shown != base_language(code):
+            seen_in.setdefault(shown, []).append(code)
+    for shown, missing in seen_in.items():
         names = ", ".join(f"{code} ({_lang_name(code)})" for code in missing)
+        where = f"{_lang_name(shown)} ({shown})"
+        if shown == base_language(first):
+            where += ", the campaign's first language"
+        elif base_language(first) in missing:
+            where += f": the campaign's first language, {first}, has no translation of them either"
         console.print(f"note: the bot's own words (consent, buttons, help) are not translated into "
                       f"{names}: people who choose {'it' if len(missing) == 1 else 'them'} see those "
-                      f"in {spec.languages[0]}, the campaign's first language. The campaign's texts are "
-                      f"shown in their language as written. See docs/languages.md to add a language.",
+                      f"in {where}. The campaign's texts are shown in their language as written. See "
+                      f"docs/languages.md to add a language.",
                       highlight=False, markup=False, soft_wrap=True)
 
 
