@@ -471,13 +471,7 @@ async def on_invite_text(message: Message, widget: Any, manager: DialogManager) 
 
 
 async def on_broadcast(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
-    from bot.services.broadcasts import (
-        InvitationFilters,
-        breakdown,
-        invitation_recipients,
-        load_candidates,
-        protect_reach,
-    )
+    from bot.services.broadcasts import InvitationFilters, breakdown, preview_invitation, protect_reach
 
     _ = _t(manager).gettext
     found = await _campaign(manager)
@@ -488,8 +482,9 @@ async def on_broadcast(callback: CallbackQuery, widget: Any, manager: DialogMana
         manager.dialog_data["note"] = _("Open the campaign first: people who tap the invitation "
                                         "could not answer yet.")
         return
-    recipients = invitation_recipients(await load_candidates(_session(manager), c.id),
-                                       InvitationFilters(), c.languages)
+    # who the send would really message: after an earlier send (here or on the command line),
+    # only the people of its list not sent yet
+    recipients = (await preview_invitation(_session(manager), c, InvitationFilters())).recipients
     # Protected as in `coassess broadcast --dry-run` (the same selection, the same tables), of
     # which this shows the total and the languages, in the campaign's order.
     b = breakdown(recipients, c.languages, [dim.id for dim in spec.groups])
@@ -537,19 +532,24 @@ def start_broadcast(db: Database, keys: Keys, bot: Bot, campaign: Campaign, *, u
             async with sender_lease(db, settings.redis_url):
                 async with db.session() as s:
                     plan = await plan_invitation(s, campaign, InvitationFilters(), actor, username)
-                summary = plan.summary
+                summary = None
                 if plan.to_send:
+                    # this run's own figures, never an earlier run's
                     summary = await send_plan(db, keys, bot, plan, actor, campaign.id,
                                               rate=settings.broadcast_rate,
                                               per_chat_interval=settings.broadcast_per_chat_interval)
-            text = "\n".join([
-                _("The invitation to “%(title)s” is done.") % {"title": _title(campaign, lang)},
-                _("Sent: %(n)s") % {"n": summary.sent},
-                _("Blocked the bot (now stopped): %(n)s") % {"n": summary.stopped},
-                _("Failed: %(n)s") % {"n": summary.failed},
-                _("Skipped: %(n)s") % {"n": summary.skipped},
-                _("Uncertain (interrupted, not sent again): %(n)s") % {"n": summary.uncertain},
-            ])
+            if summary is None:
+                text = _("Nothing was sent: everyone this invitation is for has already got it, "
+                         "finished, or stopped messages.")
+            else:
+                text = "\n".join([
+                    _("The invitation to “%(title)s” is done.") % {"title": _title(campaign, lang)},
+                    _("Sent: %(n)s") % {"n": summary.sent},
+                    _("Blocked the bot (now stopped): %(n)s") % {"n": summary.stopped},
+                    _("Failed: %(n)s") % {"n": summary.failed},
+                    _("Skipped: %(n)s") % {"n": summary.skipped},
+                    _("Uncertain (interrupted, not sent again): %(n)s") % {"n": summary.uncertain},
+                ])
         except SenderBusy:
             text = _("Another broadcast is being sent right now. Try again when it has finished.")
         except DeliveryAborted as exc:

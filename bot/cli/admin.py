@@ -399,15 +399,14 @@ async def broadcast(
     from bot.services.broadcasts import (
         InvitationFilters,
         breakdown,
-        invitation_recipients,
-        load_candidates,
         plan_invitation,
         plan_invitation_retry,
+        preview_invitation,
         protect_reach,
         protect_summary_line,
         protect_total,
     )
-    from bot.services.delivery import Summary, find_broadcast, summarise
+    from bot.services.delivery import Summary, find_broadcast
     from bot.services.invites import InviteError, parse_groups
 
     async with database() as db:
@@ -427,11 +426,11 @@ async def broadcast(
                      if dry_run else f"there is no invitation to '{c.id}' with these options to try again",
                      "Give the same --language, --group and --only-unfinished as the first time; "
                      "without --retry-failed it starts a new invitation")
-            before = await summarise(session, existing.id) if existing else None
             if dry_run:
-                candidates = await load_candidates(session, c.id)
-                recipients = invitation_recipients(candidates, filters, c.languages)
-                b = breakdown(recipients, c.languages, [d.id for d in spec.groups])
+                # who the real run would message now: once a send has started, only its own
+                # list's people not sent yet
+                preview = await preview_invitation(session, c, filters)
+                b = breakdown(preview.recipients, c.languages, [d.id for d in spec.groups])
         if dry_run:
             # The total and the tables are protected together: small groups hidden, as in /admin
             # and the report, and no hidden row can be worked out from the total.
@@ -440,10 +439,12 @@ async def broadcast(
                           f"invitation to '{c.id}' (nothing was sent).", highlight=False)
             if b.total:
                 _print_reach(reach)
-            if existing is not None and before is not None:
-                console.print(f"This broadcast was started on {existing.created_at:%Y-%m-%d %H:%M} UTC "
-                              f"({protect_summary_line(before, reach.k)}); running it carries on "
-                              "with the same people.", highlight=False)
+            if preview.started_at is not None and preview.before is not None:
+                rest = ("running it carries on with those not sent yet, and nobody gets a second copy"
+                        if b.total else "nothing left to send: everyone on its list has been dealt "
+                        "with, so running it sends nothing")
+                console.print(f"This broadcast was started on {preview.started_at:%Y-%m-%d %H:%M} UTC "
+                              f"({protect_summary_line(preview.before, reach.k)}); {rest}.", highlight=False)
             if campaign_state(c) != "open":
                 console.print(f"[yellow]The campaign is {campaign_state(c)}:[/] open it before sending "
                               f"(coassess campaign open {c.id}).")
