@@ -552,9 +552,31 @@ async def remind(campaign_id: str = typer.Argument(None, metavar="CAMPAIGN", sho
         fail(str(SenderBusy()))
     if not run.summaries:
         console.print("No reminders are due right now.")
-        return
     for cid, summary in run.summaries.items():
         _print_summary(summary, f"Reminders for {cid}")
+    await _note_scheduler(campaign_id)
+
+
+async def _note_scheduler(campaign_id: str | None) -> None:
+    """When the next reminders fall due, and that the running bot sends them by itself."""
+    from bot.services.broadcasts import protect_total
+    from bot.services.scheduler import upcoming_reminders
+
+    async with database() as db:
+        upcoming = await upcoming_reminders(db, campaign_id)
+    for u in upcoming:
+        if u.people and u.first_due is not None:
+            shown = protect_total(u.people, u.min_group_size)
+            console.print(f"{u.campaign_id}: reminders for {_people(u.people, shown, u.min_group_size)} "
+                          f"fall due later, the first at {u.first_due:%Y-%m-%d %H:%M} UTC.",
+                          highlight=False)
+        if u.last_sent_by_scheduler is not None:
+            console.print(f"{u.campaign_id}: the running bot's scheduler last sent reminders at "
+                          f"{u.last_sent_by_scheduler:%Y-%m-%d %H:%M} UTC (coassess audit --campaign "
+                          f"{u.campaign_id}).", highlight=False)
+    console.print("The running bot (coassess run) sends reminders by itself as they fall due, "
+                  "checking every minute: while it runs, this command is not needed, and nobody "
+                  "gets a reminder twice either way.", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- outcomes
