@@ -283,7 +283,7 @@ async def invite_create(
              "COASSESS_BOT_TOKEN is set.",
              "Set COASSESS_BOT_USERNAME to the username @BotFather gave your bot, without the @ "
              "(e.g. NorthStreetSurveyBot), in the .env file or the environment.")
-    async with database() as db, db.session() as session:
+    async with database(existing=True) as db, db.session() as session:
         c, spec = await _campaign(session, campaign_id)
         try:
             groups = parse_groups(group, spec)
@@ -338,7 +338,7 @@ async def invite_list(campaign_id: str = CampaignArg) -> None:
     """
     from bot.services.invites import protect_column, responses_per_invite
 
-    async with database() as db, db.session() as session:
+    async with database(existing=True) as db, db.session() as session:
         _, spec = await _campaign(session, campaign_id)
         k = spec.min_group_size
         reach = await responses_per_invite(session, campaign_id)
@@ -409,7 +409,7 @@ async def broadcast(
     from bot.services.delivery import Summary, find_broadcast
     from bot.services.invites import InviteError, parse_groups
 
-    async with database() as db:
+    async with database(existing=True) as db:
         async with db.session() as session:
             c, spec = await _campaign(session, campaign_id)
             if language and language not in c.languages:
@@ -516,7 +516,7 @@ async def remind(campaign_id: str = typer.Argument(None, metavar="CAMPAIGN", sho
     from bot.services.lease import SenderBusy
     from bot.services.scheduler import send_due_reminders
 
-    async with database() as db:
+    async with database(existing=True) as db:
         if campaign_id:
             async with db.session() as session:
                 c, _ = await _campaign(session, campaign_id)
@@ -562,7 +562,7 @@ async def _note_scheduler(campaign_id: str | None) -> None:
     from bot.services.broadcasts import protect_total
     from bot.services.scheduler import upcoming_reminders
 
-    async with database() as db:
+    async with database(existing=True) as db:
         upcoming = await upcoming_reminders(db, campaign_id)
     for u in upcoming:
         if u.people and u.first_due is not None:
@@ -606,7 +606,7 @@ async def outcome_send(
     from bot.services.delivery import Summary
     from bot.services.outcomes import OutcomeChangeRefused, check_outcome_file, store_outcome
 
-    async with database() as db:
+    async with database(existing=True) as db:
         async with db.session() as session:
             c, spec = await _campaign(session, campaign_id)
         check = check_outcome_file(file, spec)
@@ -706,7 +706,7 @@ async def audit(
 
     if limit < 1:
         fail(f"--limit {limit}: give how many actions to show, 1 or more (e.g. --limit 20)")
-    async with database() as db, db.session() as session:
+    async with database(existing=True) as db, db.session() as session:
         if campaign and await session.get(Campaign, campaign) is None:
             fail(f"there is no campaign '{campaign}'", "See the ids with: coassess campaign list")
         events = await audit_log.events(session, campaign, limit)

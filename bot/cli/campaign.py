@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import func, select
 
 from bot.campaigns.check import check_file
@@ -133,7 +133,7 @@ async def list_() -> None:
     """Show every campaign with its state and number of responses."""
     from bot.services.invites import protect_column
 
-    async with database() as db, db.session() as session:
+    async with database(existing=True) as db, db.session() as session:
         # per invite link, so that each total is the one `invite list` shows beside its rows
         per_link: dict[str, list[tuple[int, int]]] = {}
         for cid, _, started, done in (await session.execute(
@@ -144,7 +144,11 @@ async def list_() -> None:
     if not rows:
         console.print("No campaigns yet. Load one with: coassess campaign load FILE")
         return
-    table = Table("id", "state", "title", "languages", "responses", "completed")
+    table = Table("state", "title", "languages", "responses", "completed")
+    # the id is what the other commands need typed: never cut (a campaign id is at most 40
+    # characters), the title wraps instead
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=max(len(c.id) for c in rows),
+                                   overflow="fold"))
     hidden: set[int] = set()  # the min_group_size of each campaign with a hidden count
     for c in rows:
         links = per_link.get(c.id, [])
@@ -163,7 +167,7 @@ async def list_() -> None:
 @run_async
 async def show(campaign_id: str = typer.Argument(..., help="The campaign id")) -> None:
     """Show a campaign's schedule, questions and invite links."""
-    async with database() as db, db.session() as session:
+    async with database(existing=True) as db, db.session() as session:
         c = await session.get(Campaign, campaign_id)
         if c is None:
             fail(f"there is no campaign '{campaign_id}'", "See the ids with: coassess campaign list")
@@ -229,7 +233,7 @@ def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, in
 
 
 async def _set_status(campaign_id: str, status: str) -> None:
-    async with database() as db, db.session() as session:
+    async with database(existing=True) as db, db.session() as session:
         c = await session.get(Campaign, campaign_id)
         if c is None:
             fail(f"there is no campaign '{campaign_id}'", "See the ids with: coassess campaign list")
@@ -261,22 +265,38 @@ async def close(campaign_id: str = typer.Argument(..., help="The campaign id")) 
 def import_xlsform_(
     form: Path = typer.Argument(..., help="An XLSForm workbook (.xlsx), e.g. from ODK or Kobo",
                                 show_default=False),
-    out: Path = typer.Option(..., "-o", "--output", help="The campaign file to write (YAML)",
-                             show_default=False),
-    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists"),
+    out: Path = typer.Option(..., "-o", "--output", metavar="FILE", show_default=False,
+                             help="The campaign file to write (YAML), e.g. -o clinic-visit.yaml"),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace the campaign file given with -o if it already exists "
+                                    "(without it, an existing file is never overwritten)"),
     strict: bool = typer.Option(False, "--strict",
                                 help="Write nothing if any row or setting could not be carried over"),
 ) -> None:
-    """Make a campaign file from an XLSForm, listing by sheet row whatever could not be carried over."""
+    """Make a campaign file from an XLSForm, listing by sheet row whatever could not be carried over.
+
+    Example:
+
+      coassess campaign import-xlsform clinic-visit.xlsx -o clinic-visit.yaml
+    """
     if out.exists() and not force:
         fail(f"{out} already exists", "Choose another name with -o, or add --force to replace it.")
+    import warnings
+
     try:
-        result = import_xlsform(form, out.name)
+        # The spreadsheet reader warns, in its own words, about workbook features it skips;
+        # they are said below in an officer's words instead.
+        with warnings.catch_warnings(record=True) as skipped:
+            warnings.simplefilter("always")
+            result = import_xlsform(form, out.name)
     except XLSFormError as exc:
         for problem in exc.problems:
             err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
         err_console.print("[bold red]The form was not imported.[/] Nothing was written.", highlight=False)
         raise typer.Exit(1) from None
+    for said in dict.fromkeys(_reader_note(str(w.message)) for w in skipped
+                              if issubclass(w.category, UserWarning) and "openpyxl" in w.filename):
+        err_console.print(f"{form.name}: note: {said}", highlight=False, markup=False, soft_wrap=True)
     for finding in result.left_out:
         err_console.print(f"{form.name}: {finding.render()}", highlight=False, markup=False,
                           soft_wrap=True)
@@ -300,6 +320,28 @@ def import_xlsform_(
                       highlight=False)
     console.print(f"Next: read it through, translate the title, then: coassess campaign load {out}",
                   highlight=False)
+
+
+# What the spreadsheet reader (openpyxl) skips, in words for whoever made the form.
+_READER_NOTES = (
+    ("data validation", "the workbook's drop-down lists (data validation) are ignored; they do not "
+                        "change the questions"),
+    ("conditional formatting", "colour rules (conditional formatting) in the workbook are ignored"),
+    ("drawingml", "pictures, shapes and drawings in the workbook are ignored"),
+    ("chart", "charts in the workbook are ignored"),
+    ("default style", "the workbook has no styles; that does not change the questions"),
+    ("marked as a date", "a cell is marked as a date but holds no valid date: it is read as an "
+                         "error; check the dates in the form"),
+)
+
+
+def _reader_note(message: str) -> str:
+    lowered = message.lower()
+    for key, note in _READER_NOTES:
+        if key in lowered:
+            return note
+    return (f"part of the workbook could not be read and was left out ({message.rstrip('.')}); "
+            "check the result below")
 
 
 def _translation_failed(exc: TranslationError, what: str) -> None:
