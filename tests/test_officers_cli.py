@@ -76,3 +76,30 @@ def test_import_xlsform_help_and_warnings_are_for_an_officer(tmp_path) -> None: 
     assert proc.returncode == 0, proc.stderr
     assert "UserWarning" not in proc.stderr and "openpyxl" not in proc.stderr and "warn(msg)" not in proc.stderr
     assert "drop-down lists" in proc.stderr, proc.stderr
+
+
+async def test_campaign_show_finds_the_bots_username_once_and_remembers_it(db_url, db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
+    from bot.sandbox import Sandbox
+    from tests.test_admin_invites import cli
+
+    await load_open(db, example_spec)
+    async with Sandbox() as sb:
+        api = {"COASSESS_BOT_TOKEN": sb.token, "COASSESS_TELEGRAM_API_URL": sb.api_url, "COASSESS_BOT_USERNAME": ""}
+        first = await cli(db_url, keys, "campaign", "show", "clinic-access", **api)
+        from aiogram import Bot
+        from aiogram.client.session.aiohttp import AiohttpSession
+        from aiogram.client.telegram import TelegramAPIServer
+
+        bot = Bot(sb.token, session=AiohttpSession(api=TelegramAPIServer.from_base(sb.api_url)))
+        try:
+            username = (await bot.get_me()).username
+        finally:
+            await bot.session.close()
+    assert first.exit_code == 0, first.output
+    assert f"https://t.me/{username}?start=clinic-access" in first.output, first.output
+    assert "<bot>" not in first.output and "COASSESS_BOT_USERNAME" not in first.output
+    # remembered: with Telegram out of reach, the links are still whole
+    later = await cli(db_url, keys, "campaign", "show", "clinic-access", COASSESS_BOT_TOKEN=api["COASSESS_BOT_TOKEN"],
+                      COASSESS_TELEGRAM_API_URL="http://127.0.0.1:9", COASSESS_BOT_USERNAME="")
+    assert later.exit_code == 0, later.output
+    assert f"https://t.me/{username}?start=clinic-access" in later.output, later.output

@@ -95,11 +95,15 @@ async def _bot() -> AsyncIterator[Bot]:
         await bot.session.close()
 
 
-async def _username(bot: Bot | None) -> str:
-    from bot.services.invites import resolve_bot_username
+async def _username(bot: Bot | None, db: Database | None = None) -> str:
+    from bot.services.invites import known_bot_username, resolve_bot_username
 
+    s = settings()
     try:
-        return await resolve_bot_username(settings().bot_username, bot)
+        if db is not None:  # found once with getMe, then remembered for `campaign show`
+            token = s.bot_token.get_secret_value() if s.bot_token else None
+            return await known_bot_username(db, s.bot_username, token, bot)
+        return await resolve_bot_username(s.bot_username, bot)
     except ConfigurationError as exc:
         fail(str(exc))
         raise
@@ -294,12 +298,19 @@ async def invite_create(
         if s.bot_username:
             username = await _username(None)
         else:
-            try:
-                async with _bot() as bot:
-                    username = await _username(bot)
-            except ConfigurationError as exc:
-                fail(str(exc), "Set COASSESS_BOT_USERNAME to your bot's username (without the @).")
-                return
+            from bot.services.invites import keep_username, remembered_username
+
+            token = s.bot_token.get_secret_value() if s.bot_token else None
+            username = await remembered_username(db, token) or ""
+            if not username:
+                try:
+                    async with _bot() as bot:
+                        username = await _username(bot)
+                except ConfigurationError as exc:
+                    fail(str(exc), "Set COASSESS_BOT_USERNAME to your bot's username (without the @).")
+                    return
+                # found once, kept for `campaign show` and the next commands
+                await keep_username(session, token, username)
         link = invite_link(username, c.id, invite.code)
         try:
             files = write_invite_files(out, spec, invite.code, invite.partner, link)
@@ -310,7 +321,7 @@ async def invite_create(
         if created:
             await audit_log.record(session, audit_log.cli_actor(), "invite", c.id, code=invite.code,
                                    partner=invite.partner, groups=groups)
-            await session.commit()
+        await session.commit()
     if created:
         console.print(f"[green]✓[/] Invite '{invite.code}' for {invite.partner}:", highlight=False)
     else:
@@ -453,7 +464,7 @@ async def broadcast(
             fail(f"campaign '{c.id}' is {campaign_state(c)}, so people who tap the invitation could "
                  "not answer.", f"Open it first: coassess campaign open {c.id}")
         async with _bot() as bot:
-            username = await _username(bot)
+            username = await _username(bot, db)
 
             async def body() -> Summary | None:
                 async with db.session() as session:
@@ -527,7 +538,7 @@ async def remind(campaign_id: str = typer.Argument(None, metavar="CAMPAIGN", sho
                 fail(f"campaign '{campaign_id}' is {campaign_state(c)}: reminders go only while it is open")
         await _check_contact_key(db)
         async with _bot() as bot:
-            username = await _username(bot)
+            username = await _username(bot, db)
             s = settings()
             with _progress() as progress:
                 tasks: dict[str, int] = {}

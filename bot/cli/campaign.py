@@ -190,17 +190,39 @@ async def show(campaign_id: str = typer.Argument(..., help="The campaign id")) -
             table.add_row(str(i), q.id, q.type, "yes" if q.optional else "",
                           q.texts.get(c.languages[0], "")[:70])
         console.print(table)
-        _show_invites(c, invites, reach)
+        username = await _bot_username(db)
+        _show_invites(c, invites, reach, username)
 
 
-def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, int]) -> None:
-    from bot.services.invites import invite_link
+async def _bot_username(db) -> str:  # type: ignore[no-untyped-def]
+    """COASSESS_BOT_USERNAME, else the username remembered for the token, else asked once with
+    getMe (and remembered); "" when none of these can say it."""
+    from bot.services.invites import known_bot_username
     from bot.settings import get_settings
 
     try:
-        username = get_settings().bot_username or ""
+        s = get_settings()
     except Exception:  # noqa: BLE001 - a bad setting elsewhere must not hide the campaign
-        username = ""
+        return ""
+    token = s.bot_token.get_secret_value() if s.bot_token else None
+    if not s.bot_username and not token:
+        return ""
+    try:
+        from bot.runtime.app import make_bot
+
+        bot = make_bot(token, s.telegram_api_url) if token else None
+        try:
+            return await known_bot_username(db, s.bot_username, token, bot)
+        finally:
+            if bot is not None:
+                await bot.session.close()
+    except Exception:  # noqa: BLE001 - Telegram out of reach: the links show <bot>, as said below
+        return ""
+
+
+def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, int], username: str) -> None:
+    from bot.services.invites import invite_link
+
     bot = username or "<bot>"
     # The links go below the table, one per line and never wrapped, so they can be copied whole
     # at any terminal width (a table column cut them to "https://t.me/Ea…").
@@ -227,9 +249,10 @@ def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, in
     for code, link in links:
         console.print(f"  {code}: {link}", highlight=False, markup=False, soft_wrap=True)
     if not username:
-        console.print("<bot> stands for your bot's username: set COASSESS_BOT_USERNAME to see the "
-                      "full links. QR codes and posters: coassess invite create / coassess invite list.",
-                      highlight=False, markup=False)
+        console.print("<bot> stands for your bot's username: set COASSESS_BOT_TOKEN (the username "
+                      "is then looked up once with Telegram and remembered) or COASSESS_BOT_USERNAME "
+                      "to see the full links. QR codes and posters: coassess invite create / coassess "
+                      "invite list.", highlight=False, markup=False)
 
 
 async def _set_status(campaign_id: str, status: str) -> None:
