@@ -24,7 +24,7 @@ from bot.services import participants as people
 from bot.services.participants import Keys
 from dialogs.context import load_campaign
 from dialogs.filters import DataStartsWith, has_message, private_chat
-from dialogs.i18n import Tr, best_language, tr
+from dialogs.i18n import Tr, best_language, short_label, tr
 from dialogs.states import Forget, LanguagePick, Survey
 from dialogs.survey import resume_target
 from locales import available
@@ -68,7 +68,7 @@ async def _offer_open(message: Message, session: AsyncSession, t: Tr, reason: st
     if campaigns:
         lines.append(_("These surveys are open now. Tap one to start:"))
         buttons = [[InlineKeyboardButton(
-            text=(c.title.get(t.lang) or c.title.get(c.languages[0]) or c.id)[:60],
+            text=short_label(c.title.get(t.lang) or c.title.get(c.languages[0]) or c.id, 60),
             callback_data=f"{START_CAMPAIGN}{c.id}")] for c in campaigns[:10]]
         markup: InlineKeyboardMarkup | None = InlineKeyboardMarkup(inline_keyboard=buttons)
     else:
