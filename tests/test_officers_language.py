@@ -109,9 +109,7 @@ def _check(tmp_path, text: str):  # type: ignore[no-untyped-def]
                           text=True, env={**os.environ, "COLUMNS": "200"}, timeout=120)
 
 
-async def test_the_fallback_note_says_what_people_really_see(tmp_path, db, keys) -> None:  # type: ignore[no-untyped-def]
-    from bot.campaigns.check import check_text
-
+def test_the_fallback_note_says_what_people_really_see(tmp_path) -> None:  # type: ignore[no-untyped-def]
     german = _check(tmp_path, GERMAN_ONLY)
     assert german.returncode == 0, german.stderr
     # no catalog for German at all: the consent and buttons come in English, and the note says so
@@ -119,6 +117,10 @@ async def test_the_fallback_note_says_what_people_really_see(tmp_path, db, keys)
     assert "see those in de" not in german.stdout
     urdu = _check(tmp_path, URDU_AFTER_ARABIC)
     assert "people who choose it see those in Arabic (ar), the campaign's first language" in urdu.stdout, urdu.stdout
+
+
+async def test_people_see_the_bots_words_as_the_note_says(db, keys) -> None:  # type: ignore[no-untyped-def]
+    from bot.campaigns.check import check_text
 
     # what a German participant really gets: the consent in English, the campaign's own texts in German
     spec = check_text(GERMAN_ONLY, "c.yaml").spec
