@@ -136,3 +136,25 @@ async def test_remind_says_when_the_bots_scheduler_will_send_them(db_url, db, ke
     assert "No reminders are due right now" in out
     # when the next ones fall due, and that the running bot sends them by itself
     assert "fall due" in out and "the running bot" in out.lower(), out
+
+
+async def test_an_outcome_dry_run_after_the_send_counts_what_is_left(db_url, db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
+    from bot.services.broadcasts import plan_outcome
+    from bot.services.outcomes import check_outcome_file, store_outcome
+    from tests.conftest import ROOT
+    from tests.test_admin_invites import cli
+
+    example = ROOT / "examples" / "outcome-clinic-access.yaml"
+    campaign = await load_open(db, example_spec)
+    await seed(db, keys, campaign.id, [Someone(FIRST_USER + i, "en", consented_hours_ago=3, completed=True,
+                                               wants_outcome=True) for i in range(12)])
+    check = check_outcome_file(example, example_spec)
+    async with db.session() as s:
+        outcome, _ = await store_outcome(s, campaign.id, check.spec)
+        plan = await plan_outcome(s, campaign, outcome, "test")
+    await send_plan(db, keys, RecordingBot(), plan, "test", campaign.id, rate=100, per_chat_interval=0)
+    dry = await cli(db_url, keys, "outcome", "send", campaign.id, str(example), "--dry-run")
+    out = " ".join(dry.output.split())
+    assert dry.exit_code == 0, out
+    assert "0 people would receive 'spring-2026'" in out and "12 people would" not in out, out
+    assert "(12 sent, 0 failed" in out and "nothing left to send" in out

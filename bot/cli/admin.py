@@ -683,12 +683,14 @@ async def _outcome_dry_run(db: Database, c: Campaign, spec: CampaignSpec, outcom
                   "(nothing was sent or stored).", highlight=False)
     if b.total:
         _print_reach(reach)
-    else:
+    elif preview.started_at is None:
         console.print("Nobody has asked to hear back yet (or everyone who did has said /stop since).")
     if preview.started_at is not None and preview.started_summary is not None:
+        rest = ("sending it again carries on with the people of that first run not sent yet"
+                if b.total else "nothing left to send: everyone of that first run has been dealt with")
         console.print(f"'{outcome.key}' was first sent on {preview.started_at:%Y-%m-%d %H:%M} UTC "
-                      f"({protect_summary_line(preview.started_summary, reach.k)}); sending it again "
-                      "carries on with the people of that first run.", highlight=False)
+                      f"({protect_summary_line(preview.started_summary, reach.k)}); {rest}.",
+                      highlight=False)
     if preview.refused:
         fail(f"sending this file would be refused: {preview.refused}")
 
