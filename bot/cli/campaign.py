@@ -190,37 +190,42 @@ async def show(campaign_id: str = typer.Argument(..., help="The campaign id")) -
             table.add_row(str(i), q.id, q.type, "yes" if q.optional else "",
                           q.texts.get(c.languages[0], "")[:70])
         console.print(table)
-        username = await _bot_username(db)
-        _show_invites(c, invites, reach, username)
+        username, why = await _bot_username(db)
+        _show_invites(c, invites, reach, username, why)
 
 
-async def _bot_username(db) -> str:  # type: ignore[no-untyped-def]
+async def _bot_username(db) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     """COASSESS_BOT_USERNAME, else the username remembered for the token, else asked once with
-    getMe (and remembered); "" when none of these can say it."""
+    getMe (and remembered); with "" for the username, why it is not known."""
     from bot.services.invites import known_bot_username
     from bot.settings import get_settings
 
     try:
         s = get_settings()
     except Exception:  # noqa: BLE001 - a bad setting elsewhere must not hide the campaign
-        return ""
+        return "", "unset"
     token = s.bot_token.get_secret_value() if s.bot_token else None
     if not s.bot_username and not token:
-        return ""
+        return "", "unset"
+    bot = None
     try:
-        from bot.runtime.app import make_bot
+        from aiogram import Bot
+        from aiogram.client.session.aiohttp import AiohttpSession
+        from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 
-        bot = make_bot(token, s.telegram_api_url) if token else None
-        try:
-            return await known_bot_username(db, s.bot_username, token, bot)
-        finally:
-            if bot is not None:
-                await bot.session.close()
+        # one quick question, without the runtime's retries: the campaign is shown either way
+        api = TelegramAPIServer.from_base(s.telegram_api_url.rstrip("/")) if s.telegram_api_url else PRODUCTION
+        bot = Bot(token, session=AiohttpSession(api=api, timeout=10)) if token else None
+        return await known_bot_username(db, s.bot_username, token, bot), ""
     except Exception:  # noqa: BLE001 - Telegram out of reach: the links show <bot>, as said below
-        return ""
+        return "", "unreachable"
+    finally:
+        if bot is not None:
+            await bot.session.close()
 
 
-def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, int], username: str) -> None:
+def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, int], username: str,
+                  why: str = "") -> None:
     from bot.services.invites import invite_link
 
     bot = username or "<bot>"
@@ -248,7 +253,12 @@ def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, in
     console.print("Links:", highlight=False)
     for code, link in links:
         console.print(f"  {code}: {link}", highlight=False, markup=False, soft_wrap=True)
-    if not username:
+    if not username and why == "unreachable":
+        console.print("<bot> stands for your bot's username: Telegram could not be asked for it just "
+                      "now. Run this again later (it is then remembered), or set COASSESS_BOT_USERNAME. "
+                      "QR codes and posters: coassess invite create / coassess invite list.",
+                      highlight=False, markup=False)
+    elif not username:
         console.print("<bot> stands for your bot's username: set COASSESS_BOT_TOKEN (the username "
                       "is then looked up once with Telegram and remembered) or COASSESS_BOT_USERNAME "
                       "to see the full links. QR codes and posters: coassess invite create / coassess "
