@@ -32,7 +32,7 @@ from aiogram_dialog.utils import remove_intent_id
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Column, Group, Row, Select
 from aiogram_dialog.widgets.text import Format
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.campaigns.schema import PREFER_NOT, CampaignSpec
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "A_"
 TEXT_LIMIT = 4000
+_background: set[asyncio.Task[None]] = set()
 
 
 def N_(message: str) -> str:
@@ -63,7 +64,6 @@ STATE_NAMES = {"draft": N_("draft"), "scheduled": N_("scheduled"), "open": N_("o
 
 def state_name(t: Tr, state: str) -> str:
     return t.gettext(STATE_NAMES[state]) if state in STATE_NAMES else state
-_background: set[asyncio.Task[None]] = set()
 
 
 def _e(text: str) -> str:
@@ -419,8 +419,6 @@ async def get_close_confirm(dialog_manager: DialogManager, **_: Any) -> dict[str
         return {"text": _e(t.gettext("This campaign no longer exists.")), **_labels(t)}
     c, spec = found
     session = _session(dialog_manager)
-    from sqlalchemy import func
-
     midway = await session.scalar(select(func.count()).select_from(Response).where(
         Response.campaign_id == c.id, Response.consented_at.is_not(None), Response.completed_at.is_(None))) or 0
     # a count of people, protected as every other count the officer sees
