@@ -110,6 +110,10 @@ def _check(tmp_path, text: str):  # type: ignore[no-untyped-def]
 
 
 def test_the_fallback_note_says_what_people_really_see(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
     german = _check(tmp_path, GERMAN_ONLY)
     assert german.returncode == 0, german.stderr
     # no catalog for German at all: the consent and buttons come in English, and the note says so
@@ -117,6 +121,11 @@ def test_the_fallback_note_says_what_people_really_see(tmp_path) -> None:  # typ
     assert "see those in de" not in german.stdout
     urdu = _check(tmp_path, URDU_AFTER_ARABIC)
     assert "people who choose it see those in Arabic (ar), the campaign's first language" in urdu.stdout, urdu.stdout
+    # `i18n check --campaign` tells the same
+    coverage = subprocess.run([sys.executable, "-m", "bot.cli", "i18n", "check", "--campaign",
+                               str(tmp_path / "c.yaml")], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "200"}, timeout=120)
+    assert "none: falls back to ar" in coverage.stdout and "so they show in العربية or English" in coverage.stdout, coverage.stdout
 
 
 async def test_people_see_the_bots_words_as_the_note_says(db, keys) -> None:  # type: ignore[no-untyped-def]
