@@ -156,11 +156,14 @@ def build_commands_router() -> Router:
         except Exception:  # noqa: BLE001 - no dialog open
             campaign_id = None
         languages = available()
+        fallback = None
         if campaign_id:
             cc = await load_campaign(session, campaign_id)
             if cc:
                 languages = list(cc.spec.languages)
-        await dialog_manager.start(LanguagePick.pick, data={"languages": languages}, show_mode=ShowMode.SEND)
+                fallback = languages[0]  # as the survey does, when the catalogs lack theirs
+        await dialog_manager.start(LanguagePick.pick, data={"languages": languages, "fallback": fallback},
+                                   show_mode=ShowMode.SEND)
 
     @router.message(Command("privacy"))
     async def cmd_privacy(message: Message, session: AsyncSession, participant: Participant | None,

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bot.models import Participant
 from bot.runtime.app import BotConfig, build_dispatcher
+from dialogs.i18n import tr
 from bot.services.broadcasts import InvitationFilters, invitation_message, invitation_recipients, \
     load_candidates, message_language
 from tests.admin_world import load_open
@@ -145,3 +146,5 @@ async def test_people_see_the_bots_words_as_the_note_says(db, keys) -> None:  # 
     p = Person(dp, mm, bot, 620_002, language_code="ur")
     await p.send("/start verein")
     assert "ہمارا کلب" in p.text and "We will ask you" not in p.text  # the consent in Arabic
+    await p.send("/language")  # and the language list too
+    assert p.text == tr("ar").gettext("Which language would you like to use?"), p.text
