@@ -158,3 +158,27 @@ async def test_an_outcome_dry_run_after_the_send_counts_what_is_left(db_url, db,
     assert dry.exit_code == 0, out
     assert "0 people would receive 'spring-2026'" in out and "12 people would" not in out, out
     assert "(12 sent, 0 failed" in out and "nothing left to send" in out
+
+
+async def test_remind_prints_this_runs_figures(db_url, db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    from bot.sandbox import Sandbox
+    from tests.test_admin_invites import cli
+
+    campaign = await load_open(db, example_spec, reminder_after_hours=48.0)
+    async with Sandbox() as sb:
+        await seed(db, keys, campaign.id, [Someone(FIRST_USER + i, "en", consented_hours_ago=50) for i in range(4)], sb)
+        api = {"COASSESS_BOT_TOKEN": sb.token, "COASSESS_TELEGRAM_API_URL": sb.api_url}
+        first = await cli(db_url, keys, "remind", campaign.id, **api)
+        await seed(db, keys, campaign.id, [Someone(FIRST_USER + 10 + i, "en", consented_hours_ago=50)
+                                           for i in range(2)], sb)
+        second = await cli(db_url, keys, "remind", campaign.id, **api)
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+
+    def sent(output: str) -> str:
+        # the summary table's row: sent, failed, stopped, skipped, uncertain
+        return re.findall(r"│\s+(\d+)\s+│\s+\d+\s+│\s+\d+\s+│\s+\d+\s+│\s+\d+\s+│", output)[-1]
+
+    assert sent(first.output) == "4"
+    assert sent(second.output) == "2", second.output
