@@ -33,6 +33,17 @@ async def test_campaign_list_never_cuts_the_id(db_url, db, keys, example_spec) -
     assert result.exit_code == 0, result.output
     assert long_id in result.output, result.output
     assert max(len(line) for line in result.output.splitlines()) <= 80
+    # nor the invite codes of `invite list` and `campaign show`
+    from bot.services.invites import find_or_create_invite
+
+    spec = example_spec.model_copy(update={"id": long_id})
+    async with db.session() as s:
+        await find_or_create_invite(s, spec, "somali-community-hub", "Somali Community Association Hub")
+        await s.commit()
+    for args in (("invite", "list", long_id), ("campaign", "show", long_id)):
+        shown = await cli(db_url, keys, *args, COLUMNS="80")
+        assert shown.exit_code == 0, shown.output
+        assert "│ somali-community-hub " in shown.output, shown.output
 
 
 def test_read_only_commands_refuse_without_a_database(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from bot.cli.common import (
@@ -359,7 +359,9 @@ async def invite_list(campaign_id: str = CampaignArg) -> None:
         return
     started, agreed, completed = (protect_column([getattr(r, col) for r in reach], k)
                                   for col in ("started", "consented", "completed"))
-    table = Table("code", "partner", "preset groups", "started", "agreed", "completed",
+    # the code is what other commands and the link use: never cut
+    table = Table(Column("code", no_wrap=True, min_width=max(len(r.code or "–") for r in reach)),
+                  "partner", Column("preset groups", overflow="fold"), "started", "agreed", "completed",
                   title=f"Invites of {campaign_id}")
     for i, r in enumerate(reach):
         preset = "; ".join(f"{d}={','.join(g)}" for d, g in r.groups.items())

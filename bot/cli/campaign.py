@@ -167,6 +167,8 @@ async def list_() -> None:
 @run_async
 async def show(campaign_id: str = typer.Argument(..., help="The campaign id")) -> None:
     """Show a campaign's schedule, questions and invite links."""
+    from dialogs.i18n import short_label
+
     async with database(existing=True) as db, db.session() as session:
         c = await session.get(Campaign, campaign_id)
         if c is None:
@@ -185,10 +187,12 @@ async def show(campaign_id: str = typer.Argument(..., help="The campaign id")) -
         console.print(f"{plural(len(c.questions), 'question')}, "
                       f"{plural(len((c.definition or {}).get('groups') or []), 'group dimension')}, "
                       f"{plural(len(invites), 'invite')}", highlight=False)
-        table = Table("#", "question", "type", "optional", "text")
+        table = Table("#", Column("question", no_wrap=True, min_width=max((len(q.id) for q in c.questions),
+                                                                        default=8)),
+                      "type", "optional", "text")
         for i, q in enumerate(c.questions, 1):
             table.add_row(str(i), q.id, q.type, "yes" if q.optional else "",
-                          q.texts.get(c.languages[0], "")[:70])
+                          short_label(q.texts.get(c.languages[0], ""), 70))
         console.print(table)
         username, why = await _bot_username(db)
         _show_invites(c, invites, reach, username, why)
@@ -233,7 +237,8 @@ def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, in
     # at any terminal width (a table column cut them to "https://t.me/Ea…").
     from bot.services.invites import protect_column
 
-    table = Table("invite", "partner", "preset groups", "responses")
+    table = Table(Column("invite", no_wrap=True, min_width=max((len(i.code) for i in invites), default=6)),
+                  "partner", Column("preset groups", overflow="fold"), "responses")
     _, shown = protect_column([reach.get(None, 0), *(reach.get(inv.id, 0) for inv in invites)],
                               c.min_group_size)
     table.add_row("(none)", "the campaign's own link", "", shown[0])
