@@ -385,7 +385,9 @@ async def broadcast(
     only_unfinished: bool = typer.Option(False, "--only-unfinished",
                                          help="Only people who started this campaign and did not finish"),
     dry_run: bool = typer.Option(False, "--dry-run",
-                                 help="Count who would receive it, per language and group; send nothing"),
+                                 help="Count who would receive it, per language and group (once it "
+                                      "has been sent: those on its list not sent yet, as a real run "
+                                      "would); send nothing"),
     retry_failed: bool = typer.Option(
         False, "--retry-failed",
         help="Try again for the people this invitation did not reach because Telegram was busy or "
