@@ -21,7 +21,7 @@ from locales import available
 async def get_languages(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     start = dialog_manager.start_data or {}
     codes = list(start.get("languages") or available())
-    t = tr(dialog_manager.middleware_data.get("lang") or "en")
+    t = tr(dialog_manager.middleware_data.get("lang") or "en", start.get("fallback"))
     _ = t.gettext
     return {"text": html.escape(_("Which language would you like to use?"), quote=False),
             "languages": [(c, language_name(c)) for c in codes], "cancel": _("Cancel")}

@@ -114,6 +114,10 @@ class Runtime:
                         _describe(exc))
             return
         self.dp["bot_username"] = me.username
+        with suppress(Exception):  # remembered for `coassess campaign show`; never fatal
+            from bot.services.invites import remember_username
+
+            await remember_username(self.db, self.bot.token, me.username)
         # in the background: with flood waits, fourteen menus could hold up the first update
         self.menus = asyncio.create_task(register_command_menus(self.bot), name="coassess-menus")
 
