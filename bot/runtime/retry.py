@@ -11,6 +11,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramNetworkError,
@@ -19,6 +20,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import AnswerCallbackQuery, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
+from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,9 @@ class RetryRequests(BaseRequestMiddleware):
                     raise
                 log.info("Telegram asked to wait %s s before %s", exc.retry_after, type(method).__name__)
                 await asyncio.sleep(exc.retry_after + random.uniform(0, 0.2))
-            except (TelegramServerError, TelegramNetworkError) as exc:
-                if attempt == self.attempts:
+            except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as exc:
+                # ClientDecodeError: a 5xx whose body is a proxy's HTML page, not Telegram's JSON
+                if attempt == self.attempts or isinstance(getattr(exc, "original", None), ValidationError):
                     raise
                 log.info("%s failed (%s); retrying in %.1f s", type(method).__name__,
                          exc.__class__.__name__, delay)
