@@ -257,7 +257,7 @@ async def test_a_tap_during_a_database_outage_is_told_one_moment_and_caught_up(
             sent = await client.send_command(uid, "start", example_spec.id)
             screen = (await client.wait_for_bot(uid, after=sent, timeout=20)).last
             button = next(b for row in screen["reply_markup"]["inline_keyboard"] for b in row
-                          if (b.get("callback_data") or "").endswith("\x1dl:fr"))
+                          if b.get("callback_data"))
             await proxy.cut()                                     # PostgreSQL is gone
             tap = await client.tap(uid, screen["message_id"], data=button["callback_data"])
             await asyncio.sleep(6.0)
@@ -357,3 +357,41 @@ async def test_outages_across_two_workers_throw_no_tap_away(pg_url: str, example
     text = f.logs()
     assert "Traceback" not in text and "KeyError" not in text, text[-3000:]
     assert "is not answering" in text and "is answering again" in text
+
+
+# --- a replay after a failed final commit ----------------------------------------------------------
+
+
+async def test_a_replay_after_a_failed_final_commit_sends_no_second_consent(
+        db_url: str, example_spec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import OperationalError
+
+    from bot.runtime import middleware
+    from tests.live import live_bot
+
+    uid = 650_000_001
+    real_flush = middleware.state_storage.flush
+    failed = {"n": 0}
+
+    async def flush_fails_once(session, marker=None):  # type: ignore[no-untyped-def]
+        if failed["n"] == 0 and marker is not None:
+            failed["n"] += 1  # the screen is out; the final commit is not (the database went away)
+            raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost"))
+        return await real_flush(session, marker)
+
+    async with live_bot(db_url, example_spec, tmp_path, limits=FAST) as live:
+        client = live.sandbox.client
+        await client.create_user(uid, first_name="Leyla", language_code="en")
+        monkeypatch.setattr(middleware.state_storage, "flush", flush_fails_once)
+        sent = await client.send_command(uid, "start", example_spec.id)
+        await client.wait_for_bot(uid, after=sent, timeout=20)
+        await live.runtime.pump.drained(timeout=20)  # the retry has run too
+        assert failed["n"] == 1 and live.runtime.pump.retries >= 1
+        screens = await client.bot_messages(uid)
+        assert len(screens) == 1, [m["text"][:60] for m in screens]  # one consent, not two
+        consent = screens[0]
+        yes = next(b for row in consent["reply_markup"]["inline_keyboard"] for b in row
+                   if (b.get("callback_data") or "").endswith("\x1dy"))
+        tap = await client.tap(uid, consent["message_id"], data=yes["callback_data"])
+        after = await client.wait_for_bot(uid, after=tap, timeout=20)
+        assert after.last and after.last.get("reply_markup"), after.texts  # the first question, not /help

@@ -27,6 +27,7 @@ from aiogram.types import Update
 from bot.runtime.failures import DATABASE, REDIS, ChatBusy, DatabaseWaiting, Failure, cause, describe
 from bot.runtime.journal import Entry, Journal
 from bot.runtime.locks import ChatLocks
+from bot.runtime.retry import SentScreens, current_screens
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class UpdatePump:
         self._answered: set[int] = set()  # callback queries already told "One moment"
         self._timers: dict[int, asyncio.Task[None]] = {}  # taps to answer if not handled in time
         self._answers: set[asyncio.Task[None]] = set()
+        self._screens: dict[int, SentScreens] = {}  # what an update sent, while it may be retried
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -234,11 +236,21 @@ class UpdatePump:
                 raise DatabaseWaiting("the database was not reachable at start") from self.waiting_cause
             update = Update.model_validate(entry.payload, context={"bot": self.bot})
             lock: AbstractAsyncContextManager[None] = self.locks.hold(entry.lane) if self.locks else nullcontext()
-            async with lock, self._slots:
-                await asyncio.wait_for(self.dp.feed_update(self.bot, update), UPDATE_TIMEOUT)
+            screens = self._screens.setdefault(entry.update_id, SentScreens())
+            screens.again()
+            token = current_screens.set(screens)
+            try:
+                async with lock, self._slots:
+                    await asyncio.wait_for(self.dp.feed_update(self.bot, update), UPDATE_TIMEOUT)
+            finally:
+                current_screens.reset(token)
         except Exception as exc:  # noqa: BLE001 - every failure is either retried or set aside, none dropped
             self.retries += 1
-            return await self._failed(entry, exc)
+            done, wait = await self._failed(entry, exc)
+            if done:
+                self._screens.pop(entry.update_id, None)
+            return done, wait
+        self._screens.pop(entry.update_id, None)
         await asyncio.to_thread(self.journal.mark_done, entry.update_id)
         self.processed += 1
         self.outage.succeeded()
