@@ -32,6 +32,7 @@ from tests.workers import (
 
 FAST = Limits(global_per_second=None, per_chat_per_second=None)
 CITIZENS = int(os.environ.get("COASSESS_WORKER_CITIZENS", "12"))
+LOG_LEVEL = os.environ.get("COASSESS_WORKER_LOG_LEVEL", "WARNING")
 RUNS = int(os.environ.get("COASSESS_WORKER_RUNS", "1"))  # the issue's 20 of 20: COASSESS_WORKER_RUNS=20
 
 
@@ -74,17 +75,21 @@ async def test_several_workers_fast_taps_under_cpu_load(workers: int, pg_url: st
     figures = []
     for run in range(RUNS):
         people = crowd(example_spec, CITIZENS, seed=100 + run, start_id=610_000_001 + 1000 * run)
-        async with Sandbox(limits=FAST, token=f"{123456 + run}:TEST") as sb, fleet(sb, pg_url, tmp_path / f"run{run}", workers) as f:
+        async with Sandbox(limits=FAST, token=f"{123456 + run}:TEST") as sb, fleet(sb, pg_url, tmp_path / f"run{run}", workers,
+                                                                      COASSESS_LOG_LEVEL=LOG_LEVEL) as f:
+            citizens = [Citizen(sb.client, example_spec, p, think=(0.0, 0.0), timeout=60) for p in people]
             with cpu_hog(90):
-                results = await asyncio.gather(*(Citizen(sb.client, example_spec, p, think=(0.0, 0.0),
-                                                         timeout=60).run() for p in people))
-            taps, in_time, _ = callbacks_report(sb)
+                results = await asyncio.gather(*(c.run() for c in citizens))
+            taps, in_time, moment = callbacks_report(sb)
             sorry = apologies(sb)
             hits = list(f.balancer.hits)
         stored = await stored_by_person(pg_url, None)
         t = tally(results, {k: v for k, v in stored.items() if k in {of(p.user_id) for p in people}}, of)
         t["should_finish"] = sum(not p.declines for p in people)
-        figures.append({**t, "taps": taps, "answered_in_time": in_time, "sorry": sorry, "hits": hits})
+        t["first_errors"] = [r.error[:160] for r in results if r.error][:3]
+        t["unfinished_last_screens"] = [((c.message or {}).get("text") or "")[:100] for c, r in zip(citizens, results)
+                                        if not r.finished and not r.error and not r.persona.declines][:3]
+        figures.append({**t, "taps": taps, "answered_in_time": in_time, "one_moment": moment, "sorry": sorry, "hits": hits})
         print(f"{workers} workers, run {run + 1}: {json.dumps(figures[-1])}")
         assert min(hits) > 10, hits  # every worker really served
         assert "Traceback" not in f.logs() and "ERROR" not in f.logs(), f.logs()[-3000:]
@@ -395,3 +400,43 @@ async def test_a_replay_after_a_failed_final_commit_sends_no_second_consent(
         tap = await client.tap(uid, consent["message_id"], data=yes["callback_data"])
         after = await client.wait_for_bot(uid, after=tap, timeout=20)
         assert after.last and after.last.get("reply_markup"), after.texts  # the first question, not /help
+
+
+# --- locks of a dead worker ---------------------------------------------------------------------------
+
+
+async def test_a_chat_lock_outlives_a_stalled_loop_and_dies_with_its_worker(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from redis.asyncio import Redis
+
+    from bot.runtime.locks import LOCK_TTL, ChatLocks
+
+    need_redis()
+    redis = Redis.from_url(REDIS_URL)
+    locks = ChatLocks(redis, b"lock-test-secret", url=REDIS_URL, ttl=2.0, renew_every=0.3)
+    try:
+        async with locks.hold("4242"):
+            time.sleep(3.0)  # the event loop is blocked longer than the TTL (a CPU-starved worker)
+            assert await redis.pttl(locks.key("4242")) > 0 and locks.lost == 0
+        assert not await redis.exists(locks.key("4242"))
+        # a worker holding a chat's lock is killed: the chat is free again within the TTL
+        code = ("import asyncio, sys\nfrom redis.asyncio import Redis\nfrom bot.runtime.locks import ChatLocks\n"
+                "async def main():\n    locks = ChatLocks(Redis.from_url(sys.argv[1]), b'lock-test-secret', "
+                "url=sys.argv[1])\n    async with locks.hold('4343'):\n        print('held', flush=True)\n"
+                "        await asyncio.sleep(600)\nasyncio.run(main())\n")
+        holder = subprocess.Popen([sys.executable, "-c", code, REDIS_URL], stdout=subprocess.PIPE,
+                                  cwd=Path(__file__).resolve().parent.parent)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        holder.kill()
+        holder.wait(10)
+        started = time.monotonic()
+        other = ChatLocks(redis, b"lock-test-secret", url=REDIS_URL, wait=30)
+        async with other.hold("4343"):
+            freed_after = time.monotonic() - started
+        other.close()
+        assert freed_after <= LOCK_TTL + 1.0, freed_after
+    finally:
+        locks.close()
+        await redis.aclose()

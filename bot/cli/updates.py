@@ -12,9 +12,9 @@ from bot.cli.common import console, fail, keys, plural, settings
 app = typer.Typer(help="Updates set aside because they could not be handled: list, replay or drop them.",
                   no_args_is_help=True)
 
-JournalOpt = typer.Option(None, "--journal", help="The worker's journal file (default: as `coassess run` "
+JournalOpt = typer.Option(None, "--journal", metavar="FILE", help="The worker's journal file (default: as `coassess run` "
                           "uses it: COASSESS_JOURNAL_PATH, or next to the SQLite database).")
-IdsArg = typer.Argument(None, metavar="UPDATE_ID...", help="Which updates (default: all set aside).",
+IdsArg = typer.Argument(None, metavar="UPDATE_ID", help="Which updates (default: all set aside).",
                         show_default=False)
 
 

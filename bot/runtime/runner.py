@@ -104,7 +104,7 @@ class Runtime:
             # One chat at a time across workers is the pump's per-chat lock, taken before anything
             # reads the chat's state and held until its work is committed. aiogram-dialog's own
             # isolation (its default, in-process) is left to order its events inside the update.
-            locks = ChatLocks(redis, p_key)
+            locks = ChatLocks(redis, p_key, url=settings.redis_url)
         dp = build_dispatcher(db, keys, inner_storage=inner,
                               config=BotConfig(admin_ids=settings.admin_ids, bot_username=settings.bot_username,
                                                store_voice_audio=settings.store_voice_audio))
@@ -182,6 +182,8 @@ class Runtime:
             await self.dp.storage.close()
         with suppress(Exception):
             await self.db.dispose()
+        if self.pump.locks is not None:
+            self.pump.locks.close()
         if self.redis is not None:
             with suppress(Exception):
                 await self.redis.aclose()
