@@ -295,7 +295,8 @@ async def test_outages_across_two_workers_throw_no_tap_away(pg_url: str, example
         async with Sandbox(limits=FAST) as sb:
             front = BotApiFront(sb.api_url)
             api = await front.start()
-            async with fleet(sb, via_proxy, tmp_path, 2, api_url=api, COASSESS_REDIS_URL=redis_via) as f:
+            async with fleet(sb, via_proxy, tmp_path, 2, api_url=api, COASSESS_REDIS_URL=redis_via,
+                                   COASSESS_LOG_LEVEL=LOG_LEVEL) as f:
                 tasks = [asyncio.create_task(Citizen(sb.client, example_spec, p, think=(0.05, 0.3),
                                                      timeout=120).run()) for p in people]
 
@@ -349,6 +350,7 @@ async def test_outages_across_two_workers_throw_no_tap_away(pg_url: str, example
         await redis_proxy.close()
     stored = await stored_by_person(pg_url, None)
     t = tally(results, stored, of)
+    t["first_errors"] = [r.error[:200] for r in results if r.error][:3]
     print(json.dumps({**t, "taps": taps, "answered_in_time": in_time, "one_moment": moment, "sorry": sorry,
                       "html_502_served": front.served_html, "seconds_to_finish_after_last_outage": round(caught_up),
                       "phases": events}))

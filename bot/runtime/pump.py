@@ -143,11 +143,13 @@ class UpdatePump:
         """Load what the journal still holds (a crash, a restart), then serve until stopped."""
         for entry in await asyncio.to_thread(self.journal.pending, 100_000):
             self.submit(entry)
+            # a tap journalled before a crash has waited the whole restart: stop its spinner now
+            self._answer_callback(entry)
         self._helpers = [asyncio.create_task(self._watch_outage(), name="coassess-outage-probe"),
                          asyncio.create_task(self._rescan(), name="coassess-journal-rescan")]
         await self._stop.wait()
         await self.drained(finish_current_only=True, timeout=STOP_GRACE)
-        for task in [*self._helpers, *self._timers.values()]:
+        for task in [*self._helpers, *self._timers.values(), *self._answers]:
             task.cancel()
         await asyncio.gather(*self._helpers, *self._timers.values(), *self._answers, return_exceptions=True)
 
@@ -263,9 +265,12 @@ class UpdatePump:
             if isinstance(real, ChatBusy):
                 log.debug("update %s waits for another worker to finish its chat", entry.update_id)
                 return False, -0.05
+            if isinstance(real, TelegramRetryAfter):  # a flood wait, not an outage
+                log.info("update %s waits %s s: Telegram asked to slow down", entry.update_id, real.retry_after)
+                return False, float(real.retry_after)
             self.outage.failed(entry.update_id, part, real)
             log.debug("update %s not processed: %s", entry.update_id, describe(real))
-            return False, float(real.retry_after) if isinstance(real, TelegramRetryAfter) else 0.0
+            return False, 0.0
         attempts = await asyncio.to_thread(self.journal.mark_failed, entry.update_id)
         if attempts < UPDATE_ATTEMPTS:
             log.info("update %s failed (%s); try %d of %d", entry.update_id, describe(exc), attempts,

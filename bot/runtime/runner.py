@@ -176,18 +176,37 @@ class Runtime:
             self.menus.cancel()
             with suppress(BaseException):
                 await self.menus
+        # each step bounded: a connection left half-open by an outage must not hold up the exit
         with suppress(Exception):
-            await self.bot.session.close()
+            await asyncio.wait_for(self.bot.session.close(), 5)
         with suppress(Exception):
-            await self.dp.storage.close()
-        with suppress(Exception):
-            await self.db.dispose()
+            await asyncio.wait_for(self.dp.storage.close(), 5)
+        await _dispose_quietly(self.db)
         if self.pump.locks is not None:
             self.pump.locks.close()
         if self.redis is not None:
             with suppress(Exception):
-                await self.redis.aclose()
+                await asyncio.wait_for(self.redis.aclose(), 5)
         self.journal.close()
+
+
+class _CancelledClose(logging.Filter):
+    """At exit, a pooled connection the database stopped answering on is dropped, not reported."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+async def _dispose_quietly(db: Database) -> None:
+    pool_log = logging.getLogger("sqlalchemy.pool.impl.AsyncAdaptedQueuePool")
+    quiet = _CancelledClose()
+    pool_log.addFilter(quiet)
+    try:
+        await asyncio.wait_for(db.dispose(), 5)
+    except Exception as exc:  # noqa: BLE001 - exiting anyway: the sockets close with the process
+        log.info("database connections dropped at exit (%s)", exc.__class__.__name__)
+    finally:
+        pool_log.removeFilter(quiet)
 
 
 def _describe(exc: BaseException) -> str:
