@@ -163,6 +163,11 @@ async def scheduler_loop(db: Database, keys: Keys, bot: Bot, stop_event: asyncio
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - keep the clock running; say what failed
-            log.error("scheduler tick failed: %s", exc.__class__.__name__, exc_info=exc)
+            from bot.runtime.failures import describe, is_temporary
+
+            if is_temporary(exc):  # an outage: the pump says so once; the next tick tries again
+                log.info("scheduler tick waits: %s", describe(exc))
+            else:
+                log.error("scheduler tick failed: %s", exc.__class__.__name__, exc_info=exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop_event.wait(), timeout=interval)
