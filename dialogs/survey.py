@@ -148,6 +148,10 @@ async def route(manager: DialogManager) -> None:
         await manager.switch_to(Survey.language)
         return
     participant = participant_of(manager)
+    if participant is not None and not participant.language:
+        # the language this person reads (chosen, or Telegram's): later invitations, reminders
+        # and outcomes use it; /language changes it
+        participant.language = d["lang"]
     session = session_of(manager)
     response = None
     if participant is not None:
