@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from bot.models import AuditEvent, Campaign, Delivery, Invite
 from bot.runtime.app import BotConfig, build_dispatcher
-from dialogs.admin import parse_invite_line, protect_participation
+from bot.services.participation import protect_participation
+from dialogs.admin import parse_invite_line
 from tests.admin_world import FIRST_USER, Someone, load_open, seed
 from tests.participants import Person, RecordingBot
 
