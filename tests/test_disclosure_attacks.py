@@ -23,6 +23,7 @@ from analysis.reading import AnswerRecord, CampaignContext, ResponseRecord
 from analysis.summary import protect_all
 from analysis.tally import ALL_KEY, tally
 from bot.campaigns.schema import CampaignSpec
+from tests.test_dialog_survey import world  # noqa: F401 - fixture
 
 K = 10
 # Published counts are within this of the truth (0 before the cell key method).
@@ -217,3 +218,84 @@ def test_a_small_group_where_everyone_gave_one_answer_does_not_show_it(example_s
     head, phone = pq.line(("age", "over64")), pq.line(("age", "over64"), "phone")
     assert head.n is not None, "the group itself is published"
     assert phone.n is None and phone.share is None, "every one of the 12 uses the phone, and the row says so"
+
+
+# ------------------------------------------------- 7. logs, DEBUG and SQL echo included
+
+async def test_a_debug_log_of_a_full_journey_holds_no_name_id_or_answer(world, db, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from tests.participants import Person
+    from tests.test_dialog_survey import complete_example
+
+    caplog.set_level(logging.DEBUG)
+    for name in ("sqlalchemy.engine", "aiogram", "aiogram_dialog"):  # as with echo="debug"
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    user_id, first, last, username = 7391028466, "Zamzamlog", "Qorsheeyelog", "zamzam_logtest"
+    dp, mm, bot = world
+    p = Person(dp, mm, bot, user_id=user_id, language_code="en", first_name=first)
+    p.client.user = p.client.user.model_copy(update={"last_name": last, "username": username})
+    await complete_example(p)
+    assert "SELECT" in caplog.text or "INSERT" in caplog.text, "the SQL echo was on"
+    for needle in (str(user_id), first, last, username, "The stairs"):
+        assert needle not in caplog.text, f"{needle!r} is in the DEBUG log"
+
+
+# ------------------------------------------------- 5. re-linking two record-level exports
+
+async def test_two_exports_cannot_be_relinked_by_time_or_row_order(db, example_spec, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import hashlib
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from analysis.exports import export_async
+    from bot.campaigns.flow import validate_answer
+    from bot.campaigns.store import load_campaign
+    from bot.models import Answer, Participant, Response
+
+    async with db.session() as s:
+        await load_campaign(s, example_spec)
+        for i in range(47):  # each person answers at their own minute, each writes a different idea
+            at = NOW + timedelta(hours=i % 5, minutes=7 * i, seconds=i)
+            pid = (await s.execute(insert(Participant).returning(Participant.id), [{
+                "pseudonym": hashlib.sha256(f"relink{i}".encode()).hexdigest(), "language": "en"}])).scalar_one()
+            rid = (await s.execute(insert(Response).returning(Response.id), [{
+                "campaign_id": example_spec.id, "participant_id": pid, "language": "en", "started_at": at,
+                "completed_at": at + timedelta(minutes=3)}])).scalar_one()
+            await s.execute(insert(Answer), [
+                {"response_id": rid, "question_id": "got_help", "status": "answered",
+                 "value": validate_answer(example_spec.question("got_help"), {"value": "yes"}),
+                 "answered_at": at + timedelta(seconds=30)},
+                {"response_id": rid, "question_id": "idea", "status": "answered",
+                 "value": validate_answer(example_spec.question("idea"), {"text": f"idea number {i}"}),
+                 "answered_at": at + timedelta(seconds=90)}])
+        await s.commit()
+
+    def people(path: Any) -> list[tuple[str, tuple[str, ...], str]]:
+        """Per participant, in file order: their answer times and (for the test only) their idea."""
+        seen: dict[str, list[Any]] = {}
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            for row in csv.DictReader(fh):
+                entry = seen.setdefault(row["participant"], [[], ""])
+                entry[0].append(row["answered_at"])
+                if row["question"] == "idea":
+                    entry[1] = row["value"]
+        return [(p, tuple(sorted(times)), idea) for p, (times, idea) in seen.items()]
+
+    a = people(await _export(export_async, db, example_spec, tmp_path / "a.csv"))
+    b = people(await _export(export_async, db, example_spec, tmp_path / "b.csv"))
+    assert {p for p, _, _ in a}.isdisjoint({p for p, _, _ in b}), "per-export pseudonyms"
+    by_time: dict[tuple[str, ...], list[str]] = {}
+    for _, times, idea in b:
+        by_time.setdefault(times, []).append(idea)
+    linked_by_time = sum(by_time.get(times) == [idea] for _, times, idea in a)
+    linked_by_order = sum(x[2] == y[2] for x, y in zip(a, b, strict=True))
+    # by chance alone, about one person in 47 lines up by order
+    assert linked_by_time == 0 and linked_by_order <= 5, (linked_by_time, linked_by_order)
+
+
+async def _export(export_async: Any, db: Any, spec: CampaignSpec, path: Any) -> Any:
+    await export_async(db, spec.id, path, "long")
+    return path
