@@ -299,3 +299,60 @@ async def test_two_exports_cannot_be_relinked_by_time_or_row_order(db, example_s
 async def _export(export_async: Any, db: Any, spec: CampaignSpec, path: Any) -> Any:
     await export_async(db, spec.id, path, "long")
     return path
+
+
+# ------------------------------------------------- 8. two dry runs, with and without a filter
+
+DRY_RUN_SHARE = 0.35  # the difference of two totals equals the hidden count about 1 time in 4
+
+
+def test_two_dry_runs_do_not_differ_by_the_hidden_count(example_spec) -> None:  # type: ignore[no-untyped-def]
+    from bot.services.broadcasts import Candidate, breakdown, protect_reach
+
+    rng = random.Random(8)
+    dims = [d.id for d in example_spec.groups]
+    trials, exact = 40, 0
+    for _ in range(trials):
+        keyed = "key" in Candidate.__dataclass_fields__  # (before the cell key method: no keys)
+        people = [Candidate(participant_id=i, language="so" if i < 3 else "en",
+                            **({"key": rng.randrange(2 ** 31)} if keyed else {})) for i in range(40)]
+        everyone = protect_reach(breakdown(people, example_spec.languages, dims), example_spec)
+        english = protect_reach(breakdown([c for c in people if c.language == "en"], example_spec.languages, dims),
+                                example_spec)
+        assert dict(everyone.table("by language"))["so"] == "<10"
+        # the same 37 people give the same figure in both dry runs
+        assert dict(everyone.table("by language"))["en"] in (english.total, "c")
+        if everyone.total.isdigit() and english.total.isdigit():
+            exact += int(everyone.total) - int(english.total) == 3
+    assert exact / trials <= DRY_RUN_SHARE, f"{exact} of {trials} pairs of dry runs gave the hidden 3 away"
+
+
+# ------------------------------------------------- 6. keys beside the data
+
+def test_a_copy_of_the_data_folder_holds_no_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.settings import Settings
+
+    (tmp_path / "data").mkdir()
+    Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/data/coassess.db").secret_keys()
+    assert [p.name for p in (tmp_path / "data").iterdir()] == [], "the key file was written beside the data"
+    assert Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/data/coassess.db").keys_path().exists()
+
+
+# ------------------------------------------------- 4. quotes from a small group
+
+async def test_no_quote_from_a_small_group_or_under_a_hidden_one(db, example_spec, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from analysis.report import report_model_async
+    from bot.campaigns.store import load_campaign
+    from tests.test_analysis_disclosure import add_responses
+
+    async with db.session() as s:
+        await load_campaign(s, example_spec)
+        await s.commit()
+    address = "Deaf and in a wheelchair, I live above the bakery at 12 Elm St"
+    people: list[tuple[dict[str, list[str]], dict[str, Any]]] = [
+        ({"age": ["over64"], "disability": ["yes"]}, {"barrier": {"option": "hours"}, "idea": {"text": address}})] * 2
+    people += [({"age": ["25_64"], "disability": ["no"]},
+                {"barrier": {"option": "hours"}, "idea": {"text": f"longer evening hours {i}"}}) for i in range(14)]
+    await add_responses(db, example_spec, people)
+    model = await report_model_async(db, example_spec.id)
+    assert "Elm St" not in str(model), "a quote from a group of 2 (or from 16 people in all) was published"
