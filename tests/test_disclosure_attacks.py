@@ -356,3 +356,28 @@ async def test_no_quote_from_a_small_group_or_under_a_hidden_one(db, example_spe
     await add_responses(db, example_spec, people)
     model = await report_model_async(db, example_spec.id)
     assert "Elm St" not in str(model), "a quote from a group of 2 (or from 16 people in all) was published"
+
+
+# ------------------------------------------------- 2. effective size and weighted priorities
+
+def test_a_weighted_order_does_not_give_a_hidden_groups_count_away(example_spec) -> None:  # type: ignore[no-untyped-def]
+    """Kish's effective size is a function of the group counts: beside the published groups it
+    solved the hidden one (3 people aged 65+). It must not be published while a group is hidden."""
+    from analysis.report import build_model
+
+    rng = random.Random(2)
+    baseline = {"age": {"under25": 0.3, "25_64": 0.52, "over64": 0.18}}
+    crowd = []
+    for i, age in enumerate(["under25"] * 30 + ["25_64"] * 40 + ["over64"] * 3):
+        coins = dict.fromkeys(["interpreters", "evening", "online"], 0)
+        for _ in range(10):
+            coins[rng.choice(list(coins))] += 1
+        crowd.append(record(i, {"age": [age]}, {"spend": {"coins": coins}}, rng.randrange(2 ** 31)))
+    ctx = CampaignContext(id=example_spec.id, spec=example_spec, min_group_size=K, baseline=baseline, invites={})
+    t = asyncio.run(tally(ctx, _stream(crowd)))
+    prot = protect_all(t)
+    assert prot.questions["spend"].line(("age", "over64")).n is None, "the 3 are hidden"
+    model = build_model(t, prot, dims=["age"], lang="en", baseline=baseline, baseline_source="given", need=None)
+    overall = next(s for s in model["cocommissioning"] if s["question"] == "spend")["overall"]
+    assert overall["effective_size"]["population"] == "c"
+    assert model["weighting"]["population"]["effective_size"] == "c"
