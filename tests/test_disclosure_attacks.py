@@ -381,3 +381,27 @@ def test_a_weighted_order_does_not_give_a_hidden_groups_count_away(example_spec)
     overall = next(s for s in model["cocommissioning"] if s["question"] == "spend")["overall"]
     assert overall["effective_size"]["population"] == "c"
     assert model["weighting"]["population"]["effective_size"] == "c"
+
+
+def test_existing_responses_get_random_record_keys_when_the_database_is_upgraded(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from bot.db import upgrade_sync
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    upgrade_sync(url, "0003")
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("INSERT INTO campaign (id, version, definition, status, languages, min_group_size, title, "
+                     "mode, created_at, updated_at) VALUES ('c', 1, '{}', 'open', '[]', 10, '{}', 'coassessment', "
+                     "'2026-01-01', '2026-01-01')")
+        for i in range(30):
+            conn.execute("INSERT INTO participant (pseudonym, allow_invitations, stopped, created_at) "
+                         "VALUES (?, 1, 0, '2026-01-01')", (f"p{i}",))
+            conn.execute("INSERT INTO response (campaign_id, participant_id, language, started_at, wants_outcome) "
+                         "VALUES ('c', ?, 'en', '2026-01-01', 0)", (i + 1,))
+    upgrade_sync(url)
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        for table in ("response", "participant"):
+            keys = [k for (k,) in conn.execute(f"SELECT record_key FROM {table}")]  # noqa: S608
+            assert len(keys) == 30 and None not in keys and len(set(keys)) == 30, table
+            assert all(0 <= k < 2 ** 31 for k in keys)
