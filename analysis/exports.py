@@ -118,7 +118,7 @@ async def _stream_layout(db: Database, ctx: CampaignContext, layout: Layout, wri
         groups.clear()
 
     async with snapshot(db) as conn:
-        async for r in iter_responses(conn, ctx):
+        async for r in iter_responses(conn, ctx, in_start_order=True):
             responses += 1
             if not exact_times:
                 r = to_the_day(r)
