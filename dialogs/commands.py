@@ -165,22 +165,7 @@ def build_commands_router() -> Router:
     @router.message(Command("privacy"))
     async def cmd_privacy(message: Message, session: AsyncSession, participant: Participant | None,
                           lang: str) -> None:
-        t = tr(_lang({"lang": lang}, participant))
-        _ = t.gettext
-        lines = [
-            _("What we keep"),
-            _("Your answers, your language and the groups you chose. They are stored under a code, "
-              "not your name, phone number or Telegram name."),
-            _("Your chat number is kept locked (encrypted), only to send you the messages you agreed to."),
-            _("Who sees your answers"),
-            _("The team that runs the survey can see each person's answers, but not their name or "
-              "phone number. Reports show groups of people, never a small group on its own, and "
-              "may quote what people wrote."),
-            _("Send /forget to erase everything we keep about you, or /stop to get no more messages."),
-        ]
-        text = f"<b>{_e(lines[0])}</b>\n{_e(lines[1])}\n{_e(lines[2])}\n\n<b>{_e(lines[3])}</b>\n" \
-               f"{_e(lines[4])}\n\n{_e(lines[5])}"
-        await message.answer(text)
+        await message.answer(privacy_text(tr(_lang({"lang": lang}, participant))))
 
     @router.message(Command("forget"))
     async def cmd_forget(message: Message, dialog_manager: DialogManager) -> None:
@@ -216,10 +201,28 @@ def build_commands_router() -> Router:
     return router
 
 
+def privacy_text(t: Tr) -> str:
+    """What /privacy says: what we keep, who sees it, how to erase it."""
+    _ = t.gettext
+    lines = [
+        _("What we keep"),
+        _("Your answers, your language and the groups you chose. They are stored under a code, "
+          "not your name, phone number or Telegram name."),
+        _("We keep a locked code for your chat, only to send you the messages you agreed to."),
+        _("Who sees your answers"),
+        _("The survey team can see each person's answers, but not their name or phone number. "
+          "Reports show only groups, never a small group on its own, and may quote what people wrote."),
+        _("Send /forget to erase everything we keep about you, or /stop to get no more messages."),
+    ]
+    return f"<b>{_e(lines[0])}</b>\n{_e(lines[1])}\n{_e(lines[2])}\n\n<b>{_e(lines[3])}</b>\n" \
+           f"{_e(lines[4])}\n\n{_e(lines[5])}"
+
+
 def help_text(t: Tr) -> str:
     _ = t.gettext
     commands = dict(command_descriptions(t))
-    lines = [_("This bot asks short questions so that services can hear from you.")]
+    lines = [_("This bot asks short questions, so that the people who run services can learn from "
+                "your answers.")]
     # each line starts with its command: isolated, it stays "/start" at the start of a right-to-left line
     lines += [f"{t.isolate('/' + name)} — {commands[name]}" for name in ("start", "language", "privacy",
                                                                           "stop", "forget")]

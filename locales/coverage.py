@@ -66,6 +66,19 @@ def placeholders(text: str) -> Counter[str] | None:
     return fields
 
 
+# The count of a plural message ({n} or %(n)s in every ngettext call of the code).
+COUNT = frozenset({"n", "%(n)"})
+
+
+def plural_form_fits(got: set[str], source: set[str], *, plural: bool) -> bool:
+    """Whether a translation names the fields of its source: each at least once (a form may repeat
+    one), none added. A plural form may leave the count out, as a language that says "two minutes"
+    in one word does (Arabic دقيقتين), or "one coin" without a digit."""
+    if plural:
+        return got <= source and source - got <= COUNT
+    return got == source
+
+
 def source_messages(root: Path = ROOT, dirs: Iterable[str] = SOURCE_DIRS) -> dict[MsgId, set[str]]:
     """Every msgid marked in the source (per `babel.cfg`), with the files it appears in."""
     with (root / "babel.cfg").open() as fh:
@@ -119,9 +132,8 @@ def check_catalog(lang: str, wanted: Iterable[MsgId]) -> CatalogCoverage:
         if message.fuzzy:
             fuzzy.append(msgid)
         for form in forms:
-            # each form names every field once at least; a form may repeat a field
             got = placeholders(form)
-            if got is None or set(got) != set(source):
+            if got is None or not plural_form_fits(set(got), set(source), plural=isinstance(msgid, tuple)):
                 mismatches.append((msgid, form))
     return CatalogCoverage(lang, len(wanted), untranslated, fuzzy, mismatches)
 

@@ -13,6 +13,7 @@ from bot.cli.common import console, err_console, fail
 from dialogs.i18n import language_name
 from locales import available
 from locales.coverage import CatalogCoverage, MsgId, coverage
+from locales.review import review_order, review_status
 
 app = typer.Typer(help="Check the translations: the bot's own texts and a campaign's content.",
                   no_args_is_help=True)
@@ -67,14 +68,29 @@ def _interface_table(rows: list[CatalogCoverage]) -> Table:
                   title_justify="left")
     for col, justify in (("Language", "left"), ("Name", "left"), ("Translated", "right"),
                          ("", "right"), ("Fuzzy", "right"), ("Wrong {placeholders}", "right"),
-                         ("Status", "left")):
+                         ("Native review", "left"), ("Status", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for c in rows:
+        review = review_status(c.lang)
         table.add_row(c.lang, language_name(c.lang), f"{c.translated}/{c.total}",
                       _percent(c.translated, c.total), str(len(c.fuzzy)),
                       str(len(c.placeholder_mismatches)),
+                      review.describe() if review.reviewed else f"[yellow]{review.describe()}[/]",
                       "[bold red]no catalog[/]" if c.missing_catalog else _status(c.complete))
     return table
+
+
+def _review_lines(rows: list[CatalogCoverage]) -> list[str]:
+    """The languages no native speaker has checked yet (a note, not a failure: the words work,
+    but may read as a translation)."""
+    reviews = [review_status(c.lang) for c in rows if not c.missing_catalog]
+    lines = [f"{r.lang}: {r.problem}" for r in reviews if r.problem]
+    waiting = review_order([r.lang for r in reviews if not r.reviewed])
+    if waiting:
+        lines.append(f"Not yet reviewed by a native speaker: {', '.join(waiting)}. "
+                     "Record a review in the catalog's header: # Native review: NAME, YYYY-MM-DD "
+                     "(see docs/languages.md).")
+    return lines
 
 
 def _interface_problems(rows: list[CatalogCoverage]) -> list[str]:
@@ -143,7 +159,7 @@ def check(campaign: Path | None = typer.Option(
     """
     rows = coverage()
     console.print(_interface_table(rows))
-    problems = _interface_problems(rows)
+    problems = _interface_problems(rows) + _review_lines(rows)
     ok = all(c.complete for c in rows)
     if campaign is not None:
         try:
