@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 from pathlib import Path
 
 import pytest
@@ -23,21 +22,14 @@ from locales import coverage as cov
 from locales.coverage import placeholders, source_messages
 from tests.participants import Person
 from tests.test_dialog_survey import world  # noqa: F401 - fixture
-from tests.test_i18n import SHIPPED, fill, open_world, spec_in, translations
+from tests.test_i18n import MAX_VISIBLE, SHIPPED, fill, open_world, spec_in, translations, visible
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "clinic-access.yaml"
 MESSAGES = source_messages()
-MAX_VISIBLE = 600  # issue 16 point 7: a message a participant can take in on one phone screen
-TAG = re.compile(r"<[^>]+>")
 LATIN_DIGIT = re.compile(r"[0-9]")
 PERSIAN_DIGIT = re.compile("[\u06f0-\u06f9]")
 ARABIC_DIGIT = re.compile("[\u0660-\u0669]")
-
-
-def visible(text: str) -> int:
-    """Characters a reader sees: no HTML tags, entities as one, no invisible format characters."""
-    return sum(1 for c in html.unescape(TAG.sub("", text)) if unicodedata.category(c) != "Cf")
 
 
 def forms(lang: str) -> dict[str, list[str]]:
