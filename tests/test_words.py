@@ -21,7 +21,6 @@ from locales import DOMAIN, LOCALES_DIR
 from locales import coverage as cov
 from locales.coverage import placeholders, source_messages
 from tests.participants import Person
-from tests.test_dialog_survey import world  # noqa: F401 - fixture
 from tests.test_i18n import MAX_VISIBLE, SHIPPED, fill, open_world, spec_in, translations, visible
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -151,6 +151,9 @@ def check(campaign: Path | None = typer.Option(
              "examples/clinic-access.yaml.")) -> None:
     """Coverage per language: the interface catalogs, and a campaign's content; exit 1 if incomplete.
 
+    Also lists the catalogs no native speaker has reviewed yet (a note, not a failure); a review is
+    recorded in the catalog's header: # Native review: NAME, YYYY-MM-DD.
+
     Examples:
 
       coassess i18n check
