@@ -79,8 +79,8 @@ async def _offer_open(message: Message, session: AsyncSession, t: Tr, reason: st
 
 async def begin(manager: DialogManager, session: AsyncSession, keys: Keys, user_id: int, chat_id: int,
                 campaign_id: str, invite: str | None, tg_lang: str | None) -> None:
-    participant = await people.ensure(session, keys, user_id, chat_id, None)
-    manager.middleware_data["participant"] = participant
+    # someone new is kept only once they agree (the consent screen's "yes" creates them)
+    manager.middleware_data["participant"] = await people.find(session, keys, user_id)
     await manager.start(Survey.consent, data={"campaign": campaign_id, "invite": invite, "tg_lang": tg_lang},
                         mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
@@ -165,11 +165,15 @@ def build_commands_router() -> Router:
     @router.message(Command("privacy"))
     async def cmd_privacy(message: Message, session: AsyncSession, participant: Participant | None,
                           lang: str) -> None:
-        await message.answer(privacy_text(tr(_lang({"lang": lang}, participant))))
+        for text in privacy_texts(tr(_lang({"lang": lang}, participant))):
+            await message.answer(text)
 
     @router.message(Command("forget"))
     async def cmd_forget(message: Message, dialog_manager: DialogManager) -> None:
-        await dialog_manager.start(Forget.confirm, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+        # on top of the survey, if one is open: Cancel goes back to it as it was
+        if dialog_manager.has_context() and dialog_manager.current_context().state == Forget.confirm:
+            await dialog_manager.reset_stack()
+        await dialog_manager.start(Forget.confirm, show_mode=ShowMode.SEND)
 
     @router.message(Command("stop"))
     async def cmd_stop(message: Message, session: AsyncSession, participant: Participant | None,
@@ -201,21 +205,24 @@ def build_commands_router() -> Router:
     return router
 
 
-def privacy_text(t: Tr) -> str:
-    """What /privacy says: what we keep, who sees it, how to erase it."""
+def privacy_texts(t: Tr) -> list[str]:
+    """/privacy, in two short messages: what is kept at each stage; who sees it and how to erase it."""
     _ = t.gettext
-    lines = [
-        _("What we keep"),
+    kept = [
+        _("Before you agree to take part, we keep nothing about you, only which step of this chat "
+          "you are at, under a code."),
+        _("After you agree, we keep:"),
         _("Your answers, your language and the groups you chose. They are stored under a code, "
           "not your name, phone number or Telegram name."),
         _("We keep a locked code for your chat, only to send you the messages you agreed to."),
-        _("Who sees your answers"),
+    ]
+    seen = [
         _("The survey team can see each person's answers, but not their name or phone number. "
           "Reports show only groups, never a small group on its own, and may quote what people wrote."),
         _("Send /forget to erase everything we keep about you, or /stop to get no more messages."),
     ]
-    return f"<b>{_e(lines[0])}</b>\n{_e(lines[1])}\n{_e(lines[2])}\n\n<b>{_e(lines[3])}</b>\n" \
-           f"{_e(lines[4])}\n\n{_e(lines[5])}"
+    return [f"<b>{_e(_('What we keep'))}</b>\n" + "\n".join(_e(x) for x in kept),
+            f"<b>{_e(_('Who sees your answers'))}</b>\n{_e(seen[0])}\n\n{_e(seen[1])}"]
 
 
 def help_text(t: Tr) -> str:
@@ -253,6 +260,18 @@ def command_menu(t: Tr) -> list[tuple[str, str]]:
     return menu
 
 
+async def resume_or_help(message: Message, dialog_manager: DialogManager, session: AsyncSession, keys: Keys,
+                         participant: Participant | None, lang: str) -> None:
+    """A message with nothing open to take it: back to an unfinished survey, else what the bot does."""
+    if participant is not None and message.from_user is not None:
+        target = await resume_target(session, participant)
+        if target:
+            await begin(dialog_manager, session, keys, message.from_user.id, message.chat.id, target,
+                        None, message.from_user.language_code)
+            return
+    await message.answer(help_text(tr(_lang({"lang": lang}, participant))))
+
+
 def build_fallback_router() -> Router:
     """Last in line: messages with no dialog open, and taps nobody handled."""
     router = Router(name="fallback")
@@ -260,13 +279,7 @@ def build_fallback_router() -> Router:
     @router.message(private_chat)
     async def no_dialog(message: Message, dialog_manager: DialogManager, session: AsyncSession,
                         keys: Keys, participant: Participant | None, lang: str) -> None:
-        if participant is not None and message.from_user is not None:
-            target = await resume_target(session, participant)
-            if target:
-                await begin(dialog_manager, session, keys, message.from_user.id, message.chat.id, target,
-                            None, message.from_user.language_code)
-                return
-        await message.answer(help_text(tr(_lang({"lang": lang}, participant))))
+        await resume_or_help(message, dialog_manager, session, keys, participant, lang)
 
     @router.callback_query()
     async def unknown_tap(callback: CallbackQuery) -> None:
