@@ -92,6 +92,19 @@ def test_one_digit_system_per_language_in_the_formatter() -> None:
             assert not wrong.search(form) and not ARABIC_DIGIT.search(form), (lang, form)
 
 
+def test_i18n_check_finds_campaign_texts_in_the_other_digits(tmp_path: Path) -> None:
+    from bot.cli.i18n import campaign_coverage
+
+    assert all(c.complete for c in campaign_coverage(read_campaign(EXAMPLE)))
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(EXAMPLE.read_text(encoding="utf-8").replace("fa: شما ۱۰ سکه دارید.", "fa: شما 10 سکه دارید.")
+                     .replace("ar: لديك 10 قطع", "ar: لديك ١٠ قطع"), encoding="utf-8")
+    rows = {c.lang: c for c in campaign_coverage(read_campaign(mixed))}
+    assert rows["fa"].other_digits == ["questions.spend.text"] and not rows["fa"].complete
+    assert rows["ar"].other_digits == ["questions.spend.text"]
+    assert rows["es"].other_digits == []
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # words, not storage
 async def test_a_persian_screen_shows_no_mixed_digits(db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
     from tests.test_dialog_survey import complete_example

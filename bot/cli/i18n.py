@@ -10,7 +10,7 @@ from rich.table import Table
 
 from bot.campaigns.translations import Campaign, TranslationError, read_campaign
 from bot.cli.common import console, err_console, fail
-from dialogs.i18n import language_name
+from dialogs.i18n import language_name, tr
 from locales import available
 from locales.coverage import CatalogCoverage, MsgId, coverage
 from locales.review import review_order, review_status
@@ -29,6 +29,7 @@ class CampaignCoverage:
     total: int
     missing: list[str] = field(default_factory=list)
     too_long: list[str] = field(default_factory=list)
+    other_digits: list[str] = field(default_factory=list)  # digits the bot does not use in `lang`
 
     @property
     def translated(self) -> int:
@@ -36,7 +37,7 @@ class CampaignCoverage:
 
     @property
     def complete(self) -> bool:
-        return not self.missing and not self.too_long
+        return not self.missing and not self.too_long and not self.other_digits
 
 
 def campaign_coverage(campaign: Campaign) -> list[CampaignCoverage]:
@@ -45,8 +46,20 @@ def campaign_coverage(campaign: Campaign) -> list[CampaignCoverage]:
     for lang in campaign.languages:
         missing = [e.key for e in campaign.entries if not (e.texts.get(lang) or "").strip()]
         too_long = [e.key for e in campaign.entries if len(e.texts.get(lang) or "") > e.limit]
-        out.append(CampaignCoverage(lang, len(campaign.entries), missing, too_long))
+        other = [e.key for e in campaign.entries if foreign_digits(e.texts.get(lang) or "", lang)]
+        out.append(CampaignCoverage(lang, len(campaign.entries), missing, too_long, other))
     return out
+
+
+def foreign_digits(text: str, lang: str) -> str:
+    """The digits in `text` that are not the ones the bot shows numbers in for `lang` (Persian
+    digits in Persian and Pashto, 0-9 in Arabic): one screen must not mix "۱۰ سکه" and "10"."""
+    own = set(_digits(lang))
+    return "".join(sorted({c for c in text if c.isdecimal() and c not in own}))
+
+
+def _digits(lang: str) -> str:
+    return "".join(tr(lang).digits(d) for d in range(10))
 
 
 def _percent(done: int, total: int) -> str:
@@ -128,7 +141,9 @@ def _campaign_table(campaign: Campaign, rows: list[CampaignCoverage], catalogs: 
 def _campaign_problems(campaign: Campaign, rows: list[CampaignCoverage], catalogs: set[str]) -> list[str]:
     lines = []
     for c in rows:
-        for label, items in (("missing", c.missing), ("over the length limit", c.too_long)):
+        for label, items in (("missing", c.missing), ("over the length limit", c.too_long),
+                             (f"with digits the bot does not use in {c.lang} (write "
+                             f"{_digits(c.lang)})", c.other_digits)):
             if items:
                 shown = ", ".join(items[:SHOWN])
                 more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
