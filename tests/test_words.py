@@ -306,3 +306,19 @@ def test_languages_doc_sends_somali_tigrinya_pashto_first() -> None:
     assert "# Native review:" in doc
     first = doc[doc.index("## Native review"):]
     assert all(name in first[:1500] for name in ("Somali", "Tigrinya", "Pashto"))
+
+
+def test_campaign_check_notes_a_screen_longer_than_a_phone_shows(tmp_path: Path, example_spec) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from dialogs.screen_length import long_screens
+
+    assert long_screens(spec_in(SHIPPED, example_spec)) == []  # the example, in all 14 languages
+    intro = "Su'aalo gaagaaban oo ku saabsan booqashadaadii ugu dambeysay."
+    long = tmp_path / "long.yaml"
+    long.write_text(EXAMPLE.read_text(encoding="utf-8").replace(f"so: {intro}", f"so: {intro * 3}"),
+                    encoding="utf-8")
+    result = CliRunner().invoke(app, ["campaign", "check", str(long)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "note: in so, the consent screen" in result.output and "note: in en" not in result.output
