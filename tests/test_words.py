@@ -175,6 +175,15 @@ def test_a_plural_form_may_leave_out_the_count(tmp_path: Path, monkeypatch) -> N
     wrong = {m if isinstance(m, str) else m[0] for m, _ in c.placeholder_mismatches}
     assert wrong == {"The invitation to “%(title)s” will go to %(n)s person (%(langs)s).",
                      "Your answer: {answer}"}
+    # Russian form 0 serves 1, 21, 31 …: without {n} nobody could tell which
+    po = tmp_path / "ru" / "LC_MESSAGES" / f"{DOMAIN}.po"
+    po.parent.mkdir(parents=True)
+    cat = Catalog(locale="ru")
+    cat.add(("{n} coin left", "{n} coins left"), ["Осталась одна монета", "{n} монеты", "{n} монет"])
+    with po.open("wb") as fh:
+        write_po(fh, cat)
+    c = cov.check_catalog("ru", [("{n} coin left", "{n} coins left")])
+    assert [form for _, form in c.placeholder_mismatches] == ["Осталась одна монета"]
 
 
 def test_arabic_duals_verbs_and_coins() -> None:
