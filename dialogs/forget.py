@@ -14,6 +14,7 @@ from aiogram_dialog.widgets.text import Format
 from bot.services import participants
 from dialogs.context import participant_of, session_of
 from dialogs.i18n import tr
+from dialogs.screens import stray_input
 from dialogs.states import Forget
 
 
@@ -30,6 +31,7 @@ async def get_confirm(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     text = "\n\n".join([
         _("This erases all your answers, the groups you chose, and the way we can message you."),
         _("It cannot be undone. Do you want to erase everything?"),
+        *([_("Please answer with the buttons below.")] if d.get("hint") else []),
     ])
     return {"text": html.escape(text, quote=False), "ask": True, "erase": _("Erase everything"),
             "cancel": _("Cancel")}
@@ -72,6 +74,8 @@ async def on_text(message: Any, widget: Any, manager: DialogManager) -> None:
         data = manager.middleware_data
         await resume_or_help(message, manager, data["session"], data["keys"], participant_of(manager),
                              data.get("lang") or "en")
+        return
+    stray_input(manager, "use_buttons")
 
 
 def build_forget_dialog() -> Dialog:

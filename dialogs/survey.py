@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import logging
-import time
 import unicodedata
 from operator import itemgetter
 from typing import Any
@@ -41,6 +40,7 @@ from dialogs import edits
 from dialogs.context import CachedCampaign, keys_of, load_campaign, participant_of, session_of
 from dialogs.i18n import Tr, best_language, language_name, tr
 from dialogs.screens import answer_tap
+from dialogs.screens import stray_input as _stray
 from dialogs.states import Survey
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,6 @@ HINTS = {
     "other_question": N_("That button was for another question. Nothing was changed."),
     "nothing_erased": N_("Nothing was erased."),
 }
-# Input a screen does not take, sent again within this many seconds of the last, gets no new copy
-# of the screen: a burst of eight messages is answered once.
-BURST_SECONDS = 30.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -111,17 +108,6 @@ def _hint(t: Tr, key: str) -> str:
     """The hint for `key` in the participant's language (the msgids are marked in HINTS)."""
     msgid = HINTS.get(key, HINTS["use_buttons"])
     return t.gettext(msgid)
-
-
-def _stray(manager: DialogManager, hint: str) -> None:
-    """Input this screen does not take: show the screen again with `hint`, once for a burst."""
-    d = manager.dialog_data
-    now = time.time()
-    if d.get("hint") == hint and now - float(d.get("hint_at") or 0) < BURST_SECONDS:
-        manager.show_mode = ShowMode.NO_UPDATE  # the screen with this hint is just above
-    else:
-        d["hint"] = hint
-    d["hint_at"] = now
 
 
 def _hint_line(t: Tr, d: dict[str, Any], *keys: str) -> list[str]:

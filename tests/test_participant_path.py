@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.db import Database
@@ -79,9 +80,12 @@ class Talk:
         if index >= 2:
             await self.tap("r:1.4")
 
-    async def errors(self) -> list[tuple[str, str]]:
+    async def errors(self, forged: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """The Bot API calls that failed (answers to `forged` taps aside: the sandbox never issued
+        those query ids, so it calls them too old, as Telegram would)."""
         return [(c["method"], c.get("description") or c.get("error") or "")
-                for c in await self.client.calls(chat_id=self.user_id) if not c.get("ok")]
+                for c in await self.client.calls() if not c.get("ok")
+                and c.get("params", {}).get("callback_query_id") not in forged]
 
     async def unanswered(self) -> list[str]:
         return [q for q in self.taps if not (await self.client.callback(q))["answered"]]
@@ -165,14 +169,38 @@ async def test_taps_on_a_finished_survey_and_made_up_data_cause_no_error(db_url:
                     break
             else:
                 raise AssertionError(f"stuck at {screen['text'][:80]!r} {short}")
+        # stray texts at once on the "tell me what comes of it" screen: one copy, with the hint
+        before = len(await p.client.bot_messages(p.user_id))
+        sent = [await p.client.send_text(p.user_id, f"ok {i}") for i in range(8)]
+        await p.wait(sent[-1])
+        assert len(await p.client.bot_messages(p.user_id)) == before + 1
+        assert "Please answer with the buttons below." in await p.text()
+        # made-up callback data on the screen's message (a modified app can send any)
         end = await p.screen()
+        intent = (await p.data("y")).split("\x1d")[0]
+        forged = []
+        for i, data in enumerate(["nonsense", "\x1d", f"{intent}\x1dr:99.1", f"{intent}\x1dzz",
+                                  f"{intent}\x1do:1.x", "start:nope"]):
+            forged.append(f"forged{i}")
+            await p.client.push_update("callback_query", {
+                "id": forged[-1], "chat_instance": "c", "data": data,
+                "from": {"id": p.user_id, "is_bot": False, "first_name": "Amina", "language_code": "en"},
+                "message": {"message_id": end["message_id"], "date": 1_800_000_000, "text": "x",
+                            "chat": {"id": p.user_id, "type": "private", "first_name": "Amina"}}})
+        await p.settle()
+        assert await p.text() == end["text"]  # the screen as it was
+        calls = await p.client.calls(chat_id=None)
+        answered = {c["params"].get("callback_query_id") for c in calls if c["method"] == "answerCallbackQuery"}
+        assert set(forged) <= answered  # every tap answered (the sandbox knows no forged id: "too old")
+        errors = await p.errors(tuple(forged))
+        assert not errors, errors
         await p.tap("n", wait=False)
         late = await p.tap("y", wait=False, message=end)
         await p.wait(late)
         async with Database(db_url).session() as s:
             assert (await s.scalars(select(Response.wants_outcome))).one() is False  # the first answer holds
         assert "will not get more messages" in await p.text()
-        errors = await p.errors()
+        errors = await p.errors(tuple(forged))
         assert not errors, errors
         assert not await p.unanswered()
 
@@ -283,3 +311,48 @@ async def test_an_edited_answer_replaces_the_stored_text_and_other_edits_are_ign
         await edit(12345, "not an answer")      # not an answer: ignored
         assert (await stored_by_person(db_url, None))[pseudo(p.user_id)]["barrier"] == barrier
         assert not await p.errors()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the storage paths are covered above on both
+async def test_a_journey_in_each_of_the_14_languages_causes_no_bot_api_error(db_url: str, example_spec,
+                                                                              tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from bot.simulation import Citizen, make_personas
+    from tests.test_i18n import SHIPPED, spec_in
+
+    spec = spec_in(SHIPPED, example_spec)
+    personas = [replace(p, language=lang, stop_after=None, blocks=False, declines=False)
+                for p, lang in zip(make_personas(spec, len(SHIPPED), seed=16, start_id=9_200_001), SHIPPED,
+                                   strict=True)]
+    async with live_bot(db_url, spec, tmp_path, limits=FREE) as live:
+        results = await asyncio.gather(*(Citizen(live.sandbox.client, spec, p).run() for p in personas))
+        failed = [(c["method"], c.get("description")) for c in await live.sandbox.client.calls() if not c.get("ok")]
+    assert [r.error for r in results if r.error] == []
+    assert all(r.finished for r in results)
+    assert not failed, failed
+
+
+async def test_a_double_tap_on_continue_does_not_pass_the_next_screen_unseen(db_url: str, example_spec,
+                                                                             tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from bot.campaigns.schema import Question
+
+    second = Question.model_validate({"id": "second", "type": "info", "text": {"en": "A second screen to read."}})
+    spec = example_spec.model_copy(update={"questions": [example_spec.questions[0], second,
+                                                         *example_spec.questions[1:]]})
+    async with live_bot(db_url, spec, tmp_path, limits=FREE) as live:
+        p = Talk(live, 9_100_008)
+        await p.start()
+        await p.tap("y")
+        for item in ("g:0.prefer_not_to_say", "g:1.over64", "g:2.yes"):
+            await p.tap(item)
+        welcome = await p.screen()
+        await p.tap("c", wait=False)
+        twice = await p.tap("c", wait=False, message=welcome)
+        await p.wait(twice)
+        assert "A second screen to read." in await p.text()
+        assert "second" not in (await stored_by_person(db_url, None))[pseudo(p.user_id)]
+        await p.tap("c")  # its own Continue works
+        assert "How easy" in await p.text() or "1 =" in await p.text()
+        assert not await p.errors()
+        assert not await p.unanswered()
