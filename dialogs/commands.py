@@ -24,7 +24,7 @@ from bot.services import participants as people
 from bot.services.participants import Keys
 from dialogs.context import load_campaign
 from dialogs.filters import DataStartsWith, has_message, private_chat
-from dialogs.i18n import Tr, best_language, tr
+from dialogs.i18n import Tr, best_language, short_label, tr
 from dialogs.states import Forget, LanguagePick, Survey
 from dialogs.survey import resume_target
 from locales import available
@@ -68,7 +68,7 @@ async def _offer_open(message: Message, session: AsyncSession, t: Tr, reason: st
     if campaigns:
         lines.append(_("These surveys are open now. Tap one to start:"))
         buttons = [[InlineKeyboardButton(
-            text=(c.title.get(t.lang) or c.title.get(c.languages[0]) or c.id)[:60],
+            text=short_label(c.title.get(t.lang) or c.title.get(c.languages[0]) or c.id, 60),
             callback_data=f"{START_CAMPAIGN}{c.id}")] for c in campaigns[:10]]
         markup: InlineKeyboardMarkup | None = InlineKeyboardMarkup(inline_keyboard=buttons)
     else:
@@ -156,11 +156,14 @@ def build_commands_router() -> Router:
         except Exception:  # noqa: BLE001 - no dialog open
             campaign_id = None
         languages = available()
+        fallback = None
         if campaign_id:
             cc = await load_campaign(session, campaign_id)
             if cc:
                 languages = list(cc.spec.languages)
-        await dialog_manager.start(LanguagePick.pick, data={"languages": languages}, show_mode=ShowMode.SEND)
+                fallback = languages[0]  # as the survey does, when the catalogs lack theirs
+        await dialog_manager.start(LanguagePick.pick, data={"languages": languages, "fallback": fallback},
+                                   show_mode=ShowMode.SEND)
 
     @router.message(Command("privacy"))
     async def cmd_privacy(message: Message, session: AsyncSession, participant: Participant | None,

@@ -22,7 +22,7 @@ from locales import available
 async def get_languages(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     start = dialog_manager.start_data or {}
     codes = list(start.get("languages") or available())
-    t = tr(dialog_manager.middleware_data.get("lang") or "en")
+    t = tr(dialog_manager.middleware_data.get("lang") or "en", start.get("fallback"))
     _ = t.gettext
     text = _("Which language would you like to use?")
     if dialog_manager.dialog_data.get("hint"):

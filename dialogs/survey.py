@@ -167,6 +167,10 @@ async def route(manager: DialogManager) -> None:
         await manager.switch_to(Survey.language)
         return
     participant = participant_of(manager)
+    if participant is not None and not participant.language:
+        # the language this person reads (chosen, or Telegram's): later invitations, reminders
+        # and outcomes use it; /language changes it
+        participant.language = d["lang"]
     session = session_of(manager)
     response = None
     if participant is not None:
@@ -808,6 +812,9 @@ async def _keep_audio(manager: DialogManager, message: Message, q: Question) -> 
 
 
 async def on_unexpected(message: Message, widget: Any, manager: DialogManager) -> None:
+    if manager.dialog_data.get("hint") == "closed":  # "this survey is closed now" stays as it is
+        manager.show_mode = ShowMode.NO_UPDATE
+        return
     _stray(manager, "use_buttons")
 
 

@@ -94,3 +94,15 @@ async def test_an_older_messages_button_after_a_restart_stores_nothing(world, db
     assert (await stored(db))["ease"] == ("answered", {"value": 4})
     answers = [m for m in bot.calls if isinstance(m, AnswerCallbackQuery) and m.callback_query_id == cb]
     assert len(answers) == 1 and "another question" in (answers[0].text or "")
+
+
+async def test_after_forget_cancel_with_no_survey_a_message_gets_the_help(world, db) -> None:  # type: ignore[no-untyped-def]
+    dp, mm, bot = world
+    p = Person(dp, mm, bot, user_id=45, language_code="en")
+    await p.send("/forget")
+    await p.tap_button("n")
+    assert p.text == "Nothing was erased."
+    shown = len(mm.sent_messages)
+    await p.send("hello")
+    assert len(mm.sent_messages) == shown  # not "Nothing was erased." again
+    assert "This bot asks short questions" in bot.sent_texts(45)[-1]

@@ -124,7 +124,7 @@ async def _export(campaign: str, output: Path, layout: Layout, fmt: ExportFormat
     if by and layout != Layout.grouped:
         fail("--by only applies to the grouped layout", "Add --layout grouped, or leave --by out.")
     started = time.monotonic()
-    async with database() as db:
+    async with database(existing=True) as db:
         with _progress(f"Exporting {campaign} ({layout.value})") as (set_total, advance):
             result = await _friendly(lambda: export_async(
                 db, campaign, output, layout.value, fmt.value if fmt else None,  # type: ignore[arg-type]
@@ -188,7 +188,7 @@ async def _report(campaign: str, output: Path, fmt: ReportFormat | None, by: str
     from analysis.report import build_report_async
 
     started = time.monotonic()
-    async with database() as db:
+    async with database(existing=True) as db:
         with _progress(f"Reading {campaign}") as (set_total, advance):
             try:
                 model = await _friendly(lambda: build_report_async(

@@ -12,13 +12,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import (
-    TelegramEntityTooLarge,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
+from aiogram.exceptions import TelegramForbiddenError
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import ErrorEvent
@@ -26,9 +20,9 @@ from aiogram_dialog import DialogManager, setup_dialogs
 from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
 from aiogram_dialog.api.entities import DIALOG_EVENT_NAME
 from aiogram_dialog.api.protocols import MessageManagerProtocol
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from bot.db import Database
+from bot.runtime.failures import is_temporary
 from bot.runtime.logs import install_privacy_filter
 from bot.runtime.middleware import UpdateSessionMiddleware
 from bot.runtime.storage import PseudonymousStorage, SqlStorage, current_session
@@ -43,10 +37,6 @@ from dialogs.survey import build_survey_dialog, older_message_notice, resume_tar
 from locales import available, compile_catalogs
 
 log = logging.getLogger(__name__)
-
-# Errors that mean "the database is away": the update must be retried, not answered.
-TRANSIENT = (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError)
-
 
 @dataclass
 class BotConfig:
@@ -154,13 +144,9 @@ async def on_stale_dialog(event: ErrorEvent, dialog_manager: DialogManager) -> N
 async def on_error(event: ErrorEvent, **data: Any) -> Any:
     """A fault: transient ones go back to the journal for a retry; bugs get a kind word, never a traceback."""
     exc = event.exception
-    if isinstance(exc, TRANSIENT) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
-        raise exc
-    # Telegram still busy or away after RetryRequests' tries (or asking for a longer wait than
-    # it allows): the update goes back to the journal too, instead of a "sorry" in place of the
-    # screen that was asked for. A 413 is aiogram's network error, but retrying cannot help it.
-    if isinstance(exc, TelegramRetryAfter | TelegramServerError | TelegramNetworkError) \
-            and not isinstance(exc, TelegramEntityTooLarge):
+    # The system's own fault (database or Redis away, Telegram 5xx with any body, a time-out; see
+    # bot.runtime.failures): the update goes back to the journal, and nobody is told "sorry".
+    if is_temporary(exc):
         raise exc
     if isinstance(exc, TelegramForbiddenError):
         await _mark_stopped(event, data)
