@@ -21,6 +21,7 @@ from aiogram.types import CallbackQuery, Chat, Message
 from aiogram_dialog import DialogManager
 from aiogram_dialog.api.entities import NewMessage, OldMessage, ShowMode
 from aiogram_dialog.api.internal import STACK_KEY
+from aiogram_dialog.api.protocols import MessageNotModified
 from aiogram_dialog.manager.message_manager import MessageManager
 
 SHOWN = "coassess:shown"  # the FSM destiny of the record below
@@ -91,13 +92,15 @@ class ScreenMessageManager(MessageManager):
         return dict((await self.storage.get_data(_key(bot.id, chat.id))).get("m") or {})
 
     async def _remember(self, bot: Bot, chat: Chat, message_id: int, what: str,
-                        text: str | None = None) -> None:
-        """`what` the message shows now; `text`: its text as Telegram gave it back, if it is the screen."""
+                        text: str | None = None, unknown: bool = False) -> None:
+        """`what` the message shows now; `text`: its text as Telegram gave it back, if it is the
+        screen (`unknown`: it is, but its text is not known, so no tap on it is judged outdated)."""
         record = await self.storage.get_data(_key(bot.id, chat.id))
         shown = dict(record.get("m") or {})
         shown.pop(str(message_id), None)
         shown[str(message_id)] = what
-        screen = [message_id, _text_digest(text)] if text is not None else record.get("on")
+        screen = ([message_id, _text_digest(text)] if text is not None else None if unknown
+                  else record.get("on"))
         await self.storage.set_data(_key(bot.id, chat.id), {"m": dict(list(shown.items())[-KEEP:]), "on": screen})
 
     async def answer_callback(self, bot: Bot, callback_query: CallbackQuery) -> None:
@@ -114,7 +117,14 @@ class ScreenMessageManager(MessageManager):
             shown = await self._shown(bot, old_message.chat)
             if shown.get(str(old_message.message_id)) == what:
                 return old_message  # the message shows this already
-        result = await super().show_message(bot, new_message, old_message)
+        try:
+            result = await super().show_message(bot, new_message, old_message)
+        except MessageNotModified:
+            # shown already (an update retried after its first try's edit went out): what the
+            # message shows is known, its text as Telegram keeps it is not
+            if old_message is not None:
+                await self._remember(bot, new_message.chat, old_message.message_id, what, unknown=True)
+            raise
         await self._remember(bot, new_message.chat, result.message_id, what,
                              result.text if isinstance(result.text, str) else None)
         return result
@@ -167,5 +177,5 @@ class OlderMessageGate(BaseMiddleware):
         if storage is None or bot is None or not widget or ":" in widget or not isinstance(message, Message):
             return False
         screen = (await storage.get_data(_key(bot.id, message.chat.id))).get("on")
-        return (bool(screen) and screen[0] == message.message_id
+        return (bool(screen) and screen[0] == message.message_id and screen[1] is not None
                 and screen[1] != _text_digest(message.text or message.caption))
