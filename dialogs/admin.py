@@ -596,7 +596,7 @@ def start_broadcast(db: Database, keys: Keys, bot: Bot, campaign: Campaign, *, u
             text = str(exc)
         except Exception as exc:  # noqa: BLE001 - tell the admin; the log names the error class only
             log.error("background broadcast failed: %s", exc.__class__.__name__)
-            text = _("The broadcast stopped because of an error. Start it again to carry on: "
+            text = _("The broadcast stopped because of an error. Start it again to continue: "
                      "nobody will get a second copy.")
         with contextlib.suppress(Exception):
             await bot.send_message(chat_id, _e(text))

@@ -217,12 +217,11 @@ def privacy_texts(t: Tr) -> list[str]:
         _("After you agree, we keep:"),
         _("Your answers, your language and the groups you chose. They are stored under a code, "
           "not your name, phone number or Telegram name."),
-        _("Your chat number is kept locked (encrypted), only to send you the messages you agreed to."),
+        _("We keep a locked code for your chat, only to send you the messages you agreed to."),
     ]
     seen = [
-        _("The team that runs the survey can see each person's answers, but not their name or "
-          "phone number. Reports show groups of people, never a small group on its own, and "
-          "may quote what people wrote."),
+        _("The survey team can see each person's answers, but not their name or phone number. "
+          "Reports show only groups, never a small group on its own, and may quote what people wrote."),
         _("Send /forget to erase everything we keep about you, or /stop to get no more messages."),
     ]
     return [f"<b>{_e(_('What we keep'))}</b>\n" + "\n".join(_e(x) for x in kept),
@@ -232,7 +231,8 @@ def privacy_texts(t: Tr) -> list[str]:
 def help_text(t: Tr) -> str:
     _ = t.gettext
     commands = dict(command_descriptions(t))
-    lines = [_("This bot asks short questions so that services can hear from you.")]
+    lines = [_("This bot asks short questions, so that the people who run services can learn from "
+                "your answers.")]
     # each line starts with its command: isolated, it stays "/start" at the start of a right-to-left line
     lines += [f"{t.isolate('/' + name)} — {commands[name]}" for name in ("start", "language", "privacy",
                                                                           "stop", "forget")]

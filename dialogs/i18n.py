@@ -7,7 +7,7 @@ import re
 from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
-from babel.numbers import format_decimal
+from babel.numbers import UnsupportedNumberingSystemError, format_decimal
 
 from locales import DOMAIN, LOCALES_DIR
 
@@ -90,18 +90,34 @@ class Tr:
     def number(self, value: int | float) -> str:
         return self.isolate(_decimal(value, self.lang))
 
+    def digits(self, value: int) -> str:
+        """A small whole number in the language's digits, unisolated (a button label, "2/6")."""
+        return _decimal(value, self.lang)
+
     def fraction(self, a: int, b: int) -> str:
         """Progress such as 2/6, reading left to right even inside Arabic text."""
-        return self.isolate(f"{a}/{b}")
+        return self.isolate(f"{self.digits(a)}/{self.digits(b)}")
+
+
+# The digits of the numbering systems CLDR makes the default for a language we ship or may ship
+# (Persian and Pashto: "arabext"; Arabic of Egypt and the Gulf: "arab"). Babel formats with a
+# numbering system's separators but keeps Latin digits, so it would print "۱۰ سکه" in a catalog
+# next to "10" from the code: the digits are swapped here, the one place numbers are formatted.
+_DIGITS = {"arabext": "۰۱۲۳۴۵۶۷۸۹", "arab": "٠١٢٣٤٥٦٧٨٩", "beng": "০১২৩৪৫৬৭৮৯", "deva": "०१२३४५६७८९",
+           "mymr": "၀၁၂၃၄၅၆၇၈၉"}
 
 
 @lru_cache(maxsize=4096)
 def _decimal(value: int | float, lang: str) -> str:
     """A number in the language's digits and separators (the same few numbers on every screen)."""
     try:
-        return format_decimal(value, locale=lang.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
+        locale = Locale.parse(lang.replace("-", "_"))
+        system = locale.default_numbering_system
+        text = format_decimal(value, locale=locale, numbering_system="default")
+    except (UnknownLocaleError, UnsupportedNumberingSystemError, ValueError):
         return str(value)
+    digits = _DIGITS.get(system)
+    return text.translate(str.maketrans("0123456789", digits)) if digits else text
 
 
 @lru_cache(maxsize=256)

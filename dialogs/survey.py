@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import unicodedata
 from operator import itemgetter
 from typing import Any
 
@@ -97,10 +98,10 @@ def _parse_item(item_id: str) -> tuple[int, str] | None:
     return int(head), value
 
 
-def _rating_label(v: int, scale: int, chosen: int | None) -> str:
+def _rating_label(t: Tr, v: int, scale: int, chosen: int | None) -> str:
     if v == chosen:
-        return f"✅ {v}"
-    return f"{FACES[v]} {v}" if scale == 5 else str(v)
+        return f"✅ {t.digits(v)}"
+    return f"{FACES[v]} {t.digits(v)}" if scale == 5 else t.digits(v)
 
 
 def _hint(t: Tr, key: str) -> str:
@@ -115,8 +116,26 @@ def _hint_line(t: Tr, d: dict[str, Any], *keys: str) -> list[str]:
 
 
 def _too_long(t: Tr, n: int) -> str:
-    return t.gettext("Your answer is {n} characters long. Please make it shorter, at most {max}, "
-                     "and send it again.").format(n=t.number(n), max=t.number(MAX_TEXT_ANSWER))
+    return t.gettext("Your answer is {n} letters long. Please make it shorter, at most {max} "
+                     "letters, and send it again.").format(n=t.number(n), max=t.number(MAX_TEXT_ANSWER))
+
+
+def _words(text: str) -> str:
+    """`text` for comparing wordings: case, punctuation and spacing left out."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join("".join(c if c.isalnum() or c.isspace() else " " for c in text).split())
+
+
+def multi_hint(t: Tr, question: str) -> str:
+    """How to answer a question that takes several answers, without repeating the question.
+
+    A campaign often ends such a question with "Choose all that fit" in its own words; the hint
+    then only says how to finish. Compared in the language the question is shown in.
+    """
+    says = _words(t.gettext("Choose all that fit"))
+    if says and says in _words(question):
+        return t.gettext("When you have chosen, tap Done.")
+    return t.gettext("Choose all that fit, then tap Done.")
 
 
 def _need_rank(q: Question) -> int:
@@ -308,7 +327,6 @@ def consent_text(t: Tr, spec: CampaignSpec) -> str:
     lines = [
         _("We will ask you a few short questions.") + " " + t.ngettext(
             "It takes about {n} minute.", "It takes about {n} minutes.", minutes).format(n=t.number(minutes)),
-        _("We keep your answers without your name or phone number."),
         _("Please do not write your name, address or phone number in your answers."),
         sees,
         _("Reports show groups of people, never a small group on its own. "
@@ -391,7 +409,7 @@ async def get_group(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     elif d.get("preset") == "invite" and draft:
         parts.append(_e(_("We filled this in from your invitation. Tap Done to keep it, or change it.")))
     elif dim.multiple:
-        parts.append(_e(_("Choose all that fit, then tap Done.")))
+        parts.append(_e(multi_hint(t, spec.text(dim.text, t.lang))))
     if d.get("hint"):
         parts.append(f"<i>{_e(_hint(t, d['hint']))}</i>")
     items = [(f"{idx}.{o.id}", (CHECK if o.id in draft else "") + spec.text(o.text, t.lang))
@@ -496,10 +514,10 @@ async def get_question(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
         scale = q.rating_scale
         chosen = current.get("value") if current else None
         out["is_rating" if scale <= 6 else "is_rating_wide"] = True
-        out["rating_items"] = [(f"{qi}.{v}", _rating_label(v, scale, chosen)) for v in range(1, scale + 1)]
+        out["rating_items"] = [(f"{qi}.{v}", _rating_label(t, v, scale, chosen)) for v in range(1, scale + 1)]
         if q.labels:
             low, high = q.labels.get(t.lang) or q.labels.get(spec.languages[0]) or ["", ""]
-            parts.append(_e(f"{t.isolate('1')} = {low}  ·  {t.isolate(str(scale))} = {high}"))
+            parts.append(_e(f"{t.number(1)} = {low}  ·  {t.number(scale)} = {high}"))
     elif q.type in {"choice", "yesno"}:
         out["has_options"] = True
         chosen = (current or {}).get("option") or (current or {}).get("value")
@@ -525,7 +543,7 @@ async def get_question(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
             parts.append(_e(_("Your answer: {answer}").format(answer=t.isolate(d["other_text"][:300]))))
         elif OTHER in chosen and d.get("other_voice"):
             parts.append(_e(_("You sent a voice note.")))
-        parts.append(_e(_("Choose all that fit, then tap Done.")))
+        parts.append(_e(multi_hint(t, spec.text(q.text, t.lang))))
     elif q.type == "rank":
         order = list(draft or [])
         need = _need_rank(q)
@@ -534,7 +552,7 @@ async def get_question(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
             parts.append("\n".join(f"{t.number(i)}. {_e(names[o])}" for i, o in enumerate(order, 1)
                                    if o in names))
         if len(order) < need:
-            parts.append(_e(_("Tap your choice number {n}.").format(n=t.number(len(order) + 1))))
+            parts.append(_e(_("Which is number {n} for you? Tap it.").format(n=t.number(len(order) + 1))))
             out["has_options"] = True
             out["option_items"] = [(f"{qi}.{o}", names[o]) for o in q.option_ids if o not in order]
         out["show_undo"] = bool(order)

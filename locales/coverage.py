@@ -6,6 +6,7 @@ text added to the code but not yet to the catalogs counts as untranslated everyw
 
 from __future__ import annotations
 
+import gettext
 import re
 import string
 from collections import Counter
@@ -66,6 +67,27 @@ def placeholders(text: str) -> Counter[str] | None:
     return fields
 
 
+# The count of a plural message ({n} or %(n)s in every ngettext call of the code).
+COUNT = frozenset({"n", "%(n)"})
+
+
+def plural_form_fits(got: set[str], source: set[str], *, one_number: bool = False) -> bool:
+    """Whether a translation names the fields of its source: each at least once (a form may repeat
+    one), none added. A plural form that serves exactly one number (`one_number`) may leave the
+    count out, as a language that says "two minutes" in one word does (Arabic دقيقتين), or "one
+    coin" without a digit; a form for many numbers (Russian 1, 21, 31 …) must show which."""
+    if one_number:
+        return got <= source and source - got <= COUNT
+    return got == source
+
+
+def one_number_forms(plural_expr: str) -> set[int]:
+    """The plural forms a catalog's `Plural-Forms` rule gives to exactly one number."""
+    rule = gettext.c2py(plural_expr)
+    served = Counter(rule(n) for n in range(1000))
+    return {form for form, count in served.items() if count == 1}
+
+
 def source_messages(root: Path = ROOT, dirs: Iterable[str] = SOURCE_DIRS) -> dict[MsgId, set[str]]:
     """Every msgid marked in the source (per `babel.cfg`), with the files it appears in."""
     with (root / "babel.cfg").open() as fh:
@@ -106,6 +128,7 @@ def check_catalog(lang: str, wanted: Iterable[MsgId]) -> CatalogCoverage:
             untranslated.append(msgid)
             continue
         forms = list(message.string) if isinstance(message.string, (list, tuple)) else [message.string]
+        single = one_number_forms(catalog.plural_expr) if isinstance(msgid, tuple) else set()
         if isinstance(msgid, tuple):
             source = placeholders(msgid[0]) or Counter()
             source |= placeholders(msgid[1]) or Counter()
@@ -118,10 +141,9 @@ def check_catalog(lang: str, wanted: Iterable[MsgId]) -> CatalogCoverage:
             continue
         if message.fuzzy:
             fuzzy.append(msgid)
-        for form in forms:
-            # each form names every field once at least; a form may repeat a field
+        for i, form in enumerate(forms):
             got = placeholders(form)
-            if got is None or set(got) != set(source):
+            if got is None or not plural_form_fits(set(got), set(source), one_number=i in single):
                 mismatches.append((msgid, form))
     return CatalogCoverage(lang, len(wanted), untranslated, fuzzy, mismatches)
 

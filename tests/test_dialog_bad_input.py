@@ -149,7 +149,7 @@ async def test_privacy_stop_help_language(world, db) -> None:  # type: ignore[no
     await p.to_first_question()
     await p.send("/privacy")
     privacy = "\n".join(bot.sent_texts(28)[-2:])  # two short messages: what is kept; who sees it
-    assert "/forget" in privacy and "encrypted" in privacy and "Before you agree" in privacy
+    assert "/forget" in privacy and "a locked code for your chat" in privacy and "Before you agree" in privacy
     await p.send("/help")
     assert any("/language" in t for t in bot.sent_texts(28))
     await p.send("/language")

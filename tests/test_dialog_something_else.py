@@ -63,7 +63,7 @@ async def test_text_typed_before_done_is_the_something_else_text(world, db) -> N
     assert "✅ Something else…" in p.buttons() and "✅ Messaging app" in p.buttons()
     assert "channels" not in await stored(db)  # held until Done, as with the other options
     await p.tap_button("d")
-    assert "Tap your choice number 1" in p.text  # moved on to the rank question
+    assert "Which is number 1 for you?" in p.text  # moved on to the rank question
     assert not [x for x in shown_to(p) if FEW_WORDS in x]  # never asked for the text
     assert await channel_rows(db) == [{"options": ["chat", "other"], "text": "By WhatsApp please"}]
 
@@ -185,11 +185,11 @@ async def test_back_to_an_answered_multi_keeps_its_text(world, db) -> None:  # t
     await p.tap_item("o", "4.other")
     await p.tap_button("d")
     await p.send("By WhatsApp")
-    assert "Tap your choice number 1" in p.text
+    assert "Which is number 1 for you?" in p.text
     await p.tap_button("k")  # back to the multi question: the text is shown, Done keeps it
     assert your_answer("By WhatsApp") in p.text and "✅ Something else…" in p.buttons()
     await p.tap_button("d")
-    assert "Tap your choice number 1" in p.text
+    assert "Which is number 1 for you?" in p.text
     async with db.session() as s:
         assert await s.scalar(select(func.count()).select_from(Answer)
                               .where(Answer.question_id == "channels")) == 1

@@ -57,14 +57,16 @@ def test_xlsx_has_a_row_per_text_and_a_column_per_language(campaign: Path, tmp_p
     out = tmp_path / "t.xlsx"
     export_translations(campaign, "xlsx", out)
     rows = list(load_workbook(out)["translations"].iter_rows(values_only=True))
-    assert rows[0][:3] == ("key", "notes", "English (en)") and rows[0][3] == "Arabic (ar)"
+    assert rows[0][:5] == ("key", "notes", "shown", "length limit", "English (en)")
+    assert rows[0][5] == "Arabic (ar)"
     keys = [r[0] for r in rows[1:]]
     for key in ("title", "intro", "groups.community.text", "groups.community.options.somali",
                 "questions.ease.text", "questions.ease.labels.0", "questions.ease.labels.1",
                 "questions.barrier.options.hours"):
         assert key in keys
     hours = rows[keys.index("questions.barrier.options.hours") + 1]
-    assert hours[2:4] == ("Opening hours", "ساعات العمل") and "60 characters" in hours[1]
+    assert hours[4:6] == ("Opening hours", "ساعات العمل") and "60 characters" in hours[1]
+    assert hours[3] == 60 and hours[2] == "a button on the screen of question 'barrier', under its progress (2/8)"
 
 
 @pytest.mark.parametrize("fmt", ["xlsx", "po"])

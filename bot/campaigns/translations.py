@@ -33,6 +33,8 @@ from bot.campaigns.source import MERGE_TAG, CampaignLoader, Path_, SourceError, 
 SHEET = "translations"
 KEY_HEADER = "key"
 NOTES_HEADER = "notes"
+SHOWN_HEADER = "shown"  # where the participant sees the text
+LIMIT_HEADER = "length limit"  # characters at most; the import refuses longer texts
 RTL = {"ar", "fa", "ps", "ur", "he", "yi", "ckb", "dv", "sd", "ug"}
 
 
@@ -54,6 +56,7 @@ class TextEntry:
     notes: str
     limit: int
     texts: dict[str, str]
+    shown: str = ""  # where the participant sees it, in a translator's words
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ def _entries(data: dict[str, Any], line_of: Any, path: Path) -> tuple[list[TextE
     entries: list[TextEntry] = []
     problems: list[str] = []
 
-    def add(key: str, where: Path_, notes: str, limit: int, index: int | None = None) -> None:
+    def add(key: str, where: Path_, notes: str, limit: int, index: int | None = None, shown: str = "") -> None:
         node = _get(data, where)
         if index is None:
             texts = _texts(node)
@@ -154,7 +157,7 @@ def _entries(data: dict[str, Any], line_of: Any, path: Path) -> tuple[list[TextE
         if any(e.key == key for e in entries):
             problems.append(f"{path}:{line_of(where)}: '{key}' appears twice: ids must be unique")
             return
-        entries.append(TextEntry(key, where, index, notes, limit, texts))
+        entries.append(TextEntry(key, where, index, notes, limit, texts, shown))
 
     def ident(item: Any, where: Path_, kind: str) -> str | None:
         iid = item.get("id") if isinstance(item, dict) else None
@@ -166,10 +169,14 @@ def _entries(data: dict[str, Any], line_of: Any, path: Path) -> tuple[list[TextE
 
     limit_note = "Keep it under {} characters."
     if isinstance(data.get("title"), dict):
-        add("title", ("title",), f"The campaign title. {limit_note.format(MAX_TITLE_TEXT)}", MAX_TITLE_TEXT)
+        add("title", ("title",), f"The campaign title. {limit_note.format(MAX_TITLE_TEXT)}", MAX_TITLE_TEXT,
+            shown="in bold at the top of the consent screen, of the reminder and of the 'you said, "
+                  "we did' message; a button in the list of open surveys")
     if isinstance(data.get("intro"), dict):
         add("intro", ("intro",), "Shown before the first question. "
-                                 + limit_note.format(MAX_INTRO_TEXT), MAX_INTRO_TEXT)
+                                 + limit_note.format(MAX_INTRO_TEXT), MAX_INTRO_TEXT,
+            shown="the consent screen, under the title, above the bot's own consent text "
+                  "(the whole screen stays under 600 characters)")
     for section, kind in (("groups", "group question"), ("questions", "question")):
         items = data.get(section)
         if not isinstance(items, list):
@@ -179,23 +186,27 @@ def _entries(data: dict[str, Any], line_of: Any, path: Path) -> tuple[list[TextE
             if iid is None:
                 continue
             qtype = item.get("type", "choice") if section == "questions" else "about you"
+            screen = (f"the 'About you' screen of '{iid}'" if section == "groups"
+                      else f"the screen of question '{iid}', under its progress (2/8)")
             if isinstance(item.get("text"), dict):
                 add(f"{section}.{iid}.text", (section, i, "text"),
                     f"{kind.capitalize()} '{iid}' ({qtype}). {limit_note.format(MAX_QUESTION_TEXT)}",
-                    MAX_QUESTION_TEXT)
+                    MAX_QUESTION_TEXT, shown=f"{screen}, above the answer buttons")
             options = item.get("options")
             for j, opt in enumerate(options if isinstance(options, list) else []):
                 oid = ident(opt, (section, i, "options", j), "option")
                 if oid is not None and isinstance(opt.get("text"), dict):
                     add(f"{section}.{iid}.options.{oid}", (section, i, "options", j, "text"),
                         f"An answer button of {kind} '{iid}'. Short: {MAX_OPTION_TEXT} characters at most.",
-                        MAX_OPTION_TEXT)
+                        MAX_OPTION_TEXT, shown=f"a button on {screen}"
+                        + (", followed by its coins (': 3')" if qtype == "budget" else ""))
             if isinstance(item.get("labels"), dict):
                 scale = item.get("scale", 5)
                 for index, end in ((0, "lowest (1)"), (1, f"highest ({scale})")):
                     add(f"{section}.{iid}.labels.{index}", (section, i, "labels"),
                         f"Rating '{iid}': the label of the {end} answer. "
-                        f"{MAX_OPTION_TEXT} characters at most.", MAX_OPTION_TEXT, index)
+                        f"{MAX_OPTION_TEXT} characters at most.", MAX_OPTION_TEXT, index,
+                        shown=f"{screen}, in the line under the question (1 = … · {scale} = …)")
     return entries, problems
 
 
@@ -235,7 +246,9 @@ def export_xlsx(campaign: CampaignTexts, out: Path) -> None:
     wb = Workbook()
     ws = wb.active
     ws.title = SHEET
-    headers = [KEY_HEADER, NOTES_HEADER, *(language_label(c) for c in campaign.languages)]
+    headers = [KEY_HEADER, NOTES_HEADER, SHOWN_HEADER, LIMIT_HEADER,
+               *(language_label(c) for c in campaign.languages)]
+    first_lang = len(headers) - len(campaign.languages) + 1  # its column, counted from 1
     ws.append(headers)
     for cell in ws[1]:
         cell.font = Font(bold=True)
@@ -244,7 +257,8 @@ def export_xlsx(campaign: CampaignTexts, out: Path) -> None:
     wrap = Alignment(wrap_text=True, vertical="top")
     rtl = Alignment(wrap_text=True, vertical="top", horizontal="right", readingOrder=2)
     for r, entry in enumerate(campaign.entries, start=2):
-        values = [entry.key, entry.notes, *(entry.texts.get(c, "") for c in campaign.languages)]
+        values = [entry.key, entry.notes, entry.shown, entry.limit,
+                  *(entry.texts.get(c, "") for c in campaign.languages)]
         for c, value in enumerate(values, start=1):
             cell = ws.cell(row=r, column=c)
             try:
@@ -255,14 +269,16 @@ def export_xlsx(campaign: CampaignTexts, out: Path) -> None:
                 continue
             if cell.data_type == "f":  # a text starting with '=' is text, not a formula
                 cell.data_type = "s"
-            lang = campaign.languages[c - 3] if c >= 3 else ""
+            lang = campaign.languages[c - first_lang] if c >= first_lang else ""
             cell.alignment = rtl if lang.split("-")[0] in RTL else wrap
     if problems:
         raise TranslationError(problems)
-    ws.freeze_panes = "C2"
+    ws.freeze_panes = f"{get_column_letter(first_lang)}2"
     ws.column_dimensions["A"].width = 34
     ws.column_dimensions["B"].width = 40
-    for c in range(3, len(headers) + 1):
+    ws.column_dimensions["C"].width = 40
+    ws.column_dimensions["D"].width = 12
+    for c in range(first_lang, len(headers) + 1):
         ws.column_dimensions[get_column_letter(c)].width = 45
     about = wb.create_sheet("read me")
     for line in _README.format(campaign=campaign.path.name, source=language_label(campaign.source_language)
@@ -276,7 +292,8 @@ _README = """How to translate this campaign ({campaign})
 One row is one text the bot shows. Each language has its own column; {source} is the original.
 Write your translation in your language's column. Leave a cell empty if you have not translated it yet.
 Do not change the 'key' column or the column headers: they tell the import where each text belongs.
-Keep texts short and plain: answer buttons must fit on a phone (see the 'notes' column for limits).
+Keep texts short and plain: answer buttons must fit on a phone. The 'shown' column says where the
+participant sees each text, and 'length limit' how many characters it may have at most.
 When you are done, send the file back. It is read in with: coassess campaign translations import {campaign} FILE"""
 
 
@@ -300,7 +317,8 @@ def export_po(campaign: CampaignTexts, out_dir: Path) -> list[Path]:
         for entry in campaign.entries:
             source = entry.texts.get(src) or f"[{entry.key}: no {src} text yet]"
             msg = catalog.add(source, entry.texts.get(lang, ""), context=entry.key,
-                              auto_comments=[entry.notes])
+                              auto_comments=[entry.notes, f"Shown: {entry.shown}",
+                                             f"Length limit: {entry.limit} characters"])
             if msg is not None:
                 # Babel guesses python-format from a '%' in the text; campaign texts have none.
                 msg.flags.discard("python-format")

@@ -54,6 +54,19 @@ def check(file: Path = FileArg) -> None:
     _note_interface_languages(result.spec)
     _note_dates(result.spec)
     _note_length(result.spec)
+    _note_long_screens(result.spec)
+
+
+def _note_long_screens(spec) -> None:  # type: ignore[no-untyped-def]
+    """A screen longer than a phone shows is skimmed or abandoned, most by slow readers."""
+    if spec is None:
+        return
+    from dialogs.screen_length import MAX_SCREEN, long_screens
+
+    for s in long_screens(spec):
+        console.print(f"note: in {s.lang}, {s.where} is {s.length} characters; a phone shows about "
+                      f"{MAX_SCREEN} without scrolling. Shorten its text in that language.",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 def _note_length(spec) -> None:  # type: ignore[no-untyped-def]

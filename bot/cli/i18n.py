@@ -10,9 +10,10 @@ from rich.table import Table
 
 from bot.campaigns.translations import Campaign, TranslationError, read_campaign
 from bot.cli.common import console, err_console, fail
-from dialogs.i18n import language_name
+from dialogs.i18n import language_name, tr
 from locales import available
 from locales.coverage import CatalogCoverage, MsgId, coverage
+from locales.review import review_order, review_status
 
 app = typer.Typer(help="Check the translations: the bot's own texts and a campaign's content.",
                   no_args_is_help=True)
@@ -28,6 +29,7 @@ class CampaignCoverage:
     total: int
     missing: list[str] = field(default_factory=list)
     too_long: list[str] = field(default_factory=list)
+    other_digits: list[str] = field(default_factory=list)  # digits the bot does not use in `lang`
 
     @property
     def translated(self) -> int:
@@ -35,7 +37,7 @@ class CampaignCoverage:
 
     @property
     def complete(self) -> bool:
-        return not self.missing and not self.too_long
+        return not self.missing and not self.too_long and not self.other_digits
 
 
 def campaign_coverage(campaign: Campaign) -> list[CampaignCoverage]:
@@ -44,8 +46,20 @@ def campaign_coverage(campaign: Campaign) -> list[CampaignCoverage]:
     for lang in campaign.languages:
         missing = [e.key for e in campaign.entries if not (e.texts.get(lang) or "").strip()]
         too_long = [e.key for e in campaign.entries if len(e.texts.get(lang) or "") > e.limit]
-        out.append(CampaignCoverage(lang, len(campaign.entries), missing, too_long))
+        other = [e.key for e in campaign.entries if foreign_digits(e.texts.get(lang) or "", lang)]
+        out.append(CampaignCoverage(lang, len(campaign.entries), missing, too_long, other))
     return out
+
+
+def foreign_digits(text: str, lang: str) -> str:
+    """The digits in `text` that are not the ones the bot shows numbers in for `lang` (Persian
+    digits in Persian and Pashto, 0-9 in Arabic): one screen must not mix "۱۰ سکه" and "10"."""
+    own = set(_digits(lang))
+    return "".join(sorted({c for c in text if c.isdecimal() and c not in own}))
+
+
+def _digits(lang: str) -> str:
+    return "".join(tr(lang).digits(d) for d in range(10))
 
 
 def _percent(done: int, total: int) -> str:
@@ -67,14 +81,29 @@ def _interface_table(rows: list[CatalogCoverage]) -> Table:
                   title_justify="left")
     for col, justify in (("Language", "left"), ("Name", "left"), ("Translated", "right"),
                          ("", "right"), ("Fuzzy", "right"), ("Wrong {placeholders}", "right"),
-                         ("Status", "left")):
+                         ("Native review", "left"), ("Status", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for c in rows:
+        review = review_status(c.lang)
         table.add_row(c.lang, language_name(c.lang), f"{c.translated}/{c.total}",
                       _percent(c.translated, c.total), str(len(c.fuzzy)),
                       str(len(c.placeholder_mismatches)),
+                      review.describe() if review.reviewed else f"[yellow]{review.describe()}[/]",
                       "[bold red]no catalog[/]" if c.missing_catalog else _status(c.complete))
     return table
+
+
+def _review_lines(rows: list[CatalogCoverage]) -> list[str]:
+    """The languages no native speaker has checked yet (a note, not a failure: the words work,
+    but may read as a translation)."""
+    reviews = [review_status(c.lang) for c in rows if not c.missing_catalog]
+    lines = [f"{r.lang}: {r.problem}" for r in reviews if r.problem]
+    waiting = review_order([r.lang for r in reviews if not r.reviewed])
+    if waiting:
+        lines.append(f"Not yet reviewed by a native speaker: {', '.join(waiting)}. "
+                     "Record a review in the catalog's header: # Native review: NAME, YYYY-MM-DD "
+                     "(see docs/languages.md).")
+    return lines
 
 
 def _interface_problems(rows: list[CatalogCoverage]) -> list[str]:
@@ -119,7 +148,9 @@ def _campaign_table(campaign: Campaign, rows: list[CampaignCoverage], catalogs: 
 def _campaign_problems(campaign: Campaign, rows: list[CampaignCoverage], catalogs: set[str]) -> list[str]:
     lines = []
     for c in rows:
-        for label, items in (("missing", c.missing), ("over the length limit", c.too_long)):
+        for label, items in (("missing", c.missing), ("over the length limit", c.too_long),
+                             (f"with digits the bot does not use in {c.lang} (write "
+                             f"{_digits(c.lang)})", c.other_digits)):
             if items:
                 shown = ", ".join(items[:SHOWN])
                 more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
@@ -142,6 +173,9 @@ def check(campaign: Path | None = typer.Option(
              "examples/clinic-access.yaml.")) -> None:
     """Coverage per language: the interface catalogs, and a campaign's content; exit 1 if incomplete.
 
+    Also lists the catalogs no native speaker has reviewed yet (a note, not a failure); a review is
+    recorded in the catalog's header: # Native review: NAME, YYYY-MM-DD.
+
     Examples:
 
       coassess i18n check
@@ -150,7 +184,7 @@ def check(campaign: Path | None = typer.Option(
     """
     rows = coverage()
     console.print(_interface_table(rows))
-    problems = _interface_problems(rows)
+    problems = _interface_problems(rows) + _review_lines(rows)
     ok = all(c.complete for c in rows)
     if campaign is not None:
         try:

@@ -392,10 +392,10 @@ def reminder_message(campaign: Campaign, lang: str, bot_username: str) -> Outgoi
     text = "\n\n".join([
         f"<b>{_e(_title(campaign, lang))}</b>",
         _e(_("You started this survey but have not finished it yet. Your answers so far are "
-             "saved, and you can carry on where you stopped.")),
+             "saved, and you can continue where you stopped.")),
         _e(_("This is the only reminder we will send.")),
     ])
-    return Outgoing(text, (_("Carry on"), deep_link(bot_username, start_payload(campaign.id))))
+    return Outgoing(text, (_("Continue"), deep_link(bot_username, start_payload(campaign.id))))
 
 
 def outcome_message(campaign: Campaign, lang: str, body: str) -> Outgoing:
@@ -404,7 +404,7 @@ def outcome_message(campaign: Campaign, lang: str, body: str) -> Outgoing:
     body = body.strip()[:MAX_OUTCOME_TEXT]
     text = "\n\n".join([
         f"<b>{_e(_title(campaign, lang))}</b>",
-        _e(_("You asked to hear what came of the answers. This is what happened:")),
+        _e(_("You asked us to tell you what we did with the answers. Here it is:")),
         _e(body),
     ])
     return Outgoing(text)
