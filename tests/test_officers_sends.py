@@ -91,7 +91,7 @@ async def test_a_dry_run_after_the_send_tells_the_real_runs_truth(db_url, db, ke
     assert "Nothing left to send" in real.output, real.output
     # the same truth as the real run: none left (a zero is shown as it is), all sent before
     assert "0 people would receive" in dry.output and not re.search(r"[1-9]\d* people would", dry.output), dry.output
-    assert re.search(r"\(\d\d+ sent, 0 failed", dry.output) and "nothing left to send" in dry.output.lower()
+    assert re.search(r"\((?!<)\d+ sent, 0 failed", dry.output) and "nothing left to send" in dry.output.lower()
 
 
 async def test_admin_send_after_a_cli_send_says_nothing_is_left(db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
@@ -159,7 +159,7 @@ async def test_an_outcome_dry_run_after_the_send_counts_what_is_left(db_url, db,
     out = " ".join(dry.output.split())
     assert dry.exit_code == 0, out
     assert "0 people would receive 'spring-2026'" in out and not re.search(r"[1-9]\d* people would", out), out
-    assert re.search(r"\(\d\d+ sent, 0 failed", out) and "nothing left to send" in out
+    assert re.search(r"\((?!<)\d+ sent, 0 failed", out) and "nothing left to send" in out
 
 
 async def test_remind_prints_this_runs_figures(db_url, db, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
