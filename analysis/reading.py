@@ -130,6 +130,7 @@ class ResponseRecord:
     # dimension -> group ids, or [prefer_not_to_say]; a dimension not asked is absent
     groups: dict[str, list[str]] = field(default_factory=dict)
     answers: list[AnswerRecord] = field(default_factory=list)
+    key: int = 0  # the response's random record key (cell key method, analysis.disclosure)
 
     def memberships(self, dimension: str) -> list[str]:
         """The rows this response counts in for a dimension (a multi-choice dimension may give several)."""
@@ -241,9 +242,13 @@ def _answer_maker(conn: AsyncConnection) -> Callable[[str, str, Any, Any], Answe
     return make
 
 
-async def iter_responses(conn: AsyncConnection, ctx: CampaignContext,
-                         batch: int = BATCH) -> AsyncIterator[ResponseRecord]:
+async def iter_responses(conn: AsyncConnection, ctx: CampaignContext, batch: int = BATCH, *,
+                         in_start_order: bool = False) -> AsyncIterator[ResponseRecord]:
     """Every response of the campaign in id order, each with its groups and its answers.
+
+    `in_start_order`: by the time each response started (then by id) instead, as an analyst
+    reading an export expects; ids follow the order rows were stored, which is not the start
+    order for imported or synthetic responses, nor quite for several bot workers.
 
     JSON columns are read as text and decoded here (`_Decoded`), and answer times as text on
     SQLite (`_answer_maker`): SQLAlchemy's per-value result processing was a fifth of an export.
@@ -251,18 +256,19 @@ async def iter_responses(conn: AsyncConnection, ctx: CampaignContext,
     dims = ctx.dimension_ids()
     group_alias = {d: aliased(ResponseGroup, name=f"rg_{i}") for i, d in enumerate(dims)}
     cols: list[Any] = [Response.id, Participant.pseudonym, Response.language, Response.invite_id,
-                       Response.started_at, Response.completed_at]
+                       Response.started_at, Response.completed_at, Response.record_key]
     stmt = select(*cols, *[cast(group_alias[d].groups, Text) for d in dims]).join(
         Participant, Participant.id == Response.participant_id)
     # One outer join per dimension keeps the response stream one row per response.
     for d, rg in group_alias.items():
         stmt = stmt.outerjoin(rg, (rg.response_id == Response.id) & (rg.dimension_id == d))
-    stmt = stmt.where(Response.campaign_id == ctx.id).order_by(Response.id)
+    in_order = (Response.started_at, Response.id) if in_start_order else (Response.id,)
+    stmt = stmt.where(Response.campaign_id == ctx.id).order_by(*in_order)
     answers_stmt = (select(Answer.response_id, Answer.question_id, Answer.status, cast(Answer.value, Text),
                            type_coerce(Answer.answered_at, String))
                     .join(Response, Response.id == Answer.response_id)
                     .where(Response.campaign_id == ctx.id)
-                    .order_by(Answer.response_id, Answer.id))
+                    .order_by(*in_order, Answer.id))
     decode = _Decoded()
     decode_groups = _Decoded(limit=1000)
     answer = _answer_maker(conn)
@@ -285,13 +291,13 @@ async def iter_responses(conn: AsyncConnection, ctx: CampaignContext,
                 rid = row[0]
                 invite = invites.get(row[3], (None, None)) if row[3] is not None else (None, None)
                 groups = {}
-                for d, text in zip(dims, row[6:], strict=True):
+                for d, text in zip(dims, row[7:], strict=True):
                     g = decode_groups(text)
                     if g is not None:
                         groups[d] = list(g)
                 record = ResponseRecord(id=rid, participant=row[1], language=row[2], invite=invite[0],
                                         partner=invite[1], started_at=row[4], completed_at=row[5],
-                                        groups=groups)
+                                        groups=groups, key=row[6] or 0)
                 found = record.answers
                 while True:
                     if pos >= len(buffer):
@@ -305,7 +311,9 @@ async def iter_responses(conn: AsyncConnection, ctx: CampaignContext,
                         continue
                     a = buffer[pos]
                     arid = a[0]
-                    if arid > rid:
+                    # Both cursors list responses in the same order: in start order an answer of
+                    # another response belongs to a later one (ids are not increasing there).
+                    if arid != rid and (in_start_order or arid > rid):
                         break
                     pos += 1
                     if arid == rid:

@@ -21,12 +21,14 @@ from bot.db import Database, run
 from bot.services import audit
 
 from analysis.contract import VOICE
+from analysis.disclosure import noise
+from analysis.findings import build_findings
 from analysis.inputs import read_baseline, read_weights
 from analysis.priority import order, ranks, weighted_mean
 from analysis.reading import ALL, NOT_ASKED, count_responses, iter_responses, load_context, opened, snapshot
 from analysis.stats import MEAN_DECIMALS, SHARE_DECIMALS, wilson
 from analysis.summary import Line, Protected, ProtectedQuestion, ReachLine, protect_all
-from analysis.tally import ALL_KEY, INVITE_DIM, LANGUAGE_DIM, NO_INVITE, RowKey, Tally, tally
+from analysis.tally import ALL_KEY, INVITE_DIM, LANGUAGE_DIM, NO_INVITE, RowKey, Tally, rank_need, tally
 from analysis.weighting import CAP, Weights, kish_effective_size, population_weights, solidarity_weights
 
 QUOTES = 8  # quotes shown per group and language; never more than the threshold (see _quotes)
@@ -41,6 +43,17 @@ def _figure(value: int | float | None, marker: str) -> Figure:
     if value is not None:
         return value
     return marker or None
+
+
+def language_name(code: str, lang: str) -> str:
+    """A language code as a name in the report's language ("so" -> "Somali"), or the code itself."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        name = Locale.parse(code).get_display_name(Locale.parse(lang))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return code
+    return name[:1].upper() + name[1:] if name else code
 
 
 class Labels:
@@ -68,7 +81,9 @@ class Labels:
             return "Preferred not to say"
         if gid == NOT_ASKED:
             return "Not asked (stopped before)"
-        if did in (INVITE_DIM, LANGUAGE_DIM) or not did:
+        if did == LANGUAGE_DIM:
+            return language_name(gid, self.lang)
+        if did == INVITE_DIM or not did:
             return gid
         for o in self.spec.dimension(did).options:
             if o.id == gid:
@@ -77,6 +92,13 @@ class Labels:
 
     def question(self, qid: str) -> str:
         return self.text(self.spec.question(qid).text)
+
+    def scale_ends(self, qid: str) -> list[str] | None:
+        """A rating's end labels as participants saw them ("Very hard", "Very easy"), if it has any."""
+        labels = self.spec.question(qid).labels
+        if not labels:
+            return None
+        return list(labels.get(self.lang) or labels.get(self.spec.languages[0]) or []) or None
 
     def option(self, qid: str, option: str) -> str:
         q = self.spec.question(qid)
@@ -164,7 +186,8 @@ def _coassessment(t: Tally, p: Protected, dims: Sequence[str], labels: Labels) -
             continue
         section = {"question": qid, "text": labels.question(qid), "type": q.type,
                    "options": [{"option": o, "label": labels.option(qid, o)} for o in pq.options],
-                   "scale": q.rating_scale if q.type == "rating" else None, "dimensions": []}
+                   "scale": q.rating_scale if q.type == "rating" else None,
+                   "scale_labels": labels.scale_ends(qid) if q.type == "rating" else None, "dimensions": []}
         for d in dims:
             rows = []
             for key in _keys(t, p, d):
@@ -266,7 +289,15 @@ def _codesign(t: Tally, p: Protected, dims: Sequence[str], labels: Labels) -> li
                     if counter is not None:
                         row["words"] = [[w, n if written.n is not None else None]
                                         for w, n in counter.frequent(p.k, WORDS)]
-                    row["quotes"] = _quotes(texts_by.get((qid, key), []), p.k, by_language=written.n is not None)
+                # Quotes only under a published group of at least 2k written answers ("c" is k or
+                # more, so quoting there tells nothing new about the count): a quote is
+                # never labelled with a hidden group, and street addresses cannot be found reliably
+                # in our languages (no kept library does it offline), so a small group, where an
+                # address or a detail would point at one person, is not quoted (rule 6).
+                cell = t.questions[qid].rows.get(key)
+                if ((written.n is not None or written.suppressed == "c") and head.n is not None
+                        and cell is not None and cell.counts.get("text", 0) >= 2 * p.k):
+                    row["quotes"] = _quotes(texts_by.get((qid, key), []), p.k)
                 rows.append(row)
             section["dimensions"].append({"id": d, "title": labels.dimension(d), "rows": rows})
         out.append(section)
@@ -288,6 +319,7 @@ def _cocommissioning(t: Tally, p: Protected, dims: Sequence[str], labels: Labels
         measure = "mean share of coins" if q.type == "budget" else "mean Borda points"
         section: dict[str, Any] = {
             "question": qid, "text": labels.question(qid), "type": q.type, "measure": measure,
+            "pick": rank_need(q) if q.type == "rank" else None,
             "options": [{"option": o, "label": labels.option(qid, o)} for o in pq.options],
             "dimensions": [], "overall": None}
         for d in dims:
@@ -316,17 +348,40 @@ def _overall(t: Tally, p: Protected, pq: ProtectedQuestion, labels: Labels, popu
     if pq.line(ALL_KEY).n is None:
         return None  # fewer answers than the threshold in total
     idx, matrix = t.priority_matrix(q.id)
-    schemes: dict[str, np.ndarray] = {"unweighted": weighted_mean(matrix)}
+    everyone = t.questions[q.id].rows.get(ALL_KEY)
     # Effective sample sizes are whole numbers: "177.0 people" reads as a false precision.
-    sizes: dict[str, int] = {"unweighted": len(idx)}
-    if population.dimensions:
-        w = population.values[idx]
-        schemes["population"] = weighted_mean(matrix, w)
-        sizes["population"] = round(kish_effective_size(w))
-    if solidarity is not None:
-        w = solidarity.values[idx]
-        schemes["solidarity"] = weighted_mean(matrix, w)
-        sizes["solidarity"] = round(kish_effective_size(w))
+    sizes: dict[str, int | str] = {"unweighted": int(pq.line(ALL_KEY).n or 0)}
+    withheld: list[str] = []
+    # Every order carries the cell key method's noise, one to two people's worth (as the
+    # "(all)" row's figures do), so two reports a person apart do not give that person's answer.
+    # A weighted order's effective size, beside published group figures, would let a hidden
+    # group's count be solved (Kish's n is a function of the group counts): it is shown only when
+    # every group it weights by is published for this question ("c" otherwise, and the scheme is
+    # listed in "withheld"); the weighted scores themselves carry noise as above.
+    key = everyone.key if everyone is not None else 0
+    most = 1.0 if q.type == "budget" else float(max(rank_need(q), 1))
+
+    def noisy(name: str, values: np.ndarray, n_eff: float) -> np.ndarray:
+        scale = most / max(n_eff, 1.0)
+        return np.asarray([v + scale * noise((everyone.keys.get(o, 0) if everyone else 0) + i, f"{name} score")
+                           for i, (o, v) in enumerate(zip(pq.options, values, strict=True))])
+
+    schemes: dict[str, np.ndarray] = {"unweighted": noisy("unweighted", weighted_mean(matrix), len(idx))}
+    weighted_dims = [d for d in population.dimensions if d]
+    rows = [pq.lines.get(((d, g), "")) for d in weighted_dims for g in t.ctx.group_ids(d)]
+    all_shown = all(ln is None or ln.n is not None for ln in rows)
+    for name, weights in (("population", population if population.dimensions else None),
+                          ("solidarity", solidarity)):
+        if weights is None:
+            continue
+        w = weights.values[idx]
+        n_eff = kish_effective_size(w)
+        schemes[name] = noisy(name, weighted_mean(matrix, w), n_eff)
+        if all_shown:
+            sizes[name] = max(round(n_eff) + noise(key, f"{name} size"), 0)
+        else:
+            sizes[name] = "c"  # type: ignore[assignment]
+            withheld.append(name)
     options = []
     rank_of = {name: ranks(dict(zip(pq.options, vals, strict=True))) for name, vals in schemes.items()}
     for i, o in enumerate(pq.options):
@@ -346,7 +401,7 @@ def _overall(t: Tally, p: Protected, pq: ProtectedQuestion, labels: Labels, popu
         if first_u != first_w:
             changes.append({"scheme": name, "from": labels.option(q.id, first_u),
                             "to": labels.option(q.id, first_w)})
-    return {"schemes": list(schemes), "effective_size": sizes, "options": options,
+    return {"schemes": list(schemes), "effective_size": sizes, "options": options, "withheld": withheld,
             "orders_differ": any(r["differs"] for r in options), "top_changes": changes}
 
 
@@ -363,9 +418,18 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
     groups = {d: t.ctx.group_ids(d) for d in all_dims}
     population = population_weights(t.memberships, all_dims, baseline, groups)
     solidarity = (solidarity_weights(population, t.memberships, all_dims, need) if need else None)
+    # Kish's n is a function of the group counts: published with the cell key method's noise,
+    # and only while every group it weights by is published (else it would solve a hidden one).
+    everyone = t.reach.get(ALL_KEY, [0, 0, 0, 0])[2]
+    groups_shown = all(p.reach[(d, g)].started is not None for d in population.dimensions if d
+                       for g in groups.get(d, []) if (d, g) in p.reach)
+
+    def eff(size: float, what: str) -> int | str:
+        return max(round(size) + noise(everyone, what), 0) if groups_shown else "c"
+
     weighting: dict[str, Any] = {
         "population": {"dimensions": population.dimensions,
-                       "effective_size": round(population.effective_size),
+                       "effective_size": eff(population.effective_size, "population size"),
                        "missing": {d: [labels.group(d, g) for g in gs] for d, gs in population.missing.items()},
                        "short": {d: [labels.group(d, g) for g in gs] for d, gs in population.short.items()},
                        "cap": CAP,
@@ -373,7 +437,7 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
                        "source": baseline_source},
         "solidarity": None if solidarity is None else {
             "weights": {d: {labels.group(d, g): w for g, w in ws.items()} for d, ws in (need or {}).items()},
-            "effective_size": round(solidarity.effective_size)},
+            "effective_size": eff(solidarity.effective_size, "solidarity size")},
     }
     if t.responses < p.k:
         # Kish's n on a handful of people would itself be a count below the threshold.
@@ -396,8 +460,8 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
     }
 
 
-ReportFormat = Literal["html", "md", "json"]
-REPORT_FORMATS: tuple[ReportFormat, ...] = ("html", "md", "json")
+ReportFormat = Literal["html", "md", "json", "pdf"]
+REPORT_FORMATS: tuple[ReportFormat, ...] = ("html", "md", "json", "pdf")
 
 
 async def report_model_async(database: Database | str, campaign: str, *, by: str | None = None,
@@ -426,13 +490,18 @@ async def report_model_async(database: Database | str, campaign: str, *, by: str
             t = await tally(ctx, iter_responses(conn, ctx), progress)
     protected = protect_all(t, base)
     dims = [by] if by else ctx.dimension_ids()
-    return build_model(t, protected, dims=dims, lang=lang or ctx.spec.languages[0], baseline=base,
-                       baseline_source=source, need=need)
+    model = build_model(t, protected, dims=dims, lang=lang or ctx.spec.languages[0], baseline=base,
+                        baseline_source=source, need=need)
+    model["findings"] = build_findings(model)  # from the protected figures alone
+    return model
 
 
-def render(model: dict[str, Any], format: ReportFormat = "html") -> str:  # noqa: A002
-    from analysis.render import render_html, render_json, render_markdown
+def render(model: dict[str, Any], format: ReportFormat = "html") -> str | bytes:  # noqa: A002
+    """The model laid out: text for html, md and json, the bytes of an A4 document for pdf."""
+    from analysis.render import render_html, render_json, render_markdown, render_pdf
 
+    if format == "pdf":
+        return render_pdf(model)
     if format == "html":
         return render_html(model)
     if format == "md":
@@ -446,12 +515,16 @@ async def build_report_async(database: Database | str, campaign: str, path: str 
                              format: ReportFormat | None = None, **options: Any) -> dict[str, Any]:  # noqa: A002
     """Write the report; see `build_report`."""
     path = Path(path)
-    fmt: ReportFormat = format or {".md": "md", ".json": "json"}.get(path.suffix.lower(), "html")  # type: ignore[assignment]
+    fmt: ReportFormat = format or {".md": "md", ".json": "json", ".pdf": "pdf"}.get(  # type: ignore[assignment]
+        path.suffix.lower(), "html")
     model = await report_model_async(database, campaign, **options)
     text = render(model, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
+    if isinstance(text, bytes):
+        partial.write_bytes(text)
+    else:
+        partial.write_text(text, encoding="utf-8")
     partial.replace(path)
     async with opened(database) as db, db.session() as session:
         await audit.record(session, audit.cli_actor(), "report", campaign, format=fmt, file=path.name,
@@ -473,13 +546,13 @@ def build_report(database: Database | str, campaign: str, path: str | Path,
                  baseline: str | Path | Mapping[str, Mapping[str, float]] | None = None,
                  weights: str | Path | Mapping[str, Mapping[str, float]] | None = None,
                  lang: str | None = None) -> dict[str, Any]:
-    """Write the grouped report (HTML, Markdown or JSON) and return its model.
+    """Write the grouped report (HTML, PDF, Markdown or JSON) and return its model.
 
     Args:
         database: a database URL or a `bot.db.Database`.
         campaign: the campaign id.
-        path: the file to write; `.md` and `.json` choose those formats unless `format` is given.
-        format: "html" (one self-contained page with charts), "md" or "json".
+        path: the file to write; `.md`, `.json` and `.pdf` choose those formats unless `format` is given.
+        format: "html" (one self-contained page with charts), "pdf" (A4, findings first), "md" or "json".
         by: one group dimension instead of all.
         baseline: population shares, as a CSV file (dimension,group,share) or a mapping
             {dimension: {group: share}}; defaults to the campaign's baseline.

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from analysis.disclosure import MAX_NOISE
 from bot.db import Database
 from bot.models import AuditEvent, Broadcast, Delivery, Participant, Response, utcnow
 from bot.sandbox import Limits, Sandbox, peak_rate
@@ -166,9 +167,12 @@ async def test_cancelled_run_resumes_without_second_copies(db, keys, example_spe
     assert not plan.created and plan.recovered == midway["sending"]
     counts = await delivered(sandbox)
     assert max(counts.values()) == 1  # nobody twice
-    assert summary.sent + summary.uncertain == 30 and summary.pending == 0
+    whole = await delivery_states(db)
+    assert whole["sent"] + whole["uncertain"] == 30 and summary.pending == 0
+    # the second run's figures are its own: the people the first run left pending
+    assert summary.sent == midway["pending"]
     # an uncertain row is one whose request was in flight: it may or may not have arrived
-    assert len(counts) >= summary.sent
+    assert len(counts) >= whole["sent"]
 
 
 async def test_only_one_sender_at_a_time(db) -> None:  # type: ignore[no-untyped-def]
@@ -391,7 +395,8 @@ async def test_dry_run_total_gives_no_hidden_group_away(db_url, db, keys, exampl
     everyone = await cli(db_url, keys, "broadcast", campaign.id, "--dry-run")
     languages = _rows(everyone.output, "by language")
     assert languages["so"] == "<10" and languages["en"] == "c"
-    assert "17 people would receive" in everyone.output
+    total = re.search(r"(\d+) people would receive", everyone.output)
+    assert total and abs(int(total.group(1)) - 17) <= MAX_NOISE  # perturbed (cell key method)
 
 
 def test_protect_reach_hides_the_total_when_it_would_pin_a_hidden_row(example_spec) -> None:  # type: ignore[no-untyped-def]

@@ -28,11 +28,13 @@ from bot.runtime.middleware import UpdateSessionMiddleware
 from bot.runtime.storage import PseudonymousStorage, SqlStorage, current_session
 from bot.services.participants import Keys
 from dialogs.commands import begin, build_commands_router, build_fallback_router, help_text
+from dialogs.edits import build_edits_router
 from dialogs.forget import build_forget_dialog
-from dialogs.i18n import tr
+from dialogs.i18n import best_language, tr
 from dialogs.language import build_language_dialog
-from dialogs.survey import build_survey_dialog, resume_target
-from locales import compile_catalogs
+from dialogs.screens import OlderMessageGate, ScreenMessageManager, answer_tap
+from dialogs.survey import build_survey_dialog, older_message_notice, resume_target
+from locales import available, compile_catalogs
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +78,14 @@ def build_dispatcher(db: Database, keys: Keys, *, inner_storage: BaseStorage | N
     dp.include_router(build_commands_router())
     for extra in _extra_routers(config):
         dp.include_router(extra)
-    dp.include_routers(build_survey_dialog(), build_language_dialog(), build_forget_dialog())
+    dialogs = (build_survey_dialog(), build_language_dialog(), build_forget_dialog())
+    for dialog in dialogs:
+        dialog.callback_query.middleware(OlderMessageGate(older_message_notice))
+    dp.include_routers(*dialogs)
+    dp.include_router(build_edits_router())
     dp.include_router(build_fallback_router())
-    setup_dialogs(dp, message_manager=message_manager, events_isolation=events_isolation)
+    setup_dialogs(dp, message_manager=message_manager or ScreenMessageManager(storage),
+                  events_isolation=events_isolation)
     # Background dialog events skip update middlewares: give them a session too.
     dp.observers[DIALOG_EVENT_NAME].outer_middleware(middleware)
 
@@ -101,7 +108,7 @@ async def on_stale_dialog(event: ErrorEvent, dialog_manager: DialogManager) -> N
     update = event.update
     if update.callback_query is not None:
         try:
-            await update.callback_query.answer()
+            await answer_tap(update.callback_query)
         except Exception:  # noqa: BLE001 - too old to answer: nothing to stop spinning
             pass
     user = update.callback_query.from_user if update.callback_query else (
@@ -124,7 +131,10 @@ async def on_stale_dialog(event: ErrorEvent, dialog_manager: DialogManager) -> N
                 await begin(dialog_manager, session, keys, user.id, chat.id, target, None, user.language_code)
             else:
                 await dialog_manager.reset_stack()
-                lang = participant.language if participant and participant.language else "en"
+                # in the person's language: their choice, else their Telegram app's (after /forget
+                # there is no participant to ask)
+                lang = best_language([participant.language if participant else None, user.language_code],
+                                     available()) or "en"
                 await event.update.bot.send_message(chat.id, help_text(tr(lang)))  # type: ignore[union-attr]
             await session.commit()
         finally:
@@ -147,7 +157,7 @@ async def on_error(event: ErrorEvent, **data: Any) -> Any:
     chat_id = None
     if update.callback_query is not None:
         try:
-            await update.callback_query.answer()
+            await answer_tap(update.callback_query)
         except Exception:  # noqa: BLE001
             pass
         if update.callback_query.message is not None:

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Every update type a handler exists for ("my_chat_member": someone blocked the bot). Telegram's
 # default would add edited messages, channel posts and more that nobody here reads.
-ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TOKEN_REFUSED = ("Telegram refused the bot token ({what}). Check COASSESS_BOT_TOKEN: it is the whole "
                  "token @BotFather gave (digits, a colon, then letters); a token revoked with /revoke "
@@ -163,6 +163,10 @@ class Runtime:
                         _describe(exc))
             return
         self.dp["bot_username"] = me.username
+        with suppress(Exception):  # remembered for `coassess campaign show`; never fatal
+            from bot.services.invites import remember_username
+
+            await remember_username(self.db, self.bot.token, me.username)
         # in the background: with flood waits, fourteen menus could hold up the first update
         self.menus = asyncio.create_task(register_command_menus(self.bot), name="coassess-menus")
 
