@@ -357,7 +357,10 @@ async def test_outages_across_two_workers_throw_no_tap_away(pg_url: str, example
     assert t["errors"] == 0 and t["stored_differently"] == 0, t
     assert t["finished"] == sum(not p.declines for p in people), t
     assert sorry == 0
-    assert in_time == taps and moment > 0
+    # Every tap answered within Telegram's limit, except at most the one the killed worker had taken:
+    # it acknowledged that tap, then died, and nobody else has it until it has started again (15 s
+    # and more on a busy 2-core machine); it is answered the moment the worker is back.
+    assert taps - in_time <= 1 and moment > 0
     assert front.served_html > 0
     assert caught_up < 60
     assert all(h["set_aside"] == 0 for h in health)

@@ -8,6 +8,7 @@ with what was stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import random
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 from bot.campaigns.schema import OTHER, PREFER_NOT, CampaignSpec, Question
 from bot.sandbox import SandboxClient
+from bot.sandbox.client import SandboxError
 from bot.scrub import scrub
 
 QUESTION_WIDGETS = {"r", "R", "o", "b", "c"}
@@ -74,6 +76,7 @@ class Citizen:
     # the sandbox's 80 ms between taking the old keyboard away and showing the next question, and a
     # citizen would then read a screen in between.
     IDLE = 0.15
+    SETTLE = 1.0  # how long a screen without buttons is watched for a follow-up
 
     def __init__(self, client: SandboxClient, spec: CampaignSpec, persona: Persona,
                  think: tuple[float, float] = (0.0, 0.0), timeout: float = 30.0) -> None:
@@ -146,8 +149,16 @@ class Citizen:
     async def _after(self, sent: Any) -> None:
         reply = await self.client.wait_for_bot(self.p.user_id, after=sent, timeout=self.timeout,
                                                idle=self.IDLE)
-        self.seq = reply.seq
         alive = [m for m in reply.messages if not m["deleted"]]
+        if alive and not any(_buttons(m) for m in alive):
+            # no buttons yet: on a busy machine the bot can pause longer than IDLE between taking
+            # the old keyboard away and sending the new screen; a person would see it arrive
+            with contextlib.suppress(SandboxError):
+                more = await self.client.wait_for_bot(self.p.user_id, after=reply.seq, timeout=self.SETTLE,
+                                                      idle=self.IDLE)
+                reply = more
+                alive = [m for m in more.messages if not m["deleted"]] or alive
+        self.seq = reply.seq
         if alive:
             # the screen is the newest message with buttons (else the newest): an older one touched
             # after it (its keyboard taken away once the new screen is out) is not what a person
