@@ -1,6 +1,9 @@
 # The coassess bot image: Python 3.11, the package, compiled catalogs.
 FROM python:3.11-slim
 WORKDIR /app
+# espeak-ng: the offline voice that reads questions aloud where nothing is recorded
+RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md babel.cfg ./
 COPY bot ./bot
 COPY dialogs ./dialogs

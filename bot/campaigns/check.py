@@ -82,16 +82,17 @@ def _count(n: int, word: str) -> str:
 
 
 def check_file(path: str | Path) -> CheckResult:
-    """Read and check a campaign file; never raises for bad content."""
+    """Read and check a campaign file (and the recordings it names); never raises for bad content."""
     path = Path(path)
     try:
         text = read_text(path)
     except SourceError as exc:
         return CheckResult(str(path), [Problem(exc.message, exc.line)])
-    return check_text(text, str(path))
+    return check_text(text, str(path), base_dir=path.parent)
 
 
-def check_text(text: str, name: str = "<campaign>") -> CheckResult:
+def check_text(text: str, name: str = "<campaign>", base_dir: Path | None = None) -> CheckResult:
+    """Check campaign text; recordings it names are looked for relative to `base_dir` (default: here)."""
     result = CheckResult(name)
     try:
         src = parse(text, name)
@@ -106,7 +107,7 @@ def check_text(text: str, name: str = "<campaign>") -> CheckResult:
         result.problems.append(Problem("a campaign file must be a set of 'key: value' lines "
                                        "starting with 'id:'", 1))
         return result
-    checker = _Checker(src)
+    checker = _Checker(src, base_dir or Path("."))
     checker.structure()
     checker.semantics()
     result.problems = sorted(set(checker.problems), key=lambda p: (p.line or 0, p.message))
@@ -215,8 +216,10 @@ def _friendly(err: dict[str, Any]) -> str:
 
 
 class _Checker:
-    def __init__(self, src: Source) -> None:
+    def __init__(self, src: Source, base_dir: Path = Path(".")) -> None:
         self.src = src
+        self.base_dir = base_dir
+        self.recordings: dict[Path, str | None] = {}  # each file decoded once: None or what is wrong
         self.data: dict[str, Any] = src.data
         self.problems: list[Problem] = []
         self.spec: CampaignSpec | None = None
@@ -250,6 +253,7 @@ class _Checker:
         self._texts(("title",), d.get("title"), MAX_TITLE_TEXT)
         if "intro" in d:
             self._texts(("intro",), d.get("intro"), MAX_INTRO_TEXT)
+        self._audio(("intro_audio",), d.get("intro_audio"))
         opens, closes = _when(d.get("opens")), _when(d.get("closes"))
         if opens and closes and opens >= closes:
             self.add(("closes",), f"'closes' ({closes:%Y-%m-%d %H:%M} UTC) must be after 'opens' "
@@ -312,6 +316,36 @@ class _Checker:
             elif value is not None and not isinstance(value, str):
                 self.add((*path, lang), f"the '{_short(lang, 40)}' text must be text, not {_short(value)!r}")
 
+    def _audio(self, path: Path_, audio: Any) -> None:
+        """Each recording exists, is a sound file we can decode, and lasts at most a minute."""
+        if not isinstance(audio, dict):
+            return
+        from bot.campaigns.audio import AudioError, read_recording
+
+        for lang, name in audio.items():
+            if self.languages and lang not in self.languages:
+                self.add((*path, lang), f"'{_short(lang, 40)}' is not one of the campaign languages "
+                                        f"({', '.join(self.languages)})")
+            if not isinstance(name, str) or not name.strip():
+                continue  # the structure check says it must be a file name
+            file = self.base_dir / name
+            if file not in self.recordings:
+                try:
+                    read_recording(file)
+                    self.recordings[file] = None
+                except AudioError as exc:
+                    self.recordings[file] = str(exc)
+                except OSError as exc:
+                    self.recordings[file] = f"cannot read '{name}': {exc.strerror or exc}"
+            problem = self.recordings[file]
+            if problem is not None:
+                if problem.startswith("file not found"):
+                    problem = (f"recording '{_short(name, 60)}' not found (looked in {self.base_dir}): file "
+                               "names are relative to the campaign file")
+                elif not problem.startswith(("'", "cannot read '")):
+                    problem = f"recording '{_short(name, 60)}' {problem}"
+                self.add((*path, lang), problem)
+
     def _options(self, path: Path_, options: Any, reserved: str) -> list[str]:
         ids: list[str] = []
         if not isinstance(options, list):
@@ -330,6 +364,7 @@ class _Checker:
                     self.add((*path, j, "id"), f"'{_short(oid, 40)}' is reserved ({hint}): choose another id")
                 ids.append(oid)
             self._texts((*path, j, "text"), opt.get("text"), MAX_OPTION_TEXT)
+            self._audio((*path, j, "audio"), opt.get("audio"))
         return ids
 
     def _dimensions(self) -> dict[str, list[str]]:
@@ -344,6 +379,7 @@ class _Checker:
             if isinstance(did, str) and did in dims:
                 self.add(("groups", i, "id"), f"group dimension '{_short(did, 40)}' is defined twice")
             self._texts(("groups", i, "text"), dim.get("text"), MAX_QUESTION_TEXT)
+            self._audio(("groups", i, "audio"), dim.get("audio"))
             ids = self._options(("groups", i, "options"), dim.get("options"), PREFER_NOT)
             if isinstance(did, str):
                 dims[did] = ids
@@ -415,6 +451,7 @@ class _Checker:
             if isinstance(qid, str) and qid in seen:
                 self.add((*path, "id"), f"question id '{_short(qid, 40)}' is used twice")
             self._texts((*path, "text"), q.get("text"), MAX_QUESTION_TEXT)
+            self._audio((*path, "audio"), q.get("audio"))
             if isinstance(qtype, str) and qtype in QUESTION_TYPES:
                 self._question_type(path, q, qtype)
             self._show_if(path, q, seen)

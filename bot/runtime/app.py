@@ -37,6 +37,7 @@ from dialogs.commands import begin, build_commands_router, build_fallback_router
 from dialogs.forget import build_forget_dialog
 from dialogs.i18n import tr
 from dialogs.language import build_language_dialog
+from dialogs.listen import build_listen_router
 from dialogs.survey import build_survey_dialog, resume_target
 from locales import compile_catalogs
 
@@ -84,6 +85,7 @@ def build_dispatcher(db: Database, keys: Keys, *, inner_storage: BaseStorage | N
     chain.insert(chain.index(dp.fsm), middleware)
 
     dp.include_router(build_commands_router())
+    dp.include_router(build_listen_router())
     for extra in _extra_routers(config):
         dp.include_router(extra)
     dp.include_routers(build_survey_dialog(), build_language_dialog(), build_forget_dialog())

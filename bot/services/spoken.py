@@ -1,0 +1,80 @@
+"""Spoken screens: made once when a campaign is loaded, stored by what they say, uploaded to Telegram once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiogram import Bot
+from aiogram.types import BufferedInputFile
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.campaigns.audio import AudioError, make_note, note_key, offline_voice, screens
+from bot.campaigns.schema import CampaignSpec
+from bot.models import SpokenScreen, VoiceNote
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """What `prepare` did: notes made now, notes already made (same text), screens with no audio."""
+
+    made: int = 0
+    reused: int = 0
+    silent: dict[str, int] = field(default_factory=dict)  # language -> screens nothing can speak
+    seconds: float = 0.0  # time spent making notes
+
+
+async def prepare(session: AsyncSession, spec: CampaignSpec, base_dir: Path) -> Prepared:
+    """Make (or find) the voice note of every screen of `spec` in every language, and link them.
+
+    Runs at `campaign load`, never while someone answers. Synthesis and encoding run in a
+    worker thread; a note whose texts and recordings are unchanged is found by its key and reused.
+    """
+    import time
+
+    done = Prepared()
+    await session.execute(delete(SpokenScreen).where(SpokenScreen.campaign_id == spec.id))
+    for lang in spec.languages:
+        voice = await asyncio.to_thread(offline_voice, lang)
+        for screen in await asyncio.to_thread(screens, spec, lang, base_dir):
+            key = await asyncio.to_thread(note_key, screen, voice)
+            if key is None:
+                done.silent[lang] = done.silent.get(lang, 0) + 1
+                continue
+            if await session.get(VoiceNote, key) is None:
+                started = time.perf_counter()
+                try:
+                    data, seconds, source = await asyncio.to_thread(make_note, screen, voice)
+                except AudioError as exc:  # `campaign check` names the file; loading goes on without it
+                    log.warning("no voice note for screen %s in %s: %s", screen.key, lang, exc)
+                    done.silent[lang] = done.silent.get(lang, 0) + 1
+                    continue
+                done.seconds += time.perf_counter() - started
+                session.add(VoiceNote(key=key, data=data, seconds=seconds, source=source))
+                await session.flush()
+                done.made += 1
+            else:
+                done.reused += 1
+            session.add(SpokenScreen(campaign_id=spec.id, language=lang, screen=screen.key, note_key=key))
+    await session.flush()
+    return done
+
+
+async def find(session: AsyncSession, campaign_id: str, lang: str, screen: str) -> VoiceNote | None:
+    return await session.scalar(
+        select(VoiceNote).join(SpokenScreen, SpokenScreen.note_key == VoiceNote.key)
+        .where(SpokenScreen.campaign_id == campaign_id, SpokenScreen.language == lang,
+               SpokenScreen.screen == screen))
+
+
+async def send(bot: Bot, chat_id: int, note: VoiceNote) -> None:
+    """Send a voice note: its Telegram file_id when it was uploaded before, else the file (once)."""
+    voice = note.file_id or BufferedInputFile(note.data, filename="voice.ogg")
+    message = await bot.send_voice(chat_id, voice, duration=max(1, round(note.seconds)))
+    if note.file_id is None and message.voice is not None:
+        note.file_id = message.voice.file_id

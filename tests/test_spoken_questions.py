@@ -1,0 +1,213 @@
+"""Issue 17: people who cannot read can listen. Every screen as a voice note, through the sandbox:
+recordings in two languages (Somali, Tigrinya), the offline voice (espeak-ng) in two others."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from bot.campaigns.audio import RATE, synthesize
+from bot.campaigns.check import check_file
+from bot.campaigns.store import load_and_open
+from bot.db import Database
+from bot.models import Response
+from bot.sandbox import Limits
+from tests.live import live_bot
+
+FAST = Limits(global_per_second=None, per_chat_per_second=None)
+
+CAMPAIGN = """\
+id: voice-check
+mode: coassessment
+languages: [so, ti, ar, es]
+title: {so: Ra'yigaaga, ti: ርእይቶኻ, ar: رأيك, es: Su opinión}
+intro: {so: Su'aalo gaagaaban., ti: ሓጸርቲ ሕቶታት።, ar: بعض الأسئلة القصيرة., es: Unas preguntas cortas.}
+intro_audio: {so: audio/intro-so.wav, ti: audio/intro-ti.m4a}
+questions:
+  - id: ease
+    type: rating
+    text: {so: Sidee bay u fududayd?, ti: ክንደይ ቀሊል ነይሩ?, ar: ما مدى سهولة الحصول على موعد؟, es: ¿Qué tan fácil fue conseguir una cita?}
+    labels: {so: [Aad u adag, Aad u fudud], ti: [ኣዝዩ ከቢድ, ኣዝዩ ቀሊል], ar: [صعب جدا, سهل جدا], es: [Muy difícil, Muy fácil]}
+    audio: {so: audio/ease-so.wav, ti: audio/ease-ti.mp3}
+  - id: help
+    type: choice
+    text: {so: Caawimaad ma heshay?, ti: ሓገዝ ረኺብካ ዶ?, ar: هل حصلت على المساعدة؟, es: ¿Recibió la ayuda que necesitaba?}
+    audio: {so: audio/help-so.wav, ti: audio/help-ti.mp3}
+    options:
+      - {id: all, text: {so: Dhammaan, ti: ኩሉ, ar: كلها, es: Toda}, audio: {so: audio/all-so.wav}}
+      - {id: some, text: {so: Qaar, ti: ገለ, ar: بعضها, es: Una parte}}
+"""
+
+
+def write_audio(path: Path, samples: np.ndarray, codec: str, fmt: str) -> None:
+    """A test recording in a real container and codec, written with PyAV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=RATE if codec != "pcm_s16le" else 16_000, layout="mono")
+        if codec == "pcm_s16le":
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=16_000)
+        else:
+            resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=RATE)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frames = resampler.resample(frame) + resampler.resample(None)
+        for f in frames:
+            for packet in stream.encode(f):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def recordings(folder: Path) -> None:
+    """Somali recordings as WAV, Tigrinya as MP3 and M4A (a person reading; here espeak-ng stands in)."""
+    voice = synthesize("This is a recording made by a person who speaks the language.", "en")
+    for name in ("intro-so", "ease-so", "help-so", "all-so"):
+        write_audio(folder / "audio" / f"{name}.wav", voice, "pcm_s16le", "wav")
+    for name in ("ease-ti", "help-ti"):
+        write_audio(folder / "audio" / f"{name}.mp3", voice, "libmp3lame", "mp3")
+    write_audio(folder / "audio" / "intro-ti.m4a", voice, "aac", "mp4")
+
+
+@pytest.fixture
+def campaign_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "campaign"
+    folder.mkdir()
+    (folder / "campaign.yaml").write_text(CAMPAIGN, encoding="utf-8")
+    recordings(folder)
+    return folder
+
+
+def ogg_opus_seconds(data: bytes) -> float:
+    """Decode a voice note: it must be OGG with Opus inside; its length in seconds."""
+    with av.open(io.BytesIO(data)) as container:
+        assert container.format.name == "ogg"
+        stream = container.streams.audio[0]
+        assert stream.codec_context.name == "opus"
+        assert stream.codec_context.channels == 1
+        samples = sum(frame.samples for frame in container.decode(audio=0))
+    return samples / 48_000
+
+
+def _button(message: dict[str, Any], suffix: str) -> str:
+    return next(b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row
+                if b["callback_data"].endswith("\x1d" + suffix))
+
+
+def _voices(reply) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    return [m for m in reply.messages if m.get("method") == "sendVoice" and not m["deleted"]]
+
+
+def _screen(reply) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return [m for m in reply.messages if m.get("reply_markup") and not m["deleted"]][-1]
+
+
+async def test_check_reports_coverage_and_accepts_the_recordings(campaign_dir: Path) -> None:
+    from bot.campaigns.audio import coverage
+
+    result = check_file(campaign_dir / "campaign.yaml")
+    assert result.ok, [p.render(result.name) for p in result.problems]
+    assert coverage(result.spec) == [
+        "so: 2 of 2 questions recorded", "ti: 2 of 2 questions recorded",
+        "ar: spoken by the offline voice", "es: spoken by the offline voice"]
+
+
+async def test_every_screen_is_spoken_once_to_those_who_listen(db_url: str, campaign_dir: Path,
+                                                              tmp_path: Path) -> None:
+    spec = check_file(campaign_dir / "campaign.yaml").spec
+    assert spec is not None
+    await load_and_open(db_url, spec, voice_notes_from=campaign_dir)
+    async with live_bot(db_url, spec, tmp_path, limits=FAST) as live:
+        client = live.sandbox.client
+        files = live.sandbox.state.files
+
+        async def start(uid: int, lang: str):  # type: ignore[no-untyped-def]
+            await client.create_user(uid, language_code=lang)
+            sent = await client.send_command(uid, "start", spec.id)
+            return await client.wait_for_bot(uid, after=sent, timeout=15)
+
+        async def tap(uid: int, message: dict[str, Any], suffix: str):  # type: ignore[no-untyped-def]
+            sent = await client.tap(uid, message["message_id"], data=_button(message, suffix))
+            return await client.wait_for_bot(uid, after=sent, timeout=15)
+
+        # an Arabic speaker chooses to listen on the consent screen: the consent is spoken
+        first = 640_000_001
+        reply = await start(first, "ar")
+        assert _voices(reply) == []  # nobody has chosen to listen yet
+        consent = reply.last
+        assert "🔊" in str(consent["reply_markup"])
+        reply = await tap(first, consent, "v")
+        voices = _voices(reply)
+        assert len(voices) == 1
+        consent_file = voices[0]["media"]["voice"]
+        seconds = ogg_opus_seconds(files.get(consent_file).data)
+        assert 0.5 < seconds <= 60
+        # each new screen comes with its voice note, under the screen's buttons
+        reply = await tap(first, consent, "y")
+        voices = _voices(reply)
+        assert len(voices) == 1 and _screen(reply)["message_id"] < voices[0]["message_id"]
+        question_file = voices[0]["media"]["voice"]
+        assert question_file != consent_file
+        assert 0.5 < ogg_opus_seconds(files.get(question_file).data) <= 60
+        reply = await tap(first, _screen(reply), "r:0.4")
+        assert len(_voices(reply)) == 1  # the second question
+        # Back shows the rating again, without sending its audio again
+        reply = await tap(first, _screen(reply), "k")
+        assert _voices(reply) == []
+        # ... unless 🔊 is tapped
+        reply = await tap(first, _screen(reply), "v")
+        voices = _voices(reply)
+        assert [v["media"]["voice"] for v in voices] == [question_file]
+
+        # a second listener gets the very same files: uploaded once, then sent by file_id
+        uploaded = len(files._by_id)
+        second = 640_000_002
+        reply = await start(second, "ar")
+        reply = await tap(second, reply.last, "v")
+        assert [v["media"]["voice"] for v in _voices(reply)] == [consent_file]
+        reply = await tap(second, _screen(reply), "y")
+        assert [v["media"]["voice"] for v in _voices(reply)] == [question_file]
+        assert len(files._by_id) == uploaded
+
+        # someone who did not choose to listen gets no voice note; /listen switches it on
+        third = 640_000_003
+        reply = await start(third, "es")
+        reply = await tap(third, reply.last, "y")
+        assert _voices(reply) == []
+        sent = await client.send_command(third, "listen")
+        reply = await client.wait_for_bot(third, after=sent, timeout=15)
+        voices = _voices(reply)
+        assert len(voices) == 1 and 0.5 < ogg_opus_seconds(files.get(voices[0]["media"]["voice"]).data) <= 60
+        screen = _screen(reply)  # the question, shown again with its voice note under it
+        assert screen["message_id"] < voices[0]["message_id"]
+        sent = await client.send_command(third, "listen")
+        reply = await client.wait_for_bot(third, after=sent, timeout=15)
+        reply = await tap(third, screen, "r:0.2")
+        assert _voices(reply) == []
+
+        # a Somali speaker hears the recordings from the campaign file
+        fourth = 640_000_004
+        reply = await start(fourth, "so")
+        reply = await tap(fourth, reply.last, "v")
+        reply = await tap(fourth, _screen(reply), "y")
+        voices = _voices(reply)
+        assert len(voices) == 1
+        assert 0.5 < ogg_opus_seconds(files.get(voices[0]["media"]["voice"]).data) <= 60
+
+        # and someone who never listens: no voice note on any screen, and not counted as listening
+        fifth = 640_000_005
+        reply = await start(fifth, "ar")
+        reply = await tap(fifth, reply.last, "y")
+        reply = await tap(fifth, _screen(reply), "r:0.5")
+        assert _voices(reply) == []
+
+        db = Database(db_url)
+        async with db.session() as s:
+            rows = (await s.scalars(select(Response).order_by(Response.id))).all()
+        await db.dispose()
+        assert [r.listened for r in rows] == [True, True, True, True, False]
