@@ -221,8 +221,8 @@ def help_text(t: Tr) -> str:
     commands = dict(command_descriptions(t))
     lines = [_("This bot asks short questions so that services can hear from you.")]
     # each line starts with its command: isolated, it stays "/start" at the start of a right-to-left line
-    lines += [f"{t.isolate('/' + name)} — {commands[name]}" for name in ("start", "language", "privacy",
-                                                                          "stop", "forget")]
+    lines += [f"{t.isolate('/' + name)} — {commands[name]}" for name in ("start", "language", "listen",
+                                                                          "privacy", "stop", "forget")]
     return "\n".join(_e(x) for x in lines)
 
 
@@ -232,6 +232,7 @@ def command_descriptions(t: Tr) -> list[tuple[str, str]]:
     return [
         ("start", _("start or continue a survey")),
         ("language", _("change the language")),
+        ("listen", _("hear each question as a voice note, or stop")),
         ("privacy", _("what we keep and who sees it")),
         ("stop", _("no more messages from us")),
         ("forget", _("erase everything we keep about you")),
