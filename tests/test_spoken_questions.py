@@ -211,3 +211,66 @@ async def test_every_screen_is_spoken_once_to_those_who_listen(db_url: str, camp
             rows = (await s.scalars(select(Response).order_by(Response.id))).all()
         await db.dispose()
         assert [r.listened for r in rows] == [True, True, True, True, False]
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_check_refuses_missing_broken_and_too_long_recordings_with_their_line(campaign_dir: Path) -> None:
+    folder = campaign_dir
+    (folder / "audio" / "broken.mp3").write_bytes(b"ID3\x03" + bytes(range(256)) * 20)
+    tone = (np.sin(np.arange(RATE * 61) * 2 * np.pi * 220 / RATE) * 8000).astype(np.int16)
+    write_audio(folder / "audio" / "long.wav", tone, "pcm_s16le", "wav")
+    (folder / "audio" / "notes.txt").write_text("not a sound", encoding="utf-8")
+    text = (CAMPAIGN
+            .replace("audio: {so: audio/ease-so.wav, ti: audio/ease-ti.mp3}",
+                     "audio: {so: audio/missing-so.ogg, ti: audio/broken.mp3}")
+            .replace("audio: {so: audio/help-so.wav, ti: audio/help-ti.mp3}",
+                     "audio: {so: audio/long.wav, ti: audio/notes.txt}"))
+    (folder / "bad.yaml").write_text(text, encoding="utf-8")
+    result = check_file(folder / "bad.yaml")
+    assert not result.ok
+    got = [((p.line, p.where), p.message) for p in result.problems]
+    ease, help_ = _line_of(text, "missing-so.ogg"), _line_of(text, "long.wav")
+    missing = next(m for (line, where), m in got if line == ease and "missing-so.ogg" in m)
+    assert "not found" in missing and "relative to the campaign file" in missing
+    broken = next(m for (line, where), m in got if line == ease and "broken.mp3" in m)
+    assert "cannot be" in broken
+    long = next(m for (line, where), m in got if line == help_ and "long.wav" in m)
+    assert "61 seconds" in long and "at most 60" in long
+    wrong = next(m for (line, where), m in got if line == help_ and "notes.txt" in m)
+    assert "OGG" in wrong and "MP3" in wrong
+    assert all(where == "question 'ease'" for (line, where), _ in got if line == ease)
+
+
+def test_without_espeak_check_says_what_is_missing(campaign_dir: Path) -> None:
+    from tests.test_campaign_check import run_cli
+
+    done = run_cli("campaign", "check", str(campaign_dir / "campaign.yaml"), env={"PATH": "/nonexistent"})
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    assert ("voice notes: so: 2 of 2 questions recorded; ti: 2 of 2 questions recorded; "
+            "ar: no audio (espeak-ng is not installed); es: no audio (espeak-ng is not installed)") in out
+    assert "the offline voice (espeak-ng) is not installed" in out and "apt-get install espeak-ng" in out
+
+
+async def test_without_espeak_the_bot_runs_on_recordings(db_url: str, campaign_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COASSESS_OFFLINE_VOICE", "off")  # as if espeak-ng were not installed
+    spec = check_file(campaign_dir / "campaign.yaml").spec
+    assert spec is not None
+    await load_and_open(db_url, spec, voice_notes_from=campaign_dir)
+    async with live_bot(db_url, spec, tmp_path, limits=FAST) as live:
+        client = live.sandbox.client
+        for uid, lang, heard in ((641_000_001, "so", 1), (641_000_002, "ar", 0)):
+            await client.create_user(uid, language_code=lang)
+            sent = await client.send_command(uid, "start", spec.id)
+            reply = await client.wait_for_bot(uid, after=sent, timeout=15)
+            sent = await client.tap(uid, reply.last["message_id"], data=_button(reply.last, "v"))
+            reply = await client.wait_for_bot(uid, after=sent, timeout=15)
+            sent = await client.tap(uid, reply.last["message_id"] if heard == 0 else _screen(reply)["message_id"],
+                                    data=_button(_screen(reply), "y"))
+            reply = await client.wait_for_bot(uid, after=sent, timeout=15)
+            assert len(_voices(reply)) == heard
+            assert "0.1" in str(_screen(reply)["reply_markup"])  # the rating's buttons are there either way

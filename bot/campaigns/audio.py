@@ -49,7 +49,7 @@ def decode(data: bytes) -> np.ndarray:
     try:
         container = av.open(io.BytesIO(data))
     except (av.FFmpegError, ValueError) as exc:
-        raise AudioError(f"cannot be read as audio ({exc.__class__.__name__})") from None
+        raise AudioError("cannot be read as sound: it may be damaged, or not a sound file at all") from None
     with container:
         if not container.streams.audio:
             raise AudioError("has no sound in it")
@@ -60,7 +60,7 @@ def decode(data: bytes) -> np.ndarray:
                 chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
             chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
         except (av.FFmpegError, ValueError) as exc:
-            raise AudioError(f"cannot be decoded ({exc.__class__.__name__}): the file may be damaged") from None
+            raise AudioError("cannot be played to the end: the file may be damaged") from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
     if samples.size == 0:
         raise AudioError("has no sound in it")

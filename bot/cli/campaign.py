@@ -54,6 +54,21 @@ def check(file: Path = FileArg) -> None:
     _note_interface_languages(result.spec)
     _note_dates(result.spec)
     _note_length(result.spec)
+    _note_audio(result.spec)
+
+
+def _note_audio(spec) -> None:  # type: ignore[no-untyped-def]
+    """Who can listen: recordings and the offline voice, per language (issue 17)."""
+    if spec is None:
+        return
+    from bot.campaigns.audio import coverage, espeak
+
+    console.print("voice notes: " + "; ".join(coverage(spec)), highlight=False, markup=False, soft_wrap=True)
+    if espeak() is None:
+        console.print("note: the offline voice (espeak-ng) is not installed, so only recordings can be "
+                      "played; languages without recordings have no voice notes. Install it with: "
+                      "apt-get install espeak-ng (then load the campaign again).",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 def _note_length(spec) -> None:  # type: ignore[no-untyped-def]
@@ -110,8 +125,16 @@ async def load(file: Path = FileArg) -> None:
                            file=str(file.name), created=created)
         await session.commit()
         state = campaign_state(c)
+        from bot.services.spoken import prepare
+
+        spoken = await prepare(session, spec, file.parent)
+        await session.commit()
     verb = "Created" if created else "Updated"
     console.print(f"[green]{verb}[/] campaign '{spec.id}' (version {c.version}, now {state}).")
+    console.print(f"Voice notes: {plural(spoken.made + spoken.reused, 'screen')} can be heard "
+                  f"({spoken.made} made now in {spoken.seconds:.1f} s, {spoken.reused} unchanged)"
+                  + (f"; no audio for {plural(sum(spoken.silent.values()), 'screen')} in "
+                     f"{', '.join(sorted(spoken.silent))}" if spoken.silent else "") + ".", highlight=False)
     if state == "draft":
         console.print(f"Open it for answers with: coassess campaign open {spec.id}")
 
@@ -244,6 +267,39 @@ async def open_(campaign_id: str = typer.Argument(..., help="The campaign id")) 
 async def close(campaign_id: str = typer.Argument(..., help="The campaign id")) -> None:
     """Close a campaign: people mid-way may finish, nobody new can start."""
     await _set_status(campaign_id, "closed")
+
+
+@app.command("audio")
+def audio(
+    file: Path = FileArg,
+    out: Path = typer.Option(..., "-o", "--output", help="The folder to write the voice notes into",
+                             show_default=False),
+) -> None:
+    """Write every voice note of a campaign (OGG/Opus) into a folder, to listen to before launch."""
+    from bot.campaigns.audio import AudioError, make_note, offline_voice, screens
+
+    result = _check_or_exit(file)
+    spec = result.spec
+    assert spec is not None
+    written = 0
+    for lang in spec.languages:
+        voice = offline_voice(lang)
+        silent: list[str] = []
+        for screen in screens(spec, lang, file.parent):
+            try:
+                data, seconds, source = make_note(screen, voice)
+            except AudioError:
+                silent.append(screen.key)
+                continue
+            target = out / lang / (screen.key.replace(":", "-") + ".ogg")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            written += 1
+        if silent:
+            console.print(f"{lang}: no audio for {plural(len(silent), 'screen')} (no recording, and no "
+                          "offline voice for this language)", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"[green]✓[/] Wrote {plural(written, 'voice note')} into {out}/<language>/ "
+                  "(consent, group-…, q-<question id>, done, hint-…).", highlight=False, soft_wrap=True)
 
 
 @app.command("import-xlsform")
