@@ -274,3 +274,31 @@ async def test_without_espeak_the_bot_runs_on_recordings(db_url: str, campaign_d
             reply = await client.wait_for_bot(uid, after=sent, timeout=15)
             assert len(_voices(reply)) == heard
             assert "0.1" in str(_screen(reply)["reply_markup"])  # the rating's buttons are there either way
+
+
+@pytest.mark.parametrize(("listeners", "shown"), [(36, True), (4, False)])
+async def test_report_shows_how_many_listened_protected(db, example_spec, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                        listeners: int, shown: bool) -> None:
+    from sqlalchemy import update
+
+    from analysis import report_model_async, synthesize_async
+    from bot.campaigns.store import load_campaign
+
+    async with db.session() as s:
+        await load_campaign(s, example_spec)
+        await s.commit()
+    await synthesize_async(db, example_spec.id, 120, seed=5)
+    async with db.session() as s:
+        ids = (await s.scalars(select(Response.id).order_by(Response.id))).all()
+        await s.execute(update(Response).where(Response.id.in_(ids[:listeners])).values(listened=True))
+        await s.commit()
+    model = await report_model_async(db, example_spec.id)
+    rows = {x["group"]: x for x in model["reach"]["listening"]}
+    assert set(rows) == {"listened", "did not listen"}
+    if shown:
+        assert rows["listened"]["started"] == listeners
+        assert rows["did not listen"]["started"] == len(ids) - listeners
+    else:
+        # fewer than the campaign's 10: hidden, and so is its complement (everyone minus it)
+        assert not isinstance(rows["listened"]["started"], int)
+        assert not isinstance(rows["did not listen"]["started"], int)
