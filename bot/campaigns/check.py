@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,8 @@ class CheckResult:
     problems: list[Problem] = field(default_factory=list)
     spec: CampaignSpec | None = None
     source: Source | None = None
+    # not wrong, but worth a second look (a question asking for a phone number); never blocks loading
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -111,6 +114,7 @@ def check_text(text: str, name: str = "<campaign>", base_dir: Path | None = None
     checker.structure()
     checker.semantics()
     result.problems = sorted(set(checker.problems), key=lambda p: (p.line or 0, p.message))
+    result.warnings = checker.warnings
     if not result.problems:
         result.spec = checker.spec
     return result
@@ -220,6 +224,7 @@ class _Checker:
         self.src = src
         self.base_dir = base_dir
         self.recordings: dict[Path, str | None] = {}  # each file decoded once: None or what is wrong
+        self.warnings: list[Problem] = []
         self.data: dict[str, Any] = src.data
         self.problems: list[Problem] = []
         self.spec: CampaignSpec | None = None
@@ -452,6 +457,11 @@ class _Checker:
                 self.add((*path, "id"), f"question id '{_short(qid, 40)}' is used twice")
             self._texts((*path, "text"), q.get("text"), MAX_QUESTION_TEXT)
             self._audio((*path, "audio"), q.get("audio"))
+            if qtype == "text" and isinstance(q.get("text"), dict):
+                asked = personal_detail([v for v in q["text"].values() if isinstance(v, str)])
+                if asked is not None:
+                    self.warnings.append(Problem(scrubbed_warning(asked), self.src.line_of((*path, "text")),
+                                                 _where(self.data, path)))
             if isinstance(qtype, str) and qtype in QUESTION_TYPES:
                 self._question_type(path, q, qtype)
             self._show_if(path, q, seen)
@@ -536,6 +546,39 @@ class _Checker:
                 if valid is not None and key not in valid:
                     self.add(where, f"'{_short(v, 40)}' is not an option of question '{_short(ref, 40)}' "
                                     f"(options: {', '.join(sorted(valid))})")
+
+
+# What a written answer must not carry (bot/scrub.py takes it out before storage), and how a
+# question asking for it reads, in the bot's languages. A question that asks for one gets nothing.
+_PERSONAL = (
+    ("phone", "a phone number", "phone numbers", "[phone]", re.compile(
+        r"\b(phone|telephone|mobile|cell|whats ?app)\s*(number|no\b|#)|\bcontact number\b|"
+        r"\byour (tele)?phone\b|\byour mobile\b|número de (teléfono|telefone)|numéro de téléphone|"
+        r"номер телефон|رقم (الهاتف|الجوال|هاتفك|جوالك)|شماره (تلفن|موبایل)|lambarka taleefan|"
+        r"numer telefonu|telefon numaran|numărul de telefon", re.IGNORECASE)),
+    ("email", "an e-mail address", "e-mail addresses", "[email]", re.compile(
+        r"e-?mail|correo electr|courriel|електронн|электронн|البريد الإلكتروني|ایمیل", re.IGNORECASE)),
+    ("name", "a name", "names", "[name]", re.compile(
+        r"\b(your|full|first|last|family|sur|given|contact)\s*name\b|^\s*name\s*[?:]?\s*$|"
+        r"what is your name|\btu nombre\b|\bsu nombre\b|\bvotre nom\b|ваше ім|ваше имя|как вас зовут|"
+        r"اسمك|نام شما|magacaaga|\badınız\b|\bisminiz\b|twoje imię|numele dumneavoastră", re.IGNORECASE)),
+)
+
+
+def personal_detail(texts: list[str]) -> str | None:
+    """'phone', 'email' or 'name' when a question's text asks for one (in any of its languages), else None."""
+    for kind, _what, _plural, _token, pattern in _PERSONAL:
+        if any(pattern.search(t) for t in texts):
+            return kind
+    return None
+
+
+def scrubbed_warning(kind: str) -> str:
+    """The warning for a question asking for a personal detail, in an officer's words."""
+    what, plural, token = next((w, pl, t) for k, w, pl, t, _ in _PERSONAL if k == kind)
+    return (f"this question asks for {what}; answers will be stored as {token}, because the bot removes "
+            f"{plural} from what people write, so that nobody can be identified. Ask something else, or "
+            "leave the question out")
 
 
 def _when(value: Any) -> datetime | None:

@@ -51,6 +51,8 @@ def check(file: Path = FileArg) -> None:
     """List every problem in a campaign file, with its line; exit 1 if there are any."""
     result = _check_or_exit(file)
     console.print(f"[green]✓[/] {escape(result.summary())}", highlight=False, soft_wrap=True)
+    for warning in result.warnings:
+        console.print(f"note: {warning.render(result.name)}", highlight=False, markup=False, soft_wrap=True)
     _note_interface_languages(result.spec)
     _note_dates(result.spec)
     _note_length(result.spec)
@@ -311,12 +313,15 @@ def import_xlsform_(
     force: bool = typer.Option(False, "--force", help="Replace OUT if it exists"),
     strict: bool = typer.Option(False, "--strict",
                                 help="Write nothing if any row or setting could not be carried over"),
+    media: Path | None = typer.Option(None, "--media", show_default=False,
+                                      help="The folder with the form's media files: the recordings named in "
+                                      "its audio:: or media::audio:: columns become the questions' voice notes"),
 ) -> None:
     """Make a campaign file from an XLSForm, listing by sheet row whatever could not be carried over."""
     if out.exists() and not force:
         fail(f"{out} already exists", "Choose another name with -o, or add --force to replace it.")
     try:
-        result = import_xlsform(form, out.name)
+        result = import_xlsform(form, out.name, media=media, out_dir=out.parent)
     except XLSFormError as exc:
         for problem in exc.problems:
             err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
