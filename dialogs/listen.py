@@ -74,7 +74,7 @@ def speak(manager: DialogManager, screen: str, *, again: bool = False) -> None:
             response = await session.get(Response, response_id)
             if response is not None and not response.listened:
                 response.listened = True
-        await spoken.send(bot, chat.id, note)
+        await spoken.send(bot, session, chat.id, note)
 
     after.append(send)
 

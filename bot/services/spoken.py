@@ -10,6 +10,7 @@ from pathlib import Path
 from aiogram import Bot
 from aiogram.types import BufferedInputFile
 from sqlalchemy import delete, select
+from sqlalchemy.orm import defer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.campaigns.audio import AudioError, make_note, note_key, offline_voice, screens
@@ -66,15 +67,21 @@ async def prepare(session: AsyncSession, spec: CampaignSpec, base_dir: Path) -> 
 
 
 async def find(session: AsyncSession, campaign_id: str, lang: str, screen: str) -> VoiceNote | None:
+    """The voice note of a screen, without its bytes (once uploaded, only its file_id is sent)."""
     return await session.scalar(
-        select(VoiceNote).join(SpokenScreen, SpokenScreen.note_key == VoiceNote.key)
+        select(VoiceNote).options(defer(VoiceNote.data))
+        .join(SpokenScreen, SpokenScreen.note_key == VoiceNote.key)
         .where(SpokenScreen.campaign_id == campaign_id, SpokenScreen.language == lang,
                SpokenScreen.screen == screen))
 
 
-async def send(bot: Bot, chat_id: int, note: VoiceNote) -> None:
+async def send(bot: Bot, session: AsyncSession, chat_id: int, note: VoiceNote) -> None:
     """Send a voice note: its Telegram file_id when it was uploaded before, else the file (once)."""
-    voice = note.file_id or BufferedInputFile(note.data, filename="voice.ogg")
+    if note.file_id:
+        voice: str | BufferedInputFile = note.file_id
+    else:
+        data = await session.scalar(select(VoiceNote.data).where(VoiceNote.key == note.key))
+        voice = BufferedInputFile(data or b"", filename="voice.ogg")
     message = await bot.send_voice(chat_id, voice, duration=max(1, round(note.seconds)))
     if note.file_id is None and message.voice is not None:
         note.file_id = message.voice.file_id
