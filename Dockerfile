@@ -1,8 +1,8 @@
 # The coassess bot image: Python 3.11, the package, compiled catalogs.
 FROM python:3.11-slim
 WORKDIR /app
-# espeak-ng: the offline voice that reads questions aloud where nothing is recorded
-RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng \
+# espeak-ng speaks questions to people who cannot read; libsndfile writes the OGG/Opus voice notes.
+RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng libsndfile1 \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md babel.cfg ./
 COPY bot ./bot
