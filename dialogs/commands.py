@@ -210,8 +210,12 @@ def build_commands_router() -> Router:
             await people.stop(session, participant)
 
     @router.message(Command("help"))
-    async def cmd_help(message: Message, participant: Participant | None, lang: str) -> None:
+    async def cmd_help(message: Message, participant: Participant | None, lang: str,
+                       session: AsyncSession) -> None:
         await message.answer(help_text(tr(_lang({"lang": lang}, participant))))
+        from dialogs.listen import speak_help
+
+        await speak_help(message, session, participant)
 
     return router
 

@@ -15,6 +15,8 @@ from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import DialogManager, ShowMode
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Participant, Response
 from bot.services import spoken
@@ -97,6 +99,20 @@ async def on_listen(callback: CallbackQuery, widget: Any, manager: DialogManager
 def speak_screen(manager: DialogManager, screen: str) -> None:
     """What a getter calls for the screen it renders: spoken if new, or if 🔊 was just tapped."""
     speak(manager, screen, again=bool(manager.dialog_data.pop("again", False)))
+
+
+async def speak_help(message: Message, session: AsyncSession, participant: Participant | None) -> None:
+    """/help, heard: the help of the campaign the person last took part in, in the language they used."""
+    if participant is None or not participant.listen or message.bot is None:
+        return
+    row = (await session.execute(select(Response.campaign_id, Response.language)
+                                 .where(Response.participant_id == participant.id)
+                                 .order_by(Response.started_at.desc()).limit(1))).first()
+    if row is None:
+        return
+    note = await spoken.find(session, row[0], row[1], "help")
+    if note is not None:
+        await spoken.send(message.bot, session, message.chat.id, note)
 
 
 def build_listen_router() -> Router:

@@ -175,6 +175,14 @@ async def test_every_screen_is_spoken_once_to_those_who_listen(db_url: str, camp
         reply = await tap(first, _screen(reply), "v", voices=1)
         voices = _voices(reply)
         assert [v["media"]["voice"] for v in voices] == [question_file]
+        # coming back later (/start) shows the question again, without its voice note
+        sent = await client.send_command(first, "start")
+        reply = await client.wait_for_bot(first, after=sent, timeout=15)
+        assert _voices(reply) == [] and "1.all" in str(_screen(reply)["reply_markup"])  # where they left off
+        # the bot's own words are heard too: /help
+        sent = await client.send_command(first, "help")
+        reply = await _until_voices(client, first, sent, 1)
+        assert 0.5 < ogg_opus_seconds(files.get(_voices(reply)[0]["media"]["voice"]).data) <= 60
 
         # a second listener gets the very same files: uploaded once, then sent by file_id
         uploaded = len(files._by_id)
@@ -221,7 +229,7 @@ async def test_every_screen_is_spoken_once_to_those_who_listen(db_url: str, camp
         # in all, per person: no voice note came that was not asked for, however late
         sent_voices = {uid: len(await client.calls(method="sendVoice", chat_id=uid))
                        for uid in (first, second, third, fourth, fifth)}
-        assert sent_voices == {first: 4, second: 2, third: 1, fourth: 2, fifth: 0}
+        assert sent_voices == {first: 5, second: 2, third: 1, fourth: 2, fifth: 0}
 
         db = Database(db_url)
         async with db.session() as s:
@@ -326,9 +334,9 @@ def test_voice_note_benchmark_reports_each_language() -> None:
     from benchmarks.measure import machine, summary
 
     rows = synthesis(1, ["so"])  # no offline voice for Somali: reported, nothing made
-    assert rows == [{"language": "so", "voice": None, "screens": 21, "spoken": 0}]
+    assert rows == [{"language": "so", "voice": None, "screens": 22, "spoken": 0}]
     spoken = {"sends": 2, "first_upload_ms": 3.0, "added_ms": summary([1.0, 2.0]),
               "send_message_ms": summary([0.5, 0.7])}
     text = markdown({"when": "now", "machine": machine(), "load": 0.1, "runs": 1, "synthesis": rows,
                      "per_screen": spoken})
-    assert "| so | none (recordings only) | 0 of 21 |" in text and "sendVoice by file_id" in text
+    assert "| so | none (recordings only) | 0 of 22 |" in text and "sendVoice by file_id" in text

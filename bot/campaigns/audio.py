@@ -34,7 +34,7 @@ PAUSE = 0.45  # seconds of silence between the parts of a screen (question, then
 ESPEAK_SPEED = 145  # words a minute: a little slower than espeak-ng's 175, for second-language listeners
 LOCALES = Path(__file__).resolve().parents[2] / "locales"
 # What the interface's own recordings are called: locales/<lang>/audio/<key>.ogg (or .mp3, .wav, .m4a)
-INTERFACE_KEYS = ("consent", "thanks", "use_buttons", "text_expected", "text_or_voice", "choose_one",
+INTERFACE_KEYS = ("consent", "thanks", "help", "use_buttons", "text_expected", "text_or_voice", "choose_one",
                   "spend_all", "other_text", "no_coins_left", "no_coins_here")
 
 
@@ -162,7 +162,9 @@ class Screen:
 
 
 def _plain(text: str) -> str:
-    return html.unescape(text).replace("<b>", "").replace("</b>", "")
+    """Screen text as the voice reads it: no HTML, no direction marks."""
+    out = html.unescape(text).replace("<b>", "").replace("</b>", "").replace("<i>", "").replace("</i>", "")
+    return out.translate({0x2068: None, 0x2069: None, 0x200F: None})
 
 
 def _recording(base_dir: Path, audio: dict[str, str] | None, lang: str) -> Path | None:
@@ -217,6 +219,9 @@ def screens(spec: CampaignSpec, lang: str, base_dir: Path) -> list[Screen]:
                        t.gettext("Would you like a short message later about what changes because of "
                                  "what people said?")])
     out.append(Screen("done", [Part(thanks, interface_recording(lang, "thanks"))]))
+    from dialogs.commands import help_text
+
+    out.append(Screen("help", [Part(_plain(help_text(t)).replace("/", " "), interface_recording(lang, "help"))]))
     for key, msgid in HINTS.items():
         out.append(Screen(f"hint:{key}", [Part(t.gettext(msgid), interface_recording(lang, key))]))
     return out
