@@ -134,7 +134,7 @@ async def load(file: Path = FileArg) -> None:
     verb = "Created" if created else "Updated"
     console.print(f"[green]{verb}[/] campaign '{spec.id}' (version {c.version}, now {state}).")
     console.print(f"Voice notes: {plural(spoken.made + spoken.reused, 'screen')} can be heard "
-                  f"({spoken.made} made now in {spoken.seconds:.1f} s, {spoken.reused} unchanged)"
+                  f"({spoken.made} new, in {spoken.seconds:.1f} s; {spoken.reused} unchanged)"
                   + (f"; no audio for {plural(sum(spoken.silent.values()), 'screen')} in "
                      f"{', '.join(sorted(spoken.silent))}" if spoken.silent else "") + ".", highlight=False)
     if state == "draft":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,12 +50,16 @@ async def prepare(session: AsyncSession, spec: CampaignSpec, base_dir: Path) -> 
                 continue
             if await session.get(VoiceNote, key) is None:
                 started = time.perf_counter()
-                try:
-                    data, seconds, source = await asyncio.to_thread(make_note, screen, voice)
-                except AudioError as exc:  # `campaign check` names the file; loading goes on without it
-                    log.warning("no voice note for screen %s in %s: %s", screen.key, lang, exc)
-                    done.silent[lang] = done.silent.get(lang, 0) + 1
-                    continue
+                made = cached(key)
+                if made is None:
+                    try:
+                        made = await asyncio.to_thread(make_note, screen, voice)
+                    except AudioError as exc:  # `campaign check` names the file; loading goes on without it
+                        log.warning("no voice note for screen %s in %s: %s", screen.key, lang, exc)
+                        done.silent[lang] = done.silent.get(lang, 0) + 1
+                        continue
+                    keep(key, *made)
+                data, seconds, source = made
                 done.seconds += time.perf_counter() - started
                 session.add(VoiceNote(key=key, data=data, seconds=seconds, source=source))
                 await session.flush()
@@ -64,6 +69,44 @@ async def prepare(session: AsyncSession, spec: CampaignSpec, base_dir: Path) -> 
             session.add(SpokenScreen(campaign_id=spec.id, language=lang, screen=screen.key, note_key=key))
     await session.flush()
     return done
+
+
+def cache_dir() -> Path | None:
+    """Where made notes are kept by key across databases (COASSESS_VOICE_CACHE; 'off': nowhere)."""
+    setting = os.environ.get("COASSESS_VOICE_CACHE")
+    if setting is not None and setting.lower() in {"", "0", "off", "no"}:
+        return None
+    if setting:
+        return Path(setting)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coassess" / "voice-notes"
+
+
+def cached(key: str) -> tuple[bytes, float, str] | None:
+    """A note made before with this key (the same texts, voice and recordings), from the cache folder."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    for file in folder.glob(f"{key}.*.ogg"):
+        _, millis, source, _ = file.name.split(".")
+        try:
+            return file.read_bytes(), int(millis) / 1000, source
+        except OSError:
+            return None
+    return None
+
+
+def keep(key: str, data: bytes, seconds: float, source: str) -> None:
+    """Keep a made note in the cache folder (best effort: a read-only home only costs time)."""
+    folder = cache_dir()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{key}.partial"
+        partial.write_bytes(data)
+        partial.replace(folder / f"{key}.{round(seconds * 1000)}.{source}.ogg")
+    except OSError as exc:
+        log.info("voice notes are not cached (%s)", exc.__class__.__name__)
 
 
 async def find(session: AsyncSession, campaign_id: str, lang: str, screen: str) -> VoiceNote | None:
