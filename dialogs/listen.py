@@ -32,8 +32,11 @@ MAX_HEARD = 200  # screens remembered per dialog (a campaign has at most a few d
 
 
 def listening(manager: DialogManager) -> bool:
+    """The person's choice; before they agree (and are kept), the choice made on this screen."""
     participant = participant_of(manager)
-    return bool(participant is not None and participant.listen)
+    if participant is None:
+        return bool(manager.dialog_data.get("listen"))
+    return bool(participant.listen)
 
 
 def hold_next(manager: DialogManager) -> None:
@@ -91,8 +94,9 @@ async def on_listen(callback: CallbackQuery, widget: Any, manager: DialogManager
     """🔊: listening on, and the screen shown now spoken (again)."""
     participant = participant_of(manager)
     if participant is None:
-        return
-    participant.listen = True
+        manager.dialog_data["listen"] = True
+    else:
+        participant.listen = True
     manager.dialog_data["again"] = True
 
 
@@ -124,14 +128,19 @@ def build_listen_router() -> Router:
                          lang: str) -> None:
         t = tr(participant.language if participant is not None and participant.language else lang)
         _ = t.gettext
-        if participant is None:
+        in_survey = dialog_manager.has_context() and dialog_manager.current_context().state.group is Survey
+        if participant is None and not in_survey:
             await message.answer(_("Send /start first, then /listen to hear the questions."))
             return
-        participant.listen = not participant.listen
-        if participant.listen:
+        if participant is not None:
+            participant.listen = not participant.listen
+            on = participant.listen
+        else:  # on the consent screen, not kept yet: the choice waits in the dialog
+            on = dialog_manager.dialog_data["listen"] = not dialog_manager.dialog_data.get("listen", False)
+        if on:
             await message.answer(_("Voice notes are on: each question will be followed by a voice note "
                                    "you can listen to. Send /listen again to turn them off."))
-            if dialog_manager.has_context() and dialog_manager.current_context().state.group is Survey:
+            if in_survey:
                 # the survey screen they were on comes again, under this message, with its voice note
                 dialog_manager.dialog_data["again"] = True
                 await dialog_manager.show(ShowMode.SEND)

@@ -296,10 +296,13 @@ async def get_language(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
 async def on_listen_choice(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
     """"🔊 Listen to the questions" on the language and consent screens: the person's choice, on or off."""
     participant = participant_of(manager)
+    d = manager.dialog_data
     if participant is not None:
         participant.listen = not participant.listen
-        if participant.listen:
-            manager.dialog_data["again"] = True
+    else:  # nobody is kept before agreeing: the choice waits in the dialog until they agree
+        d["listen"] = not d.get("listen", False)
+    if listening(manager):
+        d["again"] = True
 
 
 async def on_language(callback: CallbackQuery, widget: Any, manager: DialogManager, code: str) -> None:
@@ -371,6 +374,8 @@ async def on_agree(callback: CallbackQuery, widget: Any, manager: DialogManager)
         participant = await people.ensure(session, keys_of(manager), callback.from_user.id,
                                           callback.message.chat.id, manager.dialog_data.get("picked"))
         manager.middleware_data["participant"] = participant
+        if manager.dialog_data.pop("listen", False):
+            participant.listen = True  # chosen on the language or consent screen, before agreeing
     existing = await svc.find_response(session, cc.spec.id, participant.id)
     if existing is None and not is_open(cc.campaign):
         manager.dialog_data["hint"] = "closed"
