@@ -33,9 +33,8 @@ RATE = 48_000  # Opus' own rate; Telegram plays it as is
 PAUSE = 0.45  # seconds of silence between the parts of a screen (question, then each option)
 ESPEAK_SPEED = 145  # words a minute: a little slower than espeak-ng's 175, for second-language listeners
 LOCALES = Path(__file__).resolve().parents[2] / "locales"
-# What the interface's own recordings are called: locales/<lang>/audio/<key>.ogg (or .mp3, .wav, .m4a)
-INTERFACE_KEYS = ("consent", "thanks", "help", "use_buttons", "text_expected", "text_or_voice", "choose_one",
-                  "spend_all", "other_text", "no_coins_left", "no_coins_here")
+# The interface's own recordings: locales/<lang>/audio/<key>.ogg (or .mp3, .wav, .m4a), where <key> is
+# consent, thanks, help, or a hint's key in dialogs.survey.HINTS (use_buttons, choose_one, ...).
 
 
 class AudioError(Exception):
@@ -48,7 +47,7 @@ def decode(data: bytes) -> np.ndarray:
     """Any audio PyAV can read, as mono 16-bit samples at 48 kHz."""
     try:
         container = av.open(io.BytesIO(data))
-    except (av.FFmpegError, ValueError) as exc:
+    except (av.FFmpegError, ValueError):
         raise AudioError("cannot be read as sound: it may be damaged, or not a sound file at all") from None
     with container:
         if not container.streams.audio:
@@ -59,7 +58,7 @@ def decode(data: bytes) -> np.ndarray:
             for frame in container.decode(audio=0):
                 chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
             chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-        except (av.FFmpegError, ValueError) as exc:
+        except (av.FFmpegError, ValueError):
             raise AudioError("cannot be played to the end: the file may be damaged") from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
     if samples.size == 0:
