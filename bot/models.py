@@ -31,6 +31,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Record keys for the cell key method (analysis.disclosure): whole numbers 0 <= key < this.
+RECORD_KEY_MODULUS = 2 ** 31
+
+
+def new_record_key() -> int:
+    """A random record key, from the operating system's random source; it goes with its row."""
+    import secrets
+
+    return secrets.randbelow(RECORD_KEY_MODULUS)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both SQLite (which forgets the zone) and PostgreSQL."""
 
@@ -172,6 +183,8 @@ class Participant(Base):
     # the person chose to hear each screen as a voice note (🔊 / /listen)
     listen: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the key of this person in dry-run counts of people who have not answered the campaign
+    record_key: Mapped[int] = mapped_column(Integer, default=new_record_key)
 
     contact: Mapped[Contact | None] = relationship(
         back_populates="participant", cascade="all, delete-orphan", passive_deletes=True
@@ -207,6 +220,8 @@ class Response(Base):
     completed_at: Mapped[datetime | None]
     wants_outcome: Mapped[bool] = mapped_column(Boolean, default=False)
     reminded_at: Mapped[datetime | None]
+    # random; a published count's noise is fixed by the sum of its records' keys (cell key method)
+    record_key: Mapped[int] = mapped_column(Integer, default=new_record_key)
     # at least one screen of this response was heard as a voice note (the reach to non-readers)
     listened: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 

@@ -20,7 +20,6 @@ import html
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -38,9 +37,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.campaigns.schema import PREFER_NOT, CampaignSpec
 from bot.campaigns.store import campaign_state
 from bot.db import Database
-from bot.models import Campaign, Response, ResponseGroup
+from bot.models import Campaign, Response
 from bot.services import audit
 from bot.services.participants import Keys
+from bot.services.participation import Participation, participation, protect_participation  # noqa: F401 (re-exported)
 from dialogs.filters import DataIs, private_chat
 from dialogs.i18n import Tr, short_label, tr
 from dialogs.states import Admin
@@ -143,98 +143,6 @@ class AdminRouter(Router):
 
 
 # --------------------------------------------------------------------------- participation
-
-@dataclass(frozen=True)
-class Cell:
-    label: str
-    shown: str          # the count, or "<k" / "c" when hidden
-    share: float | None  # of the people who agreed, when the count is shown
-    baseline: float | None
-
-
-@dataclass(frozen=True)
-class Participation:
-    total: int
-    total_shown: str
-    dimensions: list[tuple[str, list[Cell]]]
-    finished_shown: str | None = None  # of those who agreed, how many finished (the campaign list)
-
-
-async def participation(session: AsyncSession, spec: CampaignSpec, lang: str) -> Participation:
-    """People who agreed to take part (and how many of them finished), per group, with small
-    counts hidden (disclosure control); the campaign list and the campaign's page show these."""
-    rows = (await session.execute(
-        select(Response.id, Response.completed_at)
-        .where(Response.campaign_id == spec.id, Response.consented_at.is_not(None))
-    )).all()
-    ids = {r for r, _ in rows}
-    finished = sum(1 for _, done in rows if done is not None)
-    chosen: dict[str, dict[int, list[str]]] = {}
-    if ids:
-        for rid, dim, groups in (await session.execute(
-                select(ResponseGroup.response_id, ResponseGroup.dimension_id, ResponseGroup.groups)
-                .join(Response, Response.id == ResponseGroup.response_id)
-                .where(Response.campaign_id == spec.id, Response.consented_at.is_not(None)))).all():
-            chosen.setdefault(dim, {})[rid] = [str(g) for g in groups or []]
-    return protect_participation(spec, len(ids), chosen, lang, finished)
-
-
-def protect_participation(spec: CampaignSpec, total: int, chosen: dict[str, dict[int, list[str]]],
-                          lang: str, finished: int | None = None) -> Participation:
-    """Counts per group and "not said" (and `finished`, of the `total`), hidden below
-    min_group_size and where they could be derived.
-
-    These are counts of people, so a zero is shown, as the report shows zeros of people: it
-    identifies nobody (docs/analysis.md, disclosure control, rule 1).
-    """
-    from analysis.disclosure import Problem, protect
-
-    p = Problem()
-    # hide the total only if nothing else will do
-    total_var = p.count("total", total, tier=1, zero_shown=True)
-    finished_var = None
-    if finished is not None:
-        finished_var = p.count("finished", finished, tier=1, zero_shown=True)
-        # those who did not finish are not shown, only implied (as in the report's reach)
-        unfinished = p.count("unfinished", total - finished, derived=True)
-        p.equal({finished_var: 1, unfinished: 1, total_var: -1})
-    layout: list[tuple[str, list[tuple[str, int, float | None]]]] = []
-    baseline = spec.baseline
-    for dim in spec.groups:
-        answers = chosen.get(dim.id, {})
-        counts: Counter[str] = Counter()
-        not_said = total - sum(1 for gs in answers.values() if gs and gs != [PREFER_NOT])
-        for gs in answers.values():
-            counts.update(g for g in set(gs) if g != PREFER_NOT)
-        cells: list[tuple[str, int, float | None]] = []
-        vars_: list[int] = []
-        for o in dim.options:
-            vars_.append(p.count((dim.id, o.id), counts[o.id], zero_shown=True))
-            cells.append((spec.text(o.text, lang), vars_[-1], baseline.get(dim.id, {}).get(o.id)))
-        ns = p.count((dim.id, None), not_said, zero_shown=True)
-        cells.append(("", ns, None))
-        if dim.multiple:
-            for v in [*vars_, ns]:
-                p.at_most({v: 1, total_var: -1})
-            p.at_least({**{v: 1 for v in vars_}, ns: 1, total_var: -1})
-        else:
-            p.equal({**{v: 1 for v in vars_}, ns: 1, total_var: -1})
-        layout.append((spec.text(dim.text, lang) or dim.id, cells))
-    guard = protect(p, spec.min_group_size)
-
-    def shown(var: int) -> str:
-        return str(p.values[var]) if guard.shown(var) else guard.marker(var)
-
-    dims = []
-    for label, cells in layout:
-        out = []
-        for name, var, base in cells:
-            share = p.values[var] / total if total and guard.shown(var) and guard.shown(total_var) else None
-            out.append(Cell(name, shown(var), share, base))
-        dims.append((label, out))
-    return Participation(total, shown(total_var), dims,
-                         shown(finished_var) if finished_var is not None else None)
-
 
 def render_participation(part: Participation, t: Tr, k: int) -> str:
     _ = t.gettext
@@ -419,11 +327,12 @@ async def get_close_confirm(dialog_manager: DialogManager, **_: Any) -> dict[str
         return {"text": _e(t.gettext("This campaign no longer exists.")), **_labels(t)}
     c, spec = found
     session = _session(dialog_manager)
-    midway = await session.scalar(select(func.count()).select_from(Response).where(
-        Response.campaign_id == c.id, Response.consented_at.is_not(None), Response.completed_at.is_(None))) or 0
-    # a count of people, protected as every other count the officer sees
-    shown = protect_total(midway, spec.min_group_size)
-    form = midway if shown == str(midway) else spec.min_group_size
+    midway, key = (await session.execute(select(func.count(), func.sum(Response.record_key)).where(
+        Response.campaign_id == c.id, Response.consented_at.is_not(None), Response.completed_at.is_(None)))).one()
+    midway = midway or 0
+    # a count of people, protected (and perturbed with its cell key) as every other count the officer sees
+    shown = protect_total(midway, spec.min_group_size, int(key or 0))
+    form = int(shown) if shown.isdigit() else spec.min_group_size
     text = t.ngettext("Close “%(title)s” (%(id)s) now? Nobody new can start it. %(n)s person is "
                       "mid-way and can still finish.",
                       "Close “%(title)s” (%(id)s) now? Nobody new can start it. %(n)s people are "

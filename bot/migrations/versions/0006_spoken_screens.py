@@ -1,7 +1,7 @@
 """spoken screens: voice notes per campaign screen, the listening choice, and responses heard
 
 Revision ID: 0006
-Revises: 0007
+Revises: 0004
 Create Date: 2026-12-02 22:50:00
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import bot.models
 
 revision = '0006'
-down_revision = '0007'
+down_revision = '0004'  # after main's head (0004, itself after 0007) when main was merged; assigned: after 0003
 branch_labels = None
 depends_on = None
 
