@@ -321,8 +321,11 @@ async def test_report_shows_how_many_listened_protected(db, example_spec, tmp_pa
     rows = {x["group"]: x for x in model["reach"]["listening"]}
     assert set(rows) == {"listened", "did not listen"}
     if shown:
-        assert rows["listened"]["started"] == listeners
-        assert rows["did not listen"]["started"] == len(ids) - listeners
+        # published through the disclosure engine: the count, give or take its cell-key noise
+        from analysis.disclosure import MAX_NOISE
+
+        assert abs(rows["listened"]["started"] - listeners) <= MAX_NOISE
+        assert abs(rows["did not listen"]["started"] - (len(ids) - listeners)) <= MAX_NOISE
     else:
         # fewer than the campaign's 10: hidden, and so is its complement (everyone minus it)
         assert not isinstance(rows["listened"]["started"], int)
