@@ -210,6 +210,11 @@ def _reach_html(m: dict[str, Any]) -> str:
     out.append(_table(["Language", "Started", "Finished", "Completion"],
                       [([_t(x["label"]), count(x["started"]), count(x["completed"]), share(x["completion"])], "")
                        for x in r["languages"]]))
+    out.append('</div><div class="block"><h3>Voice notes</h3><p class="note">People who chose to hear the '
+               'questions as voice notes (🔊 or /listen): the reach to people who do not read.</p>')
+    out.append(_table(["", "Started", "Finished", "Completion"],
+                      [([escape(x["group"].capitalize()), count(x["started"]), count(x["completed"]),
+                         share(x["completion"])], "") for x in r.get("listening", [])]))
     out.append("</div></section>")
     return "".join(out)
 
@@ -605,6 +610,9 @@ def render_markdown(m: dict[str, Any]) -> str:
     out += ["### Invite links and partners", ""]
     out += _md_table(["Link", "Partner", "Started", "Finished"],
                      [[x["group"], x.get("partner", ""), _md(x["started"]), _md(x["completed"])] for x in r["invites"]])
+    out += ["### Voice notes (people who chose to hear the questions)", ""]
+    out += _md_table(["", "Started", "Finished"],
+                     [[x["group"].capitalize(), _md(x["started"]), _md(x["completed"])] for x in r.get("listening", [])])
     out += ["## 2. How the service worked, group by group", ""]
     for sec in m["coassessment"]:
         out += [f"### {sec['text']} ({sec['question']})", ""]

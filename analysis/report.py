@@ -28,7 +28,8 @@ from analysis.priority import order, ranks, weighted_mean
 from analysis.reading import ALL, NOT_ASKED, count_responses, iter_responses, load_context, opened, snapshot
 from analysis.stats import MEAN_DECIMALS, SHARE_DECIMALS, wilson
 from analysis.summary import Line, Protected, ProtectedQuestion, ReachLine, protect_all
-from analysis.tally import ALL_KEY, INVITE_DIM, LANGUAGE_DIM, NO_INVITE, RowKey, Tally, rank_need, tally
+from analysis.tally import (ALL_KEY, INVITE_DIM, LANGUAGE_DIM, LISTENING_DIM, NO_INVITE, RowKey, Tally,
+                            rank_need, tally)
 from analysis.weighting import CAP, Weights, kish_effective_size, population_weights, solidarity_weights
 
 QUOTES = 8  # quotes shown per group and language; never more than the threshold (see _quotes)
@@ -72,6 +73,8 @@ class Labels:
             return "Invite link"
         if did == LANGUAGE_DIM:
             return "Language"
+        if did == LISTENING_DIM:
+            return "Listened to the questions"
         return self.text(self.spec.dimension(did).text)
 
     def group(self, did: str, gid: str) -> str:
@@ -83,7 +86,7 @@ class Labels:
             return "Not asked (stopped before)"
         if did == LANGUAGE_DIM:
             return language_name(gid, self.lang)
-        if did == INVITE_DIM or not did:
+        if did in (INVITE_DIM, LISTENING_DIM) or not did:
             return gid
         for o in self.spec.dimension(did).options:
             if o.id == gid:
@@ -150,6 +153,7 @@ def _reach(t: Tally, p: Protected, dims: Sequence[str], labels: Labels,
         invites.append(row)
     out["invites"] = invites
     out["languages"] = [_reach_row(p.reach[(LANGUAGE_DIM, g)], labels) for g in t.dimension_rows(LANGUAGE_DIM)]
+    out["listening"] = [_reach_row(p.reach[(LISTENING_DIM, g)], labels) for g in t.dimension_rows(LISTENING_DIM)]
     return out
 
 

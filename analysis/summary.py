@@ -19,6 +19,7 @@ from analysis.tally import (
     ALL_KEY,
     INVITE_DIM,
     LANGUAGE_DIM,
+    LISTENING_DIM,
     QuestionTally,
     RowKey,
     Tally,
@@ -296,7 +297,7 @@ def reach_problem(t: Tally) -> tuple[Problem, dict[tuple[RowKey, str], int]]:
     """Responses started and completed per group, invite and language, and who named a group."""
     p = Problem()
     var: dict[tuple[RowKey, str], int] = {}
-    dims = [*t.answered_dimensions(), INVITE_DIM, LANGUAGE_DIM]
+    dims = [*t.answered_dimensions(), INVITE_DIM, LANGUAGE_DIM, LISTENING_DIM]
     keys = [ALL_KEY, *[key for d in dims for key in _rows(t, d)]]
     for key in keys:
         started, done, started_key, done_key = t.reach.get(key, [0, 0, 0, 0])
@@ -359,7 +360,7 @@ def _reach_lines(t: Tally, p: Problem, var: dict[tuple[RowKey, str], int], prot:
             # say): shares are then of everyone asked, from published counts only.
             denominators[d] = max(prot.value(everyone) - prot.value(nv), 0)  # type: ignore[operator]
             share_base[d] = "asked"
-    dims = [*t.answered_dimensions(), INVITE_DIM, LANGUAGE_DIM]
+    dims = [*t.answered_dimensions(), INVITE_DIM, LANGUAGE_DIM, LISTENING_DIM]
     out: dict[RowKey, ReachLine] = {}
     for key in [ALL_KEY, *[key for d in dims for key in _rows(t, d)]]:
         sv, cv = var[(key, "started")], var[(key, "completed")]

@@ -26,6 +26,9 @@ ALL_KEY: RowKey = ("", ALL)
 # Reach is also shown per invite link and per language; these act as extra one-choice dimensions.
 INVITE_DIM = "(invite)"
 LANGUAGE_DIM = "(language)"
+# Whether the person heard the screens as voice notes (issue 17: the reach to people who do not read)
+LISTENING_DIM = "(listening)"
+LISTENED, READ_ONLY = "listened", "did not listen"
 NO_INVITE = "(no invite)"
 BASE = ""  # the option key of a question's "answered" row
 
@@ -151,6 +154,8 @@ class Tally:
             seen = {g for d, g in self.reach if d == LANGUAGE_DIM}
             ordered = [lang for lang in self.ctx.spec.languages if lang in seen]
             return ordered + sorted(seen - set(ordered))
+        if dimension == LISTENING_DIM:
+            return [LISTENED, READ_ONLY]
         return [*self.ctx.group_ids(dimension), PREFER_NOT, NOT_ASKED]
 
 
@@ -185,7 +190,8 @@ async def tally(ctx: CampaignContext, records: AsyncIterator[ResponseRecord],
                 t.known_key[d] += r.key
         done = 1 if r.completed_at is not None else 0
         rkey = r.key
-        for key in (*keys, (INVITE_DIM, r.invite or NO_INVITE), (LANGUAGE_DIM, r.language)):
+        for key in (*keys, (INVITE_DIM, r.invite or NO_INVITE), (LANGUAGE_DIM, r.language),
+                    (LISTENING_DIM, LISTENED if r.listened else READ_ONLY)):
             cell = t.reach.get(key)
             if cell is None:
                 cell = t.reach[key] = [0, 0, 0, 0]

@@ -180,6 +180,8 @@ class Participant(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     allow_invitations: Mapped[bool] = mapped_column(Boolean, default=True)
     stopped: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the person chose to hear each screen as a voice note (🔊 / /listen)
+    listen: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # the key of this person in dry-run counts of people who have not answered the campaign
     record_key: Mapped[int] = mapped_column(Integer, default=new_record_key)
@@ -220,6 +222,8 @@ class Response(Base):
     reminded_at: Mapped[datetime | None]
     # random; a published count's noise is fixed by the sum of its records' keys (cell key method)
     record_key: Mapped[int] = mapped_column(Integer, default=new_record_key)
+    # at least one screen of this response was heard as a voice note (the reach to non-readers)
+    listened: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     answers: Mapped[list[Answer]] = relationship(
         back_populates="response", cascade="all, delete-orphan", passive_deletes=True
@@ -275,6 +279,31 @@ class VoiceAudio(Base):
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VoiceNote(Base):
+    """A spoken screen as OGG/Opus, keyed by what it says (or the recording), and its Telegram file id."""
+
+    __tablename__ = "voice_note"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    seconds: Mapped[float] = mapped_column()
+    source: Mapped[str] = mapped_column(String(12))  # recording | espeak-ng
+    # set after the first upload; every later send reuses it (no second upload)
+    file_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SpokenScreen(Base):
+    """Which voice note speaks a campaign's screen in a language (made at `campaign load`)."""
+
+    __tablename__ = "spoken_screen"
+
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True)
+    language: Mapped[str] = mapped_column(String(16), primary_key=True)
+    screen: Mapped[str] = mapped_column(String(80), primary_key=True)
+    note_key: Mapped[str] = mapped_column(ForeignKey("voice_note.key", ondelete="CASCADE"))
 
 
 class Outcome(Base):

@@ -202,8 +202,12 @@ def build_commands_router() -> Router:
             await people.stop(session, participant)
 
     @router.message(Command("help"))
-    async def cmd_help(message: Message, participant: Participant | None, lang: str) -> None:
+    async def cmd_help(message: Message, participant: Participant | None, lang: str,
+                       session: AsyncSession) -> None:
         await message.answer(help_text(tr(_lang({"lang": lang}, participant))))
+        from dialogs.listen import speak_help
+
+        await speak_help(message, session, participant)
 
     return router
 
@@ -234,8 +238,8 @@ def help_text(t: Tr) -> str:
     lines = [_("This bot asks short questions, so that the people who run services can learn from "
                 "your answers.")]
     # each line starts with its command: isolated, it stays "/start" at the start of a right-to-left line
-    lines += [f"{t.isolate('/' + name)} — {commands[name]}" for name in ("start", "language", "privacy",
-                                                                          "stop", "forget")]
+    lines += [f"{t.isolate('/' + name)} — {commands[name]}" for name in ("start", "language", "listen",
+                                                                          "privacy", "stop", "forget")]
     return "\n".join(_e(x) for x in lines)
 
 
@@ -245,6 +249,7 @@ def command_descriptions(t: Tr) -> list[tuple[str, str]]:
     return [
         ("start", _("start or continue a survey")),
         ("language", _("change the language")),
+        ("listen", _("hear each question as a voice note, or stop")),
         ("privacy", _("what we keep and who sees it")),
         ("stop", _("no more messages from us")),
         ("forget", _("erase everything we keep about you")),

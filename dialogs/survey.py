@@ -39,6 +39,7 @@ from bot.services import responses as svc
 from dialogs import edits
 from dialogs.context import CachedCampaign, keys_of, load_campaign, participant_of, session_of
 from dialogs.i18n import Tr, best_language, language_name, tr
+from dialogs.listen import SPEAKER, hold_next, listen_label, listening, on_listen, speak, speak_screen
 from dialogs.screens import answer_tap
 from dialogs.screens import stray_input as _stray
 from dialogs.states import Survey
@@ -155,6 +156,10 @@ async def on_start(start_data: Any, manager: DialogManager) -> None:
                          cc.spec.languages)
     if lang:
         d["lang"] = lang
+    if participant is not None and listening(manager):
+        earlier = await svc.find_response(session_of(manager), cc.spec.id, participant.id)
+        if earlier is not None and earlier.consent_version is not None:
+            hold_next(manager)  # resumed: the screen they left is not spoken again unless 🔊 is tapped
     await route(manager)
 
 
@@ -217,11 +222,16 @@ async def _open_dimension(manager: DialogManager, cc: CachedCampaign, response: 
     d["dim"] = idx
     d["draft"] = list(preset or [])
     d["preset"] = source
-    await manager.switch_to(Survey.group, show_mode=ShowMode.EDIT if _is_callback(manager) else None)
+    await manager.switch_to(Survey.group, show_mode=_new_screen(manager, ShowMode.EDIT if _is_callback(manager) else None))
 
 
 def _is_callback(manager: DialogManager) -> bool:
     return isinstance(manager.event, CallbackQuery)
+
+
+def _new_screen(manager: DialogManager, mode: ShowMode | None = None) -> ShowMode | None:
+    """When listening, a new screen comes as a new message, its voice note right under its buttons."""
+    return ShowMode.SEND if listening(manager) else mode
 
 
 async def _open_question(manager: DialogManager, spec: CampaignSpec, q: Question,
@@ -245,13 +255,13 @@ async def _open_question(manager: DialogManager, spec: CampaignSpec, q: Question
         d["draft"] = dict(current.get("coins", {})) if current else {o: 0 for o in q.option_ids}
     else:
         d["draft"] = None
-    await manager.switch_to(Survey.question)
+    await manager.switch_to(Survey.question, show_mode=_new_screen(manager))
 
 
 async def _finish(manager: DialogManager, response: Response) -> None:
     await svc.complete(session_of(manager), response)
     manager.dialog_data.pop("q", None)
-    await manager.switch_to(Survey.done)
+    await manager.switch_to(Survey.done, show_mode=_new_screen(manager))
 
 
 async def _advance(manager: DialogManager, spec: CampaignSpec, q: Question) -> None:
@@ -298,7 +308,20 @@ async def get_language(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     return {
         "text": "\n\n".join(parts),
         "languages": [(code, language_name(code)) for code in cc.spec.languages],
+        "listen": listen_label(dialog_manager, t),
     }
+
+
+async def on_listen_choice(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
+    """"🔊 Listen to the questions" on the language and consent screens: the person's choice, on or off."""
+    participant = participant_of(manager)
+    d = manager.dialog_data
+    if participant is not None:
+        participant.listen = not participant.listen
+    else:  # nobody is kept before agreeing: the choice waits in the dialog until they agree
+        d["listen"] = not d.get("listen", False)
+    if listening(manager):
+        d["again"] = True
 
 
 async def on_language(callback: CallbackQuery, widget: Any, manager: DialogManager, code: str) -> None:
@@ -347,10 +370,12 @@ async def get_consent(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         parts.append(_e(spec.text(spec.intro, t.lang)))
     if dialog_manager.dialog_data.get("hint") == "closed":
         parts.append(_e(_("Sorry, this survey is closed now. Thank you for your interest.")))
-        return {"text": "\n\n".join(parts), "agree": "", "not_now": "", "open": False}
+        return {"text": "\n\n".join(parts), "agree": "", "not_now": "", "open": False, "listen": ""}
     parts.append(consent_text(t, spec))
     parts += _hint_line(t, dialog_manager.dialog_data, "use_buttons", "nothing_erased")
-    return {"text": "\n\n".join(parts), "agree": _("Yes, I agree"), "not_now": _("Not now"), "open": True}
+    speak_screen(dialog_manager, "consent")
+    return {"text": "\n\n".join(parts), "agree": _("Yes, I agree"), "not_now": _("Not now"), "open": True,
+            "listen": listen_label(dialog_manager, t)}
 
 
 async def on_agree(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
@@ -367,6 +392,8 @@ async def on_agree(callback: CallbackQuery, widget: Any, manager: DialogManager)
         participant = await people.ensure(session, keys_of(manager), callback.from_user.id,
                                           callback.message.chat.id, manager.dialog_data.get("picked"))
         manager.middleware_data["participant"] = participant
+        if manager.dialog_data.pop("listen", False):
+            participant.listen = True  # chosen on the language or consent screen, before agreeing
     existing = await svc.find_response(session, cc.spec.id, participant.id)
     if existing is None and not is_open(cc.campaign):
         manager.dialog_data["hint"] = "closed"
@@ -415,8 +442,10 @@ async def get_group(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     items = [(f"{idx}.{o.id}", (CHECK if o.id in draft else "") + spec.text(o.text, t.lang))
              for o in dim.options]
     items.append((f"{idx}.{PREFER_NOT}", (CHECK if PREFER_NOT in draft else "") + _("Prefer not to say")))
+    speak_screen(dialog_manager, f"group:{dim.id}")
     return {
         "text": "\n\n".join(parts), "group_items": items, "done": _("Done"), "back": _("Back"),
+        "speaker": SPEAKER,
         "show_done": bool(draft) and (dim.multiple or d.get("preset") is not None),
         "can_back": idx > 0,
     }
@@ -584,7 +613,11 @@ async def get_question(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
         hint = d["hint"]
         msg = _too_long(t, d.get("hint_n", 0)) if hint == "too_long" else _hint(t, hint)
         parts.append(f"<i>{_e(msg)}</i>")
+        if hint in HINTS:
+            speak(dialog_manager, f"hint:{hint}", again=True)
+    speak_screen(dialog_manager, f"q:{q.id}")
     out["text"] = "\n\n".join(parts)
+    out["speaker"] = SPEAKER
     return out
 
 
@@ -904,6 +937,7 @@ async def get_done(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     elif choice == "no":
         text = _("Thank you. You will not get more messages about this survey.")
     else:
+        speak_screen(dialog_manager, "done")
         text = "\n\n".join([_("Thank you! Your answers are saved."),
                             _("Would you like a short message later about what changes because of "
                               "what people said?")])
@@ -950,17 +984,20 @@ def build_survey_dialog() -> Dialog:
     return Dialog(
         Window(Format("{text}"),
                Column(Select(label, id="l", item_id_getter=item, items="languages", on_click=on_language)),
+               Button(Format("{listen}"), id="v", on_click=on_listen_choice),
                MessageInput(on_unexpected),
                state=Survey.language, getter=get_language),
         Window(Format("{text}"),
                Row(Button(Format("{agree}"), id="y", on_click=on_agree),
                    Button(Format("{not_now}"), id="n", on_click=on_not_now), when="open"),
+               Button(Format("{listen}"), id="v", on_click=on_listen_choice, when="open"),
                MessageInput(on_unexpected),
                state=Survey.consent, getter=get_consent),
         Window(Format("{text}"),
                Column(Select(label, id="g", item_id_getter=item, items="group_items", on_click=on_group)),
                Row(Button(Format("{back}"), id="k", on_click=on_group_back, when="can_back"),
-                   Button(Format("{done}"), id="d", on_click=on_group_done, when="show_done")),
+                   Button(Format("{done}"), id="d", on_click=on_group_done, when="show_done"),
+                   Button(Format("{speaker}"), id="v", on_click=on_listen)),
                MessageInput(on_unexpected),
                state=Survey.group, getter=get_group),
         Window(Format("{text}"),
@@ -976,7 +1013,8 @@ def build_survey_dialog() -> Dialog:
                    Button(Format("{done}"), id="d", on_click=on_done, when="show_done"),
                    Button(Format("{cont}"), id="c", on_click=on_continue, when="is_info")),
                Row(Button(Format("{back}"), id="k", on_click=on_back, when="can_back"),
-                   Button(Format("{skip}"), id="s", on_click=on_skip, when="can_skip")),
+                   Button(Format("{skip}"), id="s", on_click=on_skip, when="can_skip"),
+                   Button(Format("{speaker}"), id="v", on_click=on_listen)),
                MessageInput(on_message),
                state=Survey.question, getter=get_question),
         Window(Format("{text}"),

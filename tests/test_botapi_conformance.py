@@ -756,7 +756,7 @@ def next_tap(data: list[str]) -> str | None:
     plus = [d for key, d in short.items() if ".+" in key]
     if plus:
         return plus[0]
-    choices = [d for key, d in short.items() if key not in ("k", "n", "s", "u")]
+    choices = [d for key, d in short.items() if key not in ("k", "n", "s", "u", "v")]
     return choices[0] if choices else None
 
 

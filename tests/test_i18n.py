@@ -284,7 +284,7 @@ async def test_a_conversation_in_arabic(db, keys, example_spec) -> None:  # type
     for m in mm.sent_messages:
         assert m.text and arabic.search(m.text), m.text
         for label in [b.text for row in (m.reply_markup.inline_keyboard if m.reply_markup else []) for b in row]:
-            assert label in "−+" or re.search(r"\d", label) or arabic.search(label), label
+            assert label in "−+🔊" or re.search(r"\d", label) or arabic.search(label), label
     texts = [m.text or "" for m in mm.sent_messages]
     assert any(f"{FSI}/privacy{PDI}" in t and f"{FSI}/forget{PDI}" in t for t in texts)  # consent
     assert any(f"{FSI}1/3{PDI}" in t for t in texts)                      # group progress
@@ -302,7 +302,7 @@ async def test_a_conversation_in_somali(db, keys, example_spec) -> None:  # type
     p = Person(dp, mm, bot, user_id=502, language_code="so")
     await p.send("/start clinic-access")
     assert "Ma ku raacsan tahay inaad ka qayb qaadato?" in p.text
-    assert p.buttons() == ["Haa, waan ku raacsanahay", "Hadda maya"]
+    assert p.buttons() == ["Haa, waan ku raacsanahay", "Hadda maya", "🔊 Dhageyso su'aalaha"]
     await p.tap_button("y")
     assert "Wax adiga kugu saabsan" in p.text and "Dhammee" in p.text
     await p.send("shan")
@@ -324,7 +324,7 @@ async def test_interface_falls_back_to_the_campaigns_first_language(db, keys, ex
     dp, mm, bot = await open_world(db, keys, spec)
     p = Person(dp, mm, bot, user_id=504, language_code="de")  # German is neither offered nor shipped
     await p.send("/start clinic-access")
-    assert "ما اللغة التي تريد استخدامها؟" in p.text and p.buttons() == ["العربية", "English"]
+    assert "ما اللغة التي تريد استخدامها؟" in p.text and p.buttons() == ["العربية", "English", "🔊 استمع إلى الأسئلة"]
 
 
 # --------------------------------------------------------------------------- every screen, every language

@@ -98,7 +98,7 @@ def test_two_language_form_imports_and_passes_check(tmp_path: Path) -> None:
     types = {q.id: q.type for q in spec.questions}
     assert types == {"welcome": "info", "got_help": "choice", "ease_score": "rating",
                      "why_hard": "text", "channels": "multi", "phone_why": "text",
-                     "visits": "rating", "main_barrier": "choice", "what_missing": "text",
+                     "visits": "rating", "more": "info", "main_barrier": "choice", "what_missing": "text",
                      "other_idea": "text"}
     q = {x.id: x for x in spec.questions}
     assert q["ease_score"].scale == 5 and not q["ease_score"].optional
@@ -112,6 +112,7 @@ def test_two_language_form_imports_and_passes_check(tmp_path: Path) -> None:
     # the group's relevant reaches the questions inside it
     assert q["main_barrier"].show_if == {"got_help": ["no"]}
     assert q["what_missing"].show_if == {"got_help": ["no"]}
+    assert q["more"].text["en"] == "A bit more" and q["more"].show_if == {"got_help": ["no"]}  # the group's label
     assert q["other_idea"].show_if is None
 
 

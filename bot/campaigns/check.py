@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,8 @@ class CheckResult:
     problems: list[Problem] = field(default_factory=list)
     spec: CampaignSpec | None = None
     source: Source | None = None
+    # not wrong, but worth a second look (a question asking for a phone number); never blocks loading
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -82,16 +85,17 @@ def _count(n: int, word: str) -> str:
 
 
 def check_file(path: str | Path) -> CheckResult:
-    """Read and check a campaign file; never raises for bad content."""
+    """Read and check a campaign file (and the recordings it names); never raises for bad content."""
     path = Path(path)
     try:
         text = read_text(path)
     except SourceError as exc:
         return CheckResult(str(path), [Problem(exc.message, exc.line)])
-    return check_text(text, str(path))
+    return check_text(text, str(path), base_dir=path.parent)
 
 
-def check_text(text: str, name: str = "<campaign>") -> CheckResult:
+def check_text(text: str, name: str = "<campaign>", base_dir: Path | None = None) -> CheckResult:
+    """Check campaign text; recordings it names are looked for relative to `base_dir` (default: here)."""
     result = CheckResult(name)
     try:
         src = parse(text, name)
@@ -106,10 +110,11 @@ def check_text(text: str, name: str = "<campaign>") -> CheckResult:
         result.problems.append(Problem("a campaign file must be a set of 'key: value' lines "
                                        "starting with 'id:'", 1))
         return result
-    checker = _Checker(src)
+    checker = _Checker(src, base_dir or Path("."))
     checker.structure()
     checker.semantics()
     result.problems = sorted(set(checker.problems), key=lambda p: (p.line or 0, p.message))
+    result.warnings = checker.warnings
     if not result.problems:
         result.spec = checker.spec
     return result
@@ -215,8 +220,11 @@ def _friendly(err: dict[str, Any]) -> str:
 
 
 class _Checker:
-    def __init__(self, src: Source) -> None:
+    def __init__(self, src: Source, base_dir: Path = Path(".")) -> None:
         self.src = src
+        self.base_dir = base_dir
+        self.recordings: dict[Path, str | None] = {}  # each file decoded once: None or what is wrong
+        self.warnings: list[Problem] = []
         self.data: dict[str, Any] = src.data
         self.problems: list[Problem] = []
         self.spec: CampaignSpec | None = None
@@ -250,6 +258,7 @@ class _Checker:
         self._texts(("title",), d.get("title"), MAX_TITLE_TEXT)
         if "intro" in d:
             self._texts(("intro",), d.get("intro"), MAX_INTRO_TEXT)
+        self._audio(("intro_audio",), d.get("intro_audio"))
         opens, closes = _when(d.get("opens")), _when(d.get("closes"))
         if opens and closes and opens >= closes:
             self.add(("closes",), f"'closes' ({closes:%Y-%m-%d %H:%M} UTC) must be after 'opens' "
@@ -312,6 +321,36 @@ class _Checker:
             elif value is not None and not isinstance(value, str):
                 self.add((*path, lang), f"the '{_short(lang, 40)}' text must be text, not {_short(value)!r}")
 
+    def _audio(self, path: Path_, audio: Any) -> None:
+        """Each recording exists, is a sound file we can decode, and lasts at most a minute."""
+        if not isinstance(audio, dict):
+            return
+        from bot.campaigns.audio import AudioError, read_recording
+
+        for lang, name in audio.items():
+            if self.languages and lang not in self.languages:
+                self.add((*path, lang), f"'{_short(lang, 40)}' is not one of the campaign languages "
+                                        f"({', '.join(self.languages)})")
+            if not isinstance(name, str) or not name.strip():
+                continue  # the structure check says it must be a file name
+            file = self.base_dir / name
+            if file not in self.recordings:
+                try:
+                    read_recording(file)
+                    self.recordings[file] = None
+                except AudioError as exc:
+                    self.recordings[file] = str(exc)
+                except OSError as exc:
+                    self.recordings[file] = f"cannot read '{name}': {exc.strerror or exc}"
+            problem = self.recordings[file]
+            if problem is not None:
+                if problem.startswith("file not found"):
+                    problem = (f"recording '{_short(name, 60)}' not found (looked in {self.base_dir}): file "
+                               "names are relative to the campaign file")
+                elif not problem.startswith(("'", "cannot read '")):
+                    problem = f"recording '{_short(name, 60)}' {problem}"
+                self.add((*path, lang), problem)
+
     def _options(self, path: Path_, options: Any, reserved: str) -> list[str]:
         ids: list[str] = []
         if not isinstance(options, list):
@@ -330,6 +369,7 @@ class _Checker:
                     self.add((*path, j, "id"), f"'{_short(oid, 40)}' is reserved ({hint}): choose another id")
                 ids.append(oid)
             self._texts((*path, j, "text"), opt.get("text"), MAX_OPTION_TEXT)
+            self._audio((*path, j, "audio"), opt.get("audio"))
         return ids
 
     def _dimensions(self) -> dict[str, list[str]]:
@@ -344,6 +384,7 @@ class _Checker:
             if isinstance(did, str) and did in dims:
                 self.add(("groups", i, "id"), f"group dimension '{_short(did, 40)}' is defined twice")
             self._texts(("groups", i, "text"), dim.get("text"), MAX_QUESTION_TEXT)
+            self._audio(("groups", i, "audio"), dim.get("audio"))
             ids = self._options(("groups", i, "options"), dim.get("options"), PREFER_NOT)
             if isinstance(did, str):
                 dims[did] = ids
@@ -415,6 +456,12 @@ class _Checker:
             if isinstance(qid, str) and qid in seen:
                 self.add((*path, "id"), f"question id '{_short(qid, 40)}' is used twice")
             self._texts((*path, "text"), q.get("text"), MAX_QUESTION_TEXT)
+            self._audio((*path, "audio"), q.get("audio"))
+            if qtype == "text" and isinstance(q.get("text"), dict):
+                asked = personal_detail([v for v in q["text"].values() if isinstance(v, str)])
+                if asked is not None:
+                    self.warnings.append(Problem(scrubbed_warning(asked), self.src.line_of((*path, "text")),
+                                                 _where(self.data, path)))
             if isinstance(qtype, str) and qtype in QUESTION_TYPES:
                 self._question_type(path, q, qtype)
             self._show_if(path, q, seen)
@@ -499,6 +546,39 @@ class _Checker:
                 if valid is not None and key not in valid:
                     self.add(where, f"'{_short(v, 40)}' is not an option of question '{_short(ref, 40)}' "
                                     f"(options: {', '.join(sorted(valid))})")
+
+
+# What a written answer must not carry (bot/scrub.py takes it out before storage), and how a
+# question asking for it reads, in the bot's languages. A question that asks for one gets nothing.
+_PERSONAL = (
+    ("phone", "a phone number", "phone numbers", "[phone]", re.compile(
+        r"\b(phone|telephone|mobile|cell|whats ?app)\s*(number|no\b|#)|\bcontact number\b|"
+        r"\byour (tele)?phone\b|\byour mobile\b|número de (teléfono|telefone)|numéro de téléphone|"
+        r"номер телефон|رقم (الهاتف|الجوال|هاتفك|جوالك)|شماره (تلفن|موبایل)|lambarka taleefan|"
+        r"numer telefonu|telefon numaran|numărul de telefon", re.IGNORECASE)),
+    ("email", "an e-mail address", "e-mail addresses", "[email]", re.compile(
+        r"e-?mail|correo electr|courriel|електронн|электронн|البريد الإلكتروني|ایمیل", re.IGNORECASE)),
+    ("name", "a name", "names", "[name]", re.compile(
+        r"\b(your|full|first|last|family|sur|given|contact)\s*name\b|^\s*name\s*[?:]?\s*$|"
+        r"what is your name|\btu nombre\b|\bsu nombre\b|\bvotre nom\b|ваше ім|ваше имя|как вас зовут|"
+        r"اسمك|نام شما|magacaaga|\badınız\b|\bisminiz\b|twoje imię|numele dumneavoastră", re.IGNORECASE)),
+)
+
+
+def personal_detail(texts: list[str]) -> str | None:
+    """'phone', 'email' or 'name' when a question's text asks for one (in any of its languages), else None."""
+    for kind, _what, _plural, _token, pattern in _PERSONAL:
+        if any(pattern.search(t) for t in texts):
+            return kind
+    return None
+
+
+def scrubbed_warning(kind: str) -> str:
+    """The warning for a question asking for a personal detail, in an officer's words."""
+    what, plural, token = next((w, pl, t) for k, w, pl, t, _ in _PERSONAL if k == kind)
+    return (f"this question asks for {what}; answers will be stored as {token}, because the bot removes "
+            f"{plural} from what people write, so that nobody can be identified. Ask something else, or "
+            "leave the question out")
 
 
 def _when(value: Any) -> datetime | None:

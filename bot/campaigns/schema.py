@@ -17,6 +17,8 @@ OTHER = "other"
 
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Texts = dict[str, str]
+# A recording per language, named relative to the campaign file: {so: audio/q1-so.m4a}
+Audio = dict[str, str]
 
 # Limits that keep every message under Telegram's 4,096 characters and buttons readable.
 MAX_QUESTION_TEXT = 1500
@@ -33,12 +35,14 @@ class _Strict(BaseModel):
 class Option(_Strict):
     id: Id
     text: Texts
+    audio: Audio | None = None
 
 
 class Dimension(_Strict):
     id: Id
     multiple: bool = False
     text: Texts
+    audio: Audio | None = None
     options: list[Option] = Field(min_length=1)
 
 
@@ -52,6 +56,7 @@ class Question(_Strict):
     id: Id
     type: Literal["rating", "choice", "multi", "yesno", "rank", "budget", "text", "info"]
     text: Texts
+    audio: Audio | None = None
     optional: bool = False
     scale: int | None = Field(default=None, ge=2, le=10)
     labels: dict[str, list[str]] | None = None
@@ -95,6 +100,7 @@ class CampaignSpec(_Strict):
     min_group_size: int = Field(default=10, ge=2, le=1000)
     title: Texts
     intro: Texts | None = None
+    intro_audio: Audio | None = None
     opens: datetime | None = None
     closes: datetime | None = None
     reminder_after_hours: float | None = Field(default=None, gt=0, le=24 * 60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -226,8 +227,11 @@ async def get_spec(session: AsyncSession, campaign_id: str) -> CampaignSpec | No
     return CampaignSpec.model_validate(c.definition) if c else None
 
 
-async def load_and_open(database_url: str, spec: CampaignSpec) -> None:
-    """Migrate the database, load a campaign and open it now (the demo, `coassess chat`, tests)."""
+async def load_and_open(database_url: str, spec: CampaignSpec, voice_notes_from: Path | None = None) -> None:
+    """Migrate the database, load a campaign and open it now (the demo, `coassess chat`, tests).
+
+    With `voice_notes_from` (the campaign file's folder), its voice notes are made too.
+    """
     from bot.db import Database
 
     db = Database(database_url)
@@ -235,6 +239,10 @@ async def load_and_open(database_url: str, spec: CampaignSpec) -> None:
         await db.upgrade()
         async with db.session() as s:
             c, _ = await load_campaign(s, spec)
+            if voice_notes_from is not None:
+                from bot.services.spoken import prepare
+
+                await prepare(s, spec, voice_notes_from)
             c.status = "open"
             await s.commit()
     finally:

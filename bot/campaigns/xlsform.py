@@ -8,8 +8,10 @@ an administrator must be able to see exactly what the Telegram survey will not a
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zipfile import BadZipFile, is_zipfile
@@ -23,7 +25,7 @@ from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
 from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import DefinitionData, xlsx_to_dict
 
-from bot.campaigns.check import check_text
+from bot.campaigns.check import check_text, personal_detail, scrubbed_warning
 from bot.campaigns.schema import MAX_OPTION_TEXT, MAX_OPTIONS, MAX_QUESTION_TEXT, MAX_TITLE_TEXT, OTHER
 
 MAX_FORM_BYTES = 10_000_000
@@ -112,12 +114,16 @@ class _Unmappable(Exception):
 # -- public entry point
 
 
-def import_xlsform(path: str | Path, out_name: str = "campaign.yaml") -> XLSFormImport:
+def import_xlsform(path: str | Path, out_name: str = "campaign.yaml", media: str | Path | None = None,
+                   out_dir: str | Path | None = None) -> XLSFormImport:
     """Read an XLSForm workbook and build a campaign file that passes `campaign check`.
 
     Args:
         path: the .xlsx workbook.
         out_name: the name the campaign file will have, for the hint in its header.
+        media: the folder with the form's media files (the audio named in `audio::` and
+            `media::audio::` columns); recordings are then named relative to `out_dir`.
+        out_dir: the folder the campaign file will be written to (default: here).
 
     Raises:
         XLSFormError: the file is not a readable XLSForm (each problem names the sheet row),
@@ -125,11 +131,12 @@ def import_xlsform(path: str | Path, out_name: str = "campaign.yaml") -> XLSForm
     """
     path = Path(path)
     workbook = _read_workbook(path)
-    result = _Converter(workbook, path).run()
+    folder = Path(out_dir) if out_dir is not None else Path(".")
+    result = _Converter(workbook, path, Path(media) if media is not None else None, folder).run()
     result.yaml_text = render_yaml(result, path.name, out_name)
     # The promise is a file that passes the check; if the mapping ever falls short of it,
     # say so instead of writing a file that cannot be loaded.
-    checked = check_text(result.yaml_text, out_name)
+    checked = check_text(result.yaml_text, out_name, base_dir=folder)
     if not checked.ok:
         raise XLSFormError([f"{path}: the imported campaign would not pass the check:"]
                            + [p.render(out_name) for p in checked.problems])
@@ -208,9 +215,51 @@ def _babel_code(code: str) -> str | None:
     return code
 
 
+# Names people write that Babel does not list (or lists for another language): checked first.
+_LANGUAGE_NAMES = {"farsi": "fa", "dari": "fa-AF", "afan oromo": "om", "afaan oromoo": "om", "oromiffa": "om",
+                   "kiswahili": "sw", "tigrigna": "ti", "tigrinya": "ti", "somali": "so", "pashtu": "ps",
+                   "arabic": "ar", "english": "en", "ukranian": "uk"}
+# Locales whose names for languages are read: the bot's own 14, and the ones forms are most often written in.
+_NAMING_LOCALES = ("en", "fr", "de", "es", "it", "pt", "nl", "ar", "so", "ti", "am", "fa", "uk", "ru", "tr",
+                   "pl", "ro", "ps", "sw", "om")
+
+
+@lru_cache(maxsize=1)
 def _language_by_name() -> dict[str, str]:
-    names = Locale("en").languages
-    return {name.lower(): code for code, name in names.items() if "_" not in code}
+    """Every language name Babel knows in the naming locales (English, native, French ...), lowercased."""
+    names: dict[str, str] = {}
+    for loc in _NAMING_LOCALES:
+        try:
+            languages = Locale(loc).languages
+        except (UnknownLocaleError, ValueError):
+            continue
+        for code, name in languages.items():
+            if "_" not in code:
+                names.setdefault(name.lower(), code)
+    for code, _name in list(Locale("en").languages.items()):
+        if "_" in code:
+            continue
+        try:
+            native = Locale(code).get_display_name(code)
+        except (UnknownLocaleError, ValueError):
+            continue
+        if native:
+            names.setdefault(native.lower(), code)
+    return names
+
+
+def language_by_name(name: str) -> str | None:
+    """The code of a language written by name, in any common spelling ('Tigirigna', 'Amharique', 'ትግርኛ')."""
+    key = " ".join(name.lower().split())
+    if key in _LANGUAGE_NAMES:
+        return _LANGUAGE_NAMES[key]
+    names = _language_by_name()
+    if key in names:
+        return names[key]
+    near = difflib.get_close_matches(key, list(names), n=3, cutoff=0.8)
+    codes = {names[n] for n in near}
+    # a misspelling is accepted only when every close name is the same language ("farsi" is not)
+    return codes.pop() if len(codes) == 1 else None
 
 
 def language_code(spec: str) -> str | None:
@@ -221,9 +270,62 @@ def language_code(spec: str) -> str | None:
         return _babel_code(m.group(1).replace("_", "-"))
     if re.fullmatch(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*", spec) and _babel_code(spec):
         return spec
-    code = _language_by_name().get(spec.lower())
+    code = language_by_name(spec)
     # Babel names more languages than it has data for; the check needs the data
     return _babel_code(code) if code else None
+
+
+# -- ODK's Markdown, as plain text (campaign texts are shown as written, never parsed)
+
+_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>])")
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"(?<![\w*])([*_])(?=\S)(.+?)(?<=\S)\1(?![\w*])")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
+_TAG = re.compile(r"</?(?:span|font|b|i|u|em|strong|br|p)\b[^>]*>", re.IGNORECASE)
+
+
+def odk_markdown_to_text(text: str) -> str:
+    """ODK Collect's Markdown (**bold**, *italics*, [text](url), # headings, \\* escapes, <span>) as plain text.
+
+    A campaign text is shown exactly as written, so `**Please**` would reach the chat with its
+    stars. Links keep their address, in brackets after the words.
+    """
+    if not any(c in text for c in "*_[#\\<"):
+        return text
+    held: list[str] = []
+
+    def hold(m: re.Match[str]) -> str:
+        held.append(m.group(1))
+        return f"\x00{len(held) - 1}\x00"
+
+    out = _ESCAPED.sub(hold, text)
+    out = _LINK.sub(lambda m: m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} ({m.group(2)})", out)
+    out = _STRONG.sub(r"\2", out)
+    out = _EMPHASIS.sub(r"\2", out)
+    out = _HEADING.sub("", out)
+    out = _TAG.sub(lambda m: "\n" if m.group(0).lower().startswith("<br") else "", out)
+    return re.sub("\x00(\\d+)\x00", lambda m: held[int(m.group(1))], out)
+
+
+# -- Likert-like choice lists, which read better as ratings with their end labels
+
+_INTENSIFIERS = {"very", "extremely", "strongly", "completely", "totally", "highly", "really"}
+_LIKERT_PAIRS = (("poor", "excellent"), ("terrible", "excellent"), ("never", "always"),
+                 ("not at all", "extremely"), ("not at all", "completely"), ("not at all", "very"),
+                 ("very bad", "excellent"), ("awful", "excellent"), ("none", "all"))
+
+
+def is_likert(first: str, last: str) -> bool:
+    """Whether a 5-choice list running from `first` to `last` is an ordered scale ("Very bad" … "Very good")."""
+    a = " ".join(re.sub(r"[^\w\s]", " ", first.lower()).split())
+    b = " ".join(re.sub(r"[^\w\s]", " ", last.lower()).split())
+    if not a or not b or a == b:
+        return False
+    wa, wb = a.split()[0], b.split()[0]
+    if wa == wb and wa in _INTENSIFIERS and len(a.split()) > 1 and len(b.split()) > 1:
+        return True
+    return any(a.startswith(x) and b.startswith(y) for x, y in _LIKERT_PAIRS)
 
 
 # -- rendering YAML in the style of examples/clinic-access.yaml
@@ -282,9 +384,12 @@ def _shorten(text: str, limit: int) -> str:
 
 
 class _Converter:
-    def __init__(self, data: DefinitionData, path: Path) -> None:
+    def __init__(self, data: DefinitionData, path: Path, media: Path | None = None,
+                 out_dir: Path = Path(".")) -> None:
         self.data = data
         self.path = path
+        self.media = media
+        self.out_dir = out_dir
         self.left_out: list[Finding] = []
         self.notes: list[Finding] = []
         self.errors: list[str] = []
@@ -352,6 +457,18 @@ class _Converter:
                                "a language Babel knows. Write it as 'English (en)' with the code in "
                                "brackets.")
         found: list[str] = []
+        self.columns["audio"] = {}
+        for h in headers:
+            # audio::English (en), media::audio::English (en), or audio / media::audio (the default language)
+            m = re.fullmatch(r"(?:media::)?audio(?:::(.+))?", h.strip())
+            if m:
+                code = language_code(m.group(1)) if m.group(1) else ""
+                if code is None:
+                    self.left_out.append(Finding("survey", 1, f"column '{h}': cannot tell which language "
+                                                              f"'{m.group(1)}' is; its recordings were left "
+                                                              "out. Name it like 'audio::Somali (so)'."))
+                else:
+                    self.columns["audio"][h] = code
         for kind in ("label", "hint"):
             self.columns[kind] = {}
             for h in headers:
@@ -360,10 +477,11 @@ class _Converter:
                 spec = h.split("::", 1)[1]
                 code = language_code(spec)
                 if code is None:
-                    self.errors.append(
-                        f"{self.path}: column '{h}': cannot tell which language '{spec}' is. "
-                        f"Name the column like '{kind}::Somali (so)', with a language code Babel "
-                        "knows in brackets.")
+                    # only this column is set aside; the rest of the form is imported
+                    self.left_out.append(Finding(
+                        "survey", 1, f"column '{h}': cannot tell which language '{spec}' is, so this column "
+                                     f"was left out. Name it like '{kind}::Somali (so)', with the language "
+                                     "code in brackets, and import again."))
                     continue
                 self.columns[kind][h] = code
                 if code not in found:
@@ -383,17 +501,25 @@ class _Converter:
             found.remove(default)
             found.insert(0, default)
         self.languages = found
+        plain_audio = [h for h, code in self.columns["audio"].items() if code == ""]
+        for h in plain_audio:
+            self.columns["audio"][h] = plain
 
     def _texts(self, row: dict[str, str], kind: str = "label") -> dict[str, str]:
         out: dict[str, str] = {}
         for column, lang in self.columns.get(kind, {}).items():
-            value = (row.get(column) or "").strip()
+            value = odk_markdown_to_text((row.get(column) or "").strip()).strip()
             # an explicit language column wins over the unsuffixed default column
             if value and (lang not in out or column != kind):
                 out[lang] = value
         return out
 
     def _text(self, sheet: str, row_num: int, row: dict[str, str], what: str, limit: int) -> dict[str, str] | None:
+        raw = [str(row.get(c) or "") for kind in ("label", "hint") for c in self.columns.get(kind, {})]
+        if any(odk_markdown_to_text(x) != x for x in raw):
+            self.notes.append(Finding(sheet, row_num, f"the {what} uses ODK formatting (bold, italics, links, "
+                                                      "headings or \\ escapes): it was turned into plain "
+                                                      "text, links as 'text (address)'"))
         labels = self._texts(row)
         if not labels:
             return None
@@ -460,7 +586,11 @@ class _Converter:
                                                               "name is shown instead"))
             taken.add(oid)
             names[name] = oid
-            options.append(_Flow(id=oid, text=_Flow(text)))
+            option = _Flow(id=oid, text=_Flow(text))
+            audio = self._audio(row, "choices", row_num)
+            if audio:
+                option["audio"] = _Flow(audio)
+            options.append(option)
         return options, names
 
     # survey
@@ -469,6 +599,8 @@ class _Converter:
         questions: list[dict[str, Any]] = []
         # One entry per open group/repeat: its row and the show_if it adds (None: none or lost).
         stack: list[tuple[str, int, dict[str, list[Any]] | None]] = []
+        # per open group: the lead-in its label gives the questions inside (a table or field list)
+        leads: list[dict[str, str] | None] = []
         for i, row in enumerate(self.data.survey or []):
             row_num = i + 2
             if not row:
@@ -483,10 +615,12 @@ class _Converter:
             if kind in {"begin group", "begin repeat"}:
                 cond = self._group_condition(row, row_num, kind)
                 stack.append((kind, row_num, cond))
+                leads.append(self._group_label(row, row_num, stack, questions))
                 continue
             if kind in {"end group", "end repeat"}:
                 if stack:
                     stack.pop()
+                    leads.pop()
                 continue
             if kind == "left out":
                 self.left_out.append(Finding("survey", row_num, detail))
@@ -499,11 +633,41 @@ class _Converter:
                     self.dropped.add(str(row["name"]).strip())
                 continue
             self._not_carried(row, row_num)
+            lead = next((x for x in reversed(leads) if x), None)
+            if lead and question.get("type") != "info":
+                question["text"] = {lang: _shorten(f"{lead.get(lang, '')}\n\n{text}".strip(), MAX_QUESTION_TEXT)
+                                    for lang, text in question["text"].items()}
             show_if = self._show_if(row, row_num, stack)
             if show_if:
                 question["show_if"] = _Flow({k: _FlowList(v) for k, v in show_if.items()})
             questions.append(question)
         return questions
+
+    def _group_label(self, row: dict[str, str], row_num: int,
+                     stack: list[tuple[str, int, dict[str, list[Any]] | None]],
+                     questions: list[dict[str, Any]]) -> dict[str, str] | None:
+        """A group's label, carried: the lead-in of its questions (a table or field list, whose
+        questions read only "Part-time" without it), or an info screen before them. Returns the lead-in."""
+        texts = self._text("survey", row_num, row, "group label", MAX_QUESTION_TEXT)
+        if texts is None:
+            return None
+        name = str(row.get("name", "")).strip() or f"group_{row_num}"
+        appearance = str(row.get("appearance", "")).lower()
+        if "table-list" in appearance or "field-list" in appearance:
+            self.notes.append(Finding("survey", row_num, f"the label of group '{name}' was put before each of "
+                                                         "its questions' texts (the questions are asked one "
+                                                         "by one, not as a table)"))
+            return texts
+        qid = _unique(to_id(name), self.question_ids)
+        info: dict[str, Any] = {"id": qid, "type": "info", "text": texts}
+        show_if = self._show_if({}, row_num, stack)
+        if show_if:
+            info["show_if"] = _Flow({k: _FlowList(v) for k, v in show_if.items()})
+        self.question_ids.add(qid)
+        questions.append(info)
+        self.notes.append(Finding("survey", row_num, f"the label of group '{name}' became an info screen "
+                                                     f"'{qid}' before its questions"))
+        return None
 
     def _classify(self, raw_type: str, row_num: int) -> tuple[str, str]:
         """(kind, detail): kind is a campaign type, a group marker, 'left out' or 'error'."""
@@ -579,13 +743,24 @@ class _Converter:
                 self.left_out.append(Finding("survey", row_num, f"'{name}' has fewer than 2 choices; "
                                                                 "left out"))
                 return None
-            q["type"] = kind
-            if extra:
-                q["other"] = True
-            q["optional"] = self._optional(row, row_num)
-            q["text"] = text
-            q["options"] = options
-            info.options = names
+            likert = self._likert(kind, extra, options)
+            if likert is not None:
+                q.update(type="rating", scale=5, optional=self._optional(row, row_num), text=text,
+                         labels=_Flow(likert))
+                info.kind = "choice"  # a `relevant` on it names choices: each is a point on the scale
+                info.options = {n: point for point, n in enumerate(names, 1)}
+                first, last = (options[0]["text"][self.languages[0]], options[-1]["text"][self.languages[0]])
+                self.notes.append(Finding("survey", row_num, f"'{name}' (choices '{first}' … '{last}', 5 in "
+                                                             "order) became a 1 to 5 rating with those end "
+                                                             "labels; the middle choices' words are not shown"))
+            else:
+                q["type"] = kind
+                if extra:
+                    q["other"] = True
+                q["optional"] = self._optional(row, row_num)
+                q["text"] = text
+                q["options"] = options
+                info.options = names
         elif kind == "integer":
             q.update(type="rating", scale=5, optional=self._optional(row, row_num), text=text)
             info.kind = "rating"
@@ -600,6 +775,9 @@ class _Converter:
             info.kind = "rating"
         elif kind == "text":
             q.update(type="text", optional=self._optional(row, row_num), text=text)
+            asked = personal_detail([name.replace("_", " "), *text.values()])
+            if asked is not None:
+                self.notes.append(Finding("survey", row_num, f"'{name}': {scrubbed_warning(asked)}"))
         elif kind == "audio":
             q.update(type="text", voice=True, optional=self._optional(row, row_num), text=text)
             info.kind = "text"
@@ -611,11 +789,43 @@ class _Converter:
         if qid != name:
             self.notes.append(Finding("survey", row_num, f"name '{name}' became id '{qid}' (ids use "
                                                          f"a-z, 0-9 and _, at most {ID_LIMIT})"))
+        audio = self._audio(row, "survey", row_num)
+        if audio:
+            q["audio"] = _Flow(audio)
         if q.get("optional") is False:
             del q["optional"]  # the default; keeps the file short
         self.question_ids.add(qid)
         self.imported[name] = info
         return q
+
+    def _likert(self, kind: str, extra: str, options: list[dict[str, Any]]) -> dict[str, list[str]] | None:
+        """End labels per language when a one-choice list of 5 reads as an ordered scale, else None."""
+        if kind != "choice" or extra or len(options) != 5:
+            return None
+        base = self.languages[0]
+        if not is_likert(options[0]["text"][base], options[-1]["text"][base]):
+            return None
+        return {lang: _FlowList([options[0]["text"][lang], options[-1]["text"][lang]]) for lang in self.languages}
+
+    def _audio(self, row: dict[str, str], sheet: str, row_num: int) -> dict[str, str]:
+        """The recordings named on a row, per language, as paths relative to the campaign file."""
+        out: dict[str, str] = {}
+        for column, lang in self.columns.get("audio", {}).items():
+            name = str(row.get(column) or "").strip()
+            if not name or lang in out:
+                continue
+            if self.media is None:
+                self.left_out.append(Finding(sheet, row_num, f"recording '{name}' ({column}) was left out: "
+                                                             "give the folder with the form's media files "
+                                                             "with --media FOLDER"))
+                continue
+            file = self.media / name
+            if not file.is_file():
+                self.left_out.append(Finding(sheet, row_num, f"recording '{name}' ({column}) is not in "
+                                                             f"{self.media}; left out"))
+                continue
+            out[lang] = Path(os.path.relpath(file.resolve(), self.out_dir.resolve())).as_posix()
+        return out
 
     def _optional(self, row: dict[str, str], row_num: int) -> bool:
         value = str(row.get("required", "")).strip().lower()
@@ -654,6 +864,8 @@ class _Converter:
 
     def _not_carried(self, row: dict[str, str], row_num: int) -> None:
         for column, value in row.items():
+            if column in self.columns.get("audio", {}):
+                continue  # recordings are carried (see _audio)
             base = column.split("::", 1)[0].strip().lower()
             if base in _NOT_CARRIED and str(value).strip():
                 self.left_out.append(Finding("survey", row_num, f"{_NOT_CARRIED[base]} "

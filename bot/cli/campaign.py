@@ -51,10 +51,13 @@ def check(file: Path = FileArg) -> None:
     """List every problem in a campaign file, with its line; exit 1 if there are any."""
     result = _check_or_exit(file)
     console.print(f"[green]✓[/] {escape(result.summary())}", highlight=False, soft_wrap=True)
+    for warning in result.warnings:
+        console.print(f"note: {warning.render(result.name)}", highlight=False, markup=False, soft_wrap=True)
     _note_interface_languages(result.spec)
     _note_dates(result.spec)
     _note_length(result.spec)
     _note_long_screens(result.spec)
+    _note_audio(result.spec)
 
 
 def _note_long_screens(spec) -> None:  # type: ignore[no-untyped-def]
@@ -66,6 +69,20 @@ def _note_long_screens(spec) -> None:  # type: ignore[no-untyped-def]
     for s in long_screens(spec):
         console.print(f"note: in {s.lang}, {s.where} is {s.length} characters; a phone shows about "
                       f"{MAX_SCREEN} without scrolling. Shorten its text in that language.",
+                      highlight=False, markup=False, soft_wrap=True)
+
+
+def _note_audio(spec) -> None:  # type: ignore[no-untyped-def]
+    """Who can listen: recordings and the offline voice, per language (issue 17)."""
+    if spec is None:
+        return
+    from bot.campaigns.audio import coverage, espeak
+
+    console.print("voice notes: " + "; ".join(coverage(spec)), highlight=False, markup=False, soft_wrap=True)
+    if espeak() is None:
+        console.print("note: the offline voice (espeak-ng) is not installed, so only recordings can be "
+                      "played; languages without recordings have no voice notes. Install it with: "
+                      "apt-get install espeak-ng (then load the campaign again).",
                       highlight=False, markup=False, soft_wrap=True)
 
 
@@ -134,8 +151,16 @@ async def load(file: Path = FileArg) -> None:
                            file=str(file.name), created=created)
         await session.commit()
         state = campaign_state(c)
+        from bot.services.spoken import prepare
+
+        spoken = await prepare(session, spec, file.parent)
+        await session.commit()
     verb = "Created" if created else "Updated"
     console.print(f"[green]{verb}[/] campaign '{spec.id}' (version {c.version}, now {state}).")
+    console.print(f"Voice notes: {plural(spoken.made + spoken.reused, 'screen')} can be heard "
+                  f"({spoken.made} new, in {spoken.seconds:.1f} s; {spoken.reused} unchanged)"
+                  + (f"; no audio for {plural(sum(spoken.silent.values()), 'screen')} in "
+                     f"{', '.join(sorted(spoken.silent))}" if spoken.silent else "") + ".", highlight=False)
     if state == "draft":
         console.print(f"Open it for answers with: coassess campaign open {spec.id}")
 
@@ -313,6 +338,39 @@ async def close(campaign_id: str = typer.Argument(..., help="The campaign id")) 
     await _set_status(campaign_id, "closed")
 
 
+@app.command("audio")
+def audio(
+    file: Path = FileArg,
+    out: Path = typer.Option(..., "-o", "--output", help="The folder to write the voice notes into",
+                             show_default=False),
+) -> None:
+    """Write every voice note of a campaign (OGG/Opus) into a folder, to listen to before launch."""
+    from bot.campaigns.audio import AudioError, make_note, offline_voice, screens
+
+    result = _check_or_exit(file)
+    spec = result.spec
+    assert spec is not None
+    written = 0
+    for lang in spec.languages:
+        voice = offline_voice(lang)
+        silent: list[str] = []
+        for screen in screens(spec, lang, file.parent):
+            try:
+                data, seconds, source = make_note(screen, voice)
+            except AudioError:
+                silent.append(screen.key)
+                continue
+            target = out / lang / (screen.key.replace(":", "-") + ".ogg")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            written += 1
+        if silent:
+            console.print(f"{lang}: no audio for {plural(len(silent), 'screen')} (no recording, and no "
+                          "offline voice for this language)", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"[green]✓[/] Wrote {plural(written, 'voice note')} into {out}/<language>/ "
+                  "(consent, group-…, q-<question id>, done, hint-…).", highlight=False, soft_wrap=True)
+
+
 @app.command("import-xlsform")
 def import_xlsform_(
     form: Path = typer.Argument(..., help="An XLSForm workbook (.xlsx), e.g. from ODK or Kobo",
@@ -324,6 +382,9 @@ def import_xlsform_(
                                     "(without it, an existing file is never overwritten)"),
     strict: bool = typer.Option(False, "--strict",
                                 help="Write nothing if any row or setting could not be carried over"),
+    media: Path | None = typer.Option(None, "--media", show_default=False,
+                                      help="The folder with the form's media files: the recordings named in "
+                                      "its audio:: or media::audio:: columns become the questions' voice notes"),
 ) -> None:
     """Make a campaign file from an XLSForm, listing by sheet row whatever could not be carried over.
 
@@ -340,7 +401,7 @@ def import_xlsform_(
         # they are said below in an officer's words instead.
         with warnings.catch_warnings(record=True) as skipped:
             warnings.simplefilter("always")
-            result = import_xlsform(form, out.name)
+            result = import_xlsform(form, out.name, media=media, out_dir=out.parent)
     except XLSFormError as exc:
         for problem in exc.problems:
             err_console.print(problem, highlight=False, markup=False, soft_wrap=True)

@@ -32,6 +32,7 @@ from dialogs.edits import build_edits_router
 from dialogs.forget import build_forget_dialog
 from dialogs.i18n import best_language, tr
 from dialogs.language import build_language_dialog
+from dialogs.listen import build_listen_router
 from dialogs.screens import OlderMessageGate, ScreenMessageManager, answer_tap
 from dialogs.survey import build_survey_dialog, older_message_notice, resume_target
 from locales import available, compile_catalogs
@@ -76,6 +77,7 @@ def build_dispatcher(db: Database, keys: Keys, *, inner_storage: BaseStorage | N
     chain.insert(chain.index(dp.fsm), middleware)
 
     dp.include_router(build_commands_router())
+    dp.include_router(build_listen_router())
     for extra in _extra_routers(config):
         dp.include_router(extra)
     dialogs = (build_survey_dialog(), build_language_dialog(), build_forget_dialog())

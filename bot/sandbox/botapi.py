@@ -67,7 +67,7 @@ CHAT_ACTIONS = frozenset({
 # Real Bot API methods the sandbox does not model: refused clearly instead of "Not Found".
 UNMODELLED = frozenset(m.lower() for m in (
     "logOut", "close", "forwardMessage", "forwardMessages", "copyMessage", "copyMessages",
-    "sendAudio", "sendVideo", "sendAnimation", "sendVoice", "sendVideoNote", "sendPaidMedia",
+    "sendAudio", "sendVideo", "sendAnimation", "sendVideoNote", "sendPaidMedia",
     "sendMediaGroup", "sendLocation", "sendVenue", "sendContact", "sendPoll", "sendChecklist",
     "sendDice", "setMessageReaction", "getUserProfilePhotos", "banChatMember",
     "unbanChatMember", "restrictChatMember", "promoteChatMember", "getChatAdministrators",
@@ -78,6 +78,14 @@ UNMODELLED = frozenset(m.lower() for m in (
 ))
 # Methods a webhook's answer may not call (Telegram ignores them there).
 _NOT_FROM_WEBHOOK_REPLY = frozenset({"setwebhook", "deletewebhook", "close", "logout"})
+def _is_voice(data: bytes) -> bool:
+    """OGG with Opus inside, MP3 (a frame sync or an ID3 tag) or M4A: what Telegram plays as a voice note."""
+    if data.startswith(b"OggS"):
+        return b"OpusHead" in data[:200]
+    return data.startswith(b"ID3") or data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2") \
+        or data[4:8] == b"ftyp"
+
+
 _KIND_NAMES = {"photo": "Photo", "document": "Document", "voice": "Voice", "sticker": "Sticker"}
 _LOOPBACK_HOSTS = ("localhost",)
 
@@ -116,7 +124,7 @@ class BotApi:
             "getChatMember": self.get_chat_member,
             "deleteMessage": self.delete_message, "deleteMessages": self.delete_messages,
             "answerCallbackQuery": self.answer_callback_query, "sendPhoto": self.send_photo,
-            "sendDocument": self.send_document, "getFile": self.get_file,
+            "sendDocument": self.send_document, "sendVoice": self.send_voice, "getFile": self.get_file,
             "sendChatAction": self.send_chat_action, "setMyCommands": self.set_my_commands,
             "getMyCommands": self.get_my_commands, "deleteMyCommands": self.delete_my_commands,
             "setMyDescription": self._set_text("description"),
@@ -480,6 +488,19 @@ class BotApi:
     def send_document(self, params: Params) -> dict[str, Any]:
         """sendDocument: upload, file_id or URL."""
         return self._send_media(params, "document", "sendDocument")
+
+    def send_voice(self, params: Params) -> dict[str, Any]:
+        """sendVoice: an OGG/Opus (or MP3, M4A) upload, or the file_id of one sent before."""
+        upload = params.upload("voice")
+        if upload is not None and not _is_voice(upload.data):
+            raise bad_request("VOICE_MESSAGES_FORBIDDEN: the file is not OGG/Opus, MP3 or M4A")
+        result = self._send_media(params, "voice", "sendVoice")
+        stored = self.world.files.get(result["voice"]["file_id"])
+        if stored is not None and upload is not None:
+            # the sender states the length, as Telegram takes it; later sends by file_id keep it
+            stored.duration = params.int("duration") or 0
+            result["voice"]["duration"] = stored.duration
+        return result
 
     def _input_file(self, kind: str, value: Any, upload: Upload | None) -> list[str]:
         """Read an InputFile (upload, file_id or URL); returns the file_id(s) for the message."""
