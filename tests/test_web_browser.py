@@ -23,7 +23,7 @@ from bot.services.signin import officer_link
 from bot.settings import Settings
 from bot.simulation import Citizen, make_personas
 from dialogs.context import forget_cached_campaigns
-from tests.conftest import EXAMPLE, ROOT
+from tests.conftest import EXAMPLE, IN_CI, ROOT
 from tests.live import CONTACT_KEY, PSEUDONYM_KEY
 from web.app import create_app
 
@@ -82,7 +82,7 @@ def _open_export(path: Path, fmt: str) -> int:
     raise AssertionError(fmt)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+@pytest.mark.skipif(not Path(CHROMIUM).exists() and not IN_CI, reason="Debian's chromium is not installed")
 async def test_an_officer_runs_the_example_campaign_in_the_browser(tmp_path: Path, example_spec) -> None:  # type: ignore[no-untyped-def]
     from playwright.async_api import async_playwright, expect
 
