@@ -18,8 +18,13 @@ from bot.campaigns.store import CampaignChangeRefused, campaign_state, load_camp
 from bot.models import Campaign, utcnow
 from bot.services import audit
 from bot.services.participation import participation
-from web.access import UPLOAD_LIMIT, Officer, action, page
+from web.access import UPLOAD_LIMIT, N_, Officer, action, page
 from web.app import console_of, render, translator
+
+
+# Words the templates translate by value (campaign states, kinds of send), listed for extraction.
+SHOWN_WORDS = (N_("draft"), N_("scheduled"), N_("open"), N_("closed"), N_("invitation"), N_("reminder"),
+               N_("outcome"), N_("by language"), N_("by text"))
 
 
 def title_of(c: Campaign, lang: str) -> str:
