@@ -36,7 +36,7 @@ from bot.services.broadcasts import (
     reminder_due,
     send_plan,
 )
-from bot.services.delivery import DeliveryAborted, summarise
+from bot.services.delivery import DeliveryAborted, find_broadcast, summarise
 from bot.services.lease import SenderBusy, sender_lease
 from bot.services.outcomes import (
     OutcomeChangeRefused,
@@ -143,10 +143,14 @@ async def dry_run(request: Request, officer: Officer, form: FormData) -> Respons
     console = console_of(request)
     outcome_text = ""
     extra: list[tuple[str, Any]] = []
+    earlier: tuple[Any, Any] | None = None  # (when, summary) of a run this one would carry on
     async with console.db.session() as session:
         candidates = await load_candidates(session, c.id)
         if kind == "invitation":
             recipients = invitation_recipients(candidates, InvitationFilters(), c.languages)
+            started = await find_broadcast(session, c.id, InvitationFilters().key())
+            if started is not None:
+                earlier = (started.created_at, await summarise(session, started.id))
         elif kind == "reminder":
             now = utcnow()
             recipients = [x for x in candidates if reminder_due(x, c, now)]
@@ -161,12 +165,16 @@ async def dry_run(request: Request, officer: Officer, form: FormData) -> Respons
             if preview.refused:
                 return await sends_page(request, officer, problem=preview.refused)
             recipients = [x for x in candidates if outcome_wanted(x)]
+            if preview.started_at is not None and preview.started_summary is not None:
+                earlier = (preview.started_at, preview.started_summary)
             if check.spec.variants:
                 extra = [("by text", preview.texts)]
     b = breakdown(recipients, c.languages, [d.id for d in spec.groups])
     reach = protect_reach(b, spec, extra)
     return render(request, "send_confirm.html", officer=officer, cid=c.id, title=title_of(c, _.lang),
                   kind=kind, reach=reach, total=b.total, outcome_text=outcome_text,
+                  earlier_at=earlier[0] if earlier else None,
+                  earlier_line=protect_summary_line(earlier[1], reach.k) if earlier else "",
                   open=campaign_state(c) == "open", busy=running(console, c.id) is not None)
 
 
