@@ -1,6 +1,9 @@
 # The coassess image (bot and web console): Python 3.11, the package, compiled catalogs.
 FROM python:3.11-slim
 WORKDIR /app
+# espeak-ng speaks questions to people who cannot read; libsndfile writes the OGG/Opus voice notes.
+RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng libsndfile1 \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md babel.cfg ./
 COPY bot ./bot
 COPY dialogs ./dialogs
