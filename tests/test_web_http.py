@@ -345,3 +345,40 @@ async def test_no_page_shows_a_small_count_or_an_id(db: Database, keys: Keys,
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_upload_shows_each_problem_with_its_line_then_loads(sqlite_db: Database, keys: Keys) -> None:
+    app, settings = _app(sqlite_db, keys)
+    broken = EXAMPLE.read_text().replace("min_group_size: 10", "min_group_size: ten", 1)
+    async with client(app) as c:
+        await officer_signs_in(c, sqlite_db, keys, settings, ADMIN)
+        r = await post_form(c, "/campaigns/check", files={"file": ("../../etc/passwd.yaml", broken.encode())})
+        assert r.status_code == 200 and "1 problem." in r.text and "Load the campaign" not in r.text
+        line = next(i for i, text in enumerate(broken.splitlines(), 1) if "min_group_size" in text)
+        assert re.search(rf'<td class="num">{line}</td>', r.text), r.text
+        assert "passwd" not in r.text  # the browser's file name is not used
+        assert await _campaigns(sqlite_db) == []
+        # an XLSForm is converted as `campaign import-xlsform` does, then checked
+        form = (ROOT / "tests" / "data" / "two-language-form.xlsx").read_bytes()
+        r = await post_form(c, "/campaigns/check", files={"file": ("form.xlsx", form)})
+        assert "No problems." in r.text and "Load the campaign" in r.text
+        r = await post_form(c, "/campaigns/check", files={"file": ("big.yaml", b"#" * (3 * 1024 * 1024))})
+        assert r.status_code == 413 and "larger than 2 MB" in r.text  # refused before it is read
+        ok = await post_form(c, "/campaigns/load", {"text": EXAMPLE.read_text()})
+        assert ok.status_code == 303
+        # schedule, behind a confirmation naming the campaign
+        page = await c.get("/campaigns/clinic-access/change/schedule")
+        assert "Schedule “Your say on North Street Health Centre”" in page.text
+        r = await post_form(c, "/campaigns/clinic-access/change/schedule",
+                            {"opens": "2031-01-05T09:00", "closes": "2031-02-01T18:00"},
+                            page="/campaigns/clinic-access/change/schedule")
+        assert r.status_code == 303
+        assert "scheduled" in (await c.get("/")).text
+        bad = await post_form(c, "/campaigns/clinic-access/change/schedule",
+                              {"opens": "2031-02-05T09:00", "closes": "2031-02-01T18:00"},
+                              page="/campaigns/clinic-access/change/schedule")
+        assert "must come after" in bad.text
+    async with sqlite_db.session() as s:
+        actions = (await s.scalars(select(AuditEvent.action).where(AuditEvent.campaign_id == "clinic-access")
+                                   .order_by(AuditEvent.id))).all()
+    assert actions == ["load", "schedule"]

@@ -132,6 +132,10 @@ async def _refused(request: Request, exc: Exception) -> Response:
 
 async def _bad_form(request: Request, exc: Exception) -> Response:
     _ = translator(request)
+    if str(exc) == "too large":
+        return render(request, "refused.html", status_code=413, title=_("Too large"),
+                      sentence=_("The file is larger than 2 MB: a campaign, spreadsheet or outcome file is "
+                                 "much smaller. Check you chose the right file."))
     return render(request, "refused.html", status_code=403,
                   sentence=_("This form is out of date or did not come from the console. Go back, "
                              "reload the page and try again."))
