@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import re
 import time
@@ -382,3 +383,33 @@ async def test_upload_shows_each_problem_with_its_line_then_loads(sqlite_db: Dat
         actions = (await s.scalars(select(AuditEvent.action).where(AuditEvent.campaign_id == "clinic-access")
                                    .order_by(AuditEvent.id))).all()
     assert actions == ["load", "schedule"]
+
+
+async def test_translators_spreadsheet_goes_down_and_back_up(sqlite_db: Database, keys: Keys) -> None:
+    import openpyxl
+
+    app, settings = _app(sqlite_db, keys)
+    async with client(app) as c:
+        await officer_signs_in(c, sqlite_db, keys, settings, ADMIN)
+        text = (ROOT / "tests" / "data" / "short-campaign.yaml").read_text()
+        assert (await post_form(c, "/campaigns/load", {"text": text})).status_code == 303
+        sheet = await c.get("/campaigns/quick-check/translations.xlsx")
+        assert sheet.status_code == 200
+        wb = openpyxl.load_workbook(io.BytesIO(sheet.content))
+        ws = wb.active
+        header = [cell.value for cell in ws[1]]
+        row = next(r for r in ws.iter_rows(min_row=2) if r[0].value == "title")
+        row[header.index("Arabic (ar)")].value = "رأيك في نادي الشباب"
+        out = io.BytesIO()
+        wb.save(out)
+        page = "/campaigns/quick-check/translations"
+        checked = await post_form(c, page, files={"file": ("t.xlsx", out.getvalue())}, page=page)
+        assert "The spreadsheet is fine" in checked.text, re.findall(r"<li>(.*?)</li>", checked.text)
+        async with sqlite_db.session() as s:
+            assert (await s.get(Campaign, "quick-check")).title["ar"] == "رأيك في مركز الشباب"  # not yet
+        loaded = await post_form(c, page, {"load": "1"}, files={"file": ("t.xlsx", out.getvalue())}, page=page)
+        assert "The new texts are loaded." in loaded.text
+        not_a_sheet = await post_form(c, page, files={"file": ("t.xlsx", b"id: x")}, page=page)
+        assert "This is not the translators" in not_a_sheet.text
+    async with sqlite_db.session() as s:
+        assert (await s.get(Campaign, "quick-check")).title["ar"] == "رأيك في نادي الشباب"

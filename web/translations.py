@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.campaigns.check import check_text
+from bot.campaigns.schema import CampaignSpec
 from bot.campaigns.translations import TranslationError, apply_updates, export_xlsx, read_campaign, read_updates
 from bot.models import Campaign
 from bot.services import audit
@@ -25,7 +26,11 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def _campaign_file(folder: Path, c: Campaign) -> Path:
     """The stored campaign written out as a campaign file, which the translation tools read."""
     path = folder / f"{c.id}.yaml"
-    path.write_text(yaml.safe_dump(c.definition, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    # Defaults left out: a stored definition spells out every field (voice: false on a choice
+    # question), which a campaign file may not.
+    data = CampaignSpec.model_validate(c.definition).model_dump(mode="json", exclude_none=True,
+                                                                 exclude_defaults=True)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
 
