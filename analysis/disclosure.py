@@ -22,16 +22,27 @@ to a single whole number. That is stronger than the usual "no row with exactly o
 cell" rule, which a pair of cells joined only to each other, or a total of 18 split into two
 cells of at most 9, would defeat. Statistics (means, coin shares) that would still let a
 hidden count be solved are withdrawn.
+
+Every shown count is then published perturbed by the cell key method (ABS TableBuilder, ONS
+Census 2021): each response carries a random record key; a cell's key is the sum of its
+records' keys modulo `MODULUS`; a fixed table maps (cell key, count) to a perturbation of at
+most `MAX_NOISE`. The same people always give the same figure, one person more or less gives
+unrelated noise, so outputs compared over time or side by side no longer tell what one person
+answered (`Protection.value`, `perturb`; docs/analysis.md, "Disclosure control").
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
+from bot.models import RECORD_KEY_MODULUS
 
 Status = Literal["shown", "primary", "secondary"]
 # Complementary cells are chosen by the smallest value within the cheapest tier: totals sit in
@@ -39,6 +50,64 @@ Status = Literal["shown", "primary", "secondary"]
 # total hides the figure readers look for first.
 TIER_COST = 1_000_000
 EPS = 1e-7
+
+# The cell key method. Record keys are whole numbers 0 <= key < MODULUS (`new_record_key`), a
+# cell's key is their sum modulo MODULUS (`cell_key`). The perturbation table: a count of k + 2
+# or more moves by -2..+2 with these chances (mean 0, variance 1.2); counts closer to the
+# threshold use the same table cut to -1..+1 (k + 1: variance 0.5) or 0 (k), so that no count of
+# k or more is ever published below k; zeros stay zero. The noise is unbiased at every count.
+MODULUS = RECORD_KEY_MODULUS
+MAX_NOISE = 2
+NOISE: dict[int, float] = {-2: 0.1, -1: 0.2, 0: 0.4, 1: 0.2, 2: 0.1}
+
+
+def cell_key(keys: Iterable[int]) -> int:
+    """The key of a cell: the sum of its records' keys, modulo MODULUS."""
+    return sum(keys) % MODULUS
+
+
+def _table(width: int) -> list[tuple[int, float]]:
+    """The perturbation table cut to -width..width, as cumulative chances."""
+    chances = {d: c for d, c in NOISE.items() if abs(d) <= width}
+    total = sum(chances.values())
+    out, acc = [], 0.0
+    for d in sorted(chances):
+        acc += chances[d] / total
+        out.append((d, acc))
+    return out
+
+
+_TABLES = [_table(w) for w in range(MAX_NOISE + 1)]
+
+
+def perturbation(key: int, count: int, k: int) -> int:
+    """The perturbation table's entry for a cell with this key and (true) count."""
+    floor = max(k, 1)
+    if count < floor:
+        return 0  # a zero (or a small count published anyway): left as it is
+    width = min(MAX_NOISE, count - floor)
+    digest = hashlib.blake2b(f"{key % MODULUS}:{count}".encode(), digest_size=8).digest()
+    u = int.from_bytes(digest, "big") / 2 ** 64  # uniform on [0, 1), fixed by (key, count)
+    for d, acc in _TABLES[width]:
+        if u < acc:
+            return d
+    return 0
+
+
+def noise(key: int, what: str) -> int:
+    """The perturbation table's full-width entry for a magnitude (`what`: "sum", "sum of squares")
+    of the cell with this key: the same people always give the same noise."""
+    digest = hashlib.blake2b(f"{key % MODULUS}:{what}".encode(), digest_size=8).digest()
+    u = int.from_bytes(digest, "big") / 2 ** 64
+    for d, acc in _TABLES[MAX_NOISE]:
+        if u < acc:
+            return d
+    return 0
+
+
+def perturb(count: int, key: int, k: int) -> int:
+    """The published figure of a count whose cell key is `key` (same key and count, same figure)."""
+    return int(count) + perturbation(key, int(count), k)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +147,12 @@ class Problem:
     statistics: list[Statistic] = field(default_factory=list)
     zero_shown: list[bool] = field(default_factory=list)
     derived: list[bool] = field(default_factory=list)
+    keys: list[int | None] = field(default_factory=list)
+    implied: list[bool] = field(default_factory=list)
+    withheld: set[int] = field(default_factory=set)
 
     def count(self, name: object, value: int, tier: int = 0, zero_shown: bool = False,
-              derived: bool = False) -> int:
+              derived: bool = False, *, key: int | None = None, implied: bool = False) -> int:
         """A count; `tier` 0 for a cell, higher for totals that should be hidden only if needed.
 
         `zero_shown`: a zero here is published (never hidden), so readers know a hidden value
@@ -89,16 +161,39 @@ class Problem:
         `derived`: a count that is never published itself, only linked to published ones by
         facts (those who started but did not finish): it is never hidden for being small, readers
         know it only as "0 or more" plus what the facts imply, and it is not itself protected.
+        `key`: the cell key (`cell_key` of its records' keys); a shown count is published only
+        through `Protection.value`, which perturbs it with this key.
+        `implied`: a count that is never published but that readers can work out from published
+        ones (everyone minus a group of a multi-choice dimension: the people not in it); below
+        the threshold it is protected like a hidden cell, otherwise it is free (`derived`).
         """
         self.values.append(int(value))
         self.names.append(name)
         self.tiers.append(int(tier))
         self.zero_shown.append(bool(zero_shown))
         self.derived.append(bool(derived))
+        self.keys.append(None if key is None else int(key) % MODULUS)
+        self.implied.append(bool(implied))
         return len(self.values) - 1
+
+    def withhold(self, var: int) -> None:
+        """Hide a count that is not small but tells about everyone in its row (every member of a
+        small group gave this answer: attribute disclosure); it shows as "c"."""
+        self.withheld.add(var)
+
+    def complement(self, name: object, whole: int, part: int) -> int:
+        """The people in `whole` but not in `part` (e.g. "(all)" minus a group of a multi-choice
+        dimension), as an implied count: a difference of two published rows must not single out
+        fewer than k people."""
+        v = self.count(name, self.values[whole] - self.values[part], implied=True)
+        self.equal({v: 1.0, part: 1.0, whole: -1.0})
+        return v
 
     def is_derived(self, var: int) -> bool:
         return var < len(self.derived) and self.derived[var]
+
+    def is_implied(self, var: int) -> bool:
+        return var < len(self.implied) and self.implied[var]
 
     def zero_safe(self, var: int, k: int) -> bool:
         """A published zero (with k >= 3, so that "<k" still leaves two values 1..k-1)."""
@@ -134,9 +229,27 @@ class Protection:
     status: tuple[Status, ...]
     statistic_shown: tuple[bool, ...]
     k: int
+    values: tuple[int, ...] = ()
+    keys: tuple[int | None, ...] = ()
 
     def shown(self, var: int) -> bool:
         return self.status[var] == "shown"
+
+    def value(self, var: int) -> int | None:
+        """The published figure of a count: perturbed with its cell key when shown, None when hidden."""
+        if not self.shown(var):
+            return None
+        if self.values[var] == 0:
+            return 0  # zeros stay zero, whatever the key
+        key = self.keys[var] if var < len(self.keys) else None
+        if key is None:
+            raise ValueError(f"count {var} has no cell key: it cannot be published")
+        return perturb(self.values[var], key, self.k)
+
+    def text(self, var: int) -> str:
+        """The published figure as text: the perturbed count, or its marker ("<k", "c")."""
+        v = self.value(var)
+        return str(v) if v is not None else self.marker(var)
 
     def marker(self, var: int) -> str:
         """"" for a shown count, "<k" for one below the threshold, "c" for one hidden to protect another."""
@@ -152,7 +265,7 @@ _CACHE_SIZE = 64
 
 def _key(problem: Problem, k: int) -> tuple[object, ...]:
     return (k, tuple(problem.values), tuple(problem.tiers), tuple(problem.zero_shown), tuple(problem.derived),
-            tuple(problem.facts),
+            tuple(problem.implied), tuple(sorted(problem.withheld)), tuple(problem.facts),
             tuple((s.requires, s.facts, s.withdrawn) for s in problem.statistics))
 
 
@@ -167,18 +280,27 @@ def protect(problem: Problem, k: int) -> Protection:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = (protection.status, tuple(s.withdrawn for s in problem.statistics))
-        return protection
+        return Protection(protection.status, protection.statistic_shown, k, tuple(problem.values),
+                          tuple(problem.keys))
     status, withdrawn = cached
     for s, w in zip(problem.statistics, withdrawn, strict=True):
         s.withdrawn = w
-    return Protection(status, tuple(_shown_statistics(problem, list(status))), k)
+    return Protection(status, tuple(_shown_statistics(problem, list(status))), k, tuple(problem.values),
+                      tuple(problem.keys))
 
 
 def _protect(problem: Problem, k: int) -> Protection:
     n = len(problem.values)
+    for i, v in enumerate(problem.values):
+        if problem.is_implied(i) and not 0 < v < k:
+            problem.derived[i] = True  # nobody, or k or more: nothing to protect
     status: list[Status] = ["secondary" if problem.is_derived(i)  # not published at all
-                            else "primary" if v < k and not (v == 0 and problem.zero_safe(i, k)) else "shown"
+                            else "primary" if problem.is_implied(i)
+                            or (v < k and not (v == 0 and problem.zero_safe(i, k))) else "shown"
                             for i, v in enumerate(problem.values)]
+    for i in problem.withheld:
+        if status[i] == "shown":
+            status[i] = "secondary"
     by_var: dict[int, list[int]] = defaultdict(list)
     for i, f in enumerate(problem.facts):
         for v in f.variables:
@@ -195,7 +317,8 @@ def _protect(problem: Problem, k: int) -> Protection:
         pinned = [v for v in _pinned(problem, status, shown_stats, k)
                   if v not in stuck and not problem.is_derived(v)]
         if not pinned:
-            return Protection(tuple(status), tuple(shown_stats), k)
+            _show_what_is_not_needed(problem, status, k, stuck)
+            return Protection(tuple(status), tuple(_shown_statistics(problem, status)), k)
         structural = set(_pinned(problem, status, [False] * len(problem.statistics), k, only=pinned))
         # One new hidden count per fact and round: a pair pinned together is freed by one more.
         touched: set[int] = set()
@@ -218,6 +341,25 @@ def _protect(problem: Problem, k: int) -> Protection:
                 # Nothing left to hide around it; only reachable for tables that publish nothing.
                 stuck.add(v)
     return Protection(tuple(status), tuple(_shown_statistics(problem, status)), k)
+
+
+# Complementary cells are chosen one at a time, cheapest first; a cell chosen early can turn out
+# unneeded once later ones are hidden (issue 15, point 23: the largest age group was hidden where
+# a smaller cell did the work). So, last, each complementary cell is tried shown again, most
+# costly first, and stays shown when nothing hidden can then be worked out.
+RESTORE_TRIES = 12
+CANDIDATE_TRIES = 6  # complementary candidates tried (cheapest first) for one pinned count
+
+
+def _show_what_is_not_needed(problem: Problem, status: list[Status], k: int, stuck: set[int]) -> None:
+    secondary = [v for v, s in enumerate(status) if s == "secondary" and not problem.is_derived(v)
+                 and v not in problem.withheld and not problem.is_implied(v)]
+    for v in sorted(secondary, key=lambda u: _cost(problem, u), reverse=True)[:RESTORE_TRIES]:
+        status[v] = "shown"
+        pinned = [u for u in _pinned(problem, status, _shown_statistics(problem, status), k)
+                  if u not in stuck and not problem.is_derived(u)]
+        if pinned:
+            status[v] = "secondary"
 
 
 def _cost(problem: Problem, v: int) -> tuple[int, int]:
@@ -251,17 +393,27 @@ def _shown_statistics(problem: Problem, status: list[Status]) -> list[bool]:
 
 def _cheapest_neighbour(problem: Problem, status: list[Status], by_var: dict[int, list[int]],
                         v: int, k: int) -> int | None:
-    """A shown count that shares a fact with `v` (equalities first), or with `v`'s hidden partners."""
-    for equality_only in (True, False):
-        cands = {u for fi in by_var.get(v, []) for u in problem.facts[fi].variables
-                 if status[u] == "shown" and problem.hideable(u, k)
-                 and (problem.facts[fi].is_equality or not equality_only)}
-        if cands:
-            return min(cands, key=lambda u: _cost(problem, u))
-    partners = {u for fi in by_var.get(v, []) for u in problem.facts[fi].variables if status[u] != "shown"}
-    cands = {u for p in partners for fi in by_var.get(p, []) for u in problem.facts[fi].variables
+    """The cheapest shown count whose hiding frees `v`: among those that share a fact with `v` or
+    with `v`'s hidden partners, by cost (tier first, then value), the first one that leaves `v`
+    with more than one possible value; failing that, the cheapest.
+
+    Looking past `v`'s own facts matters: a small "completed" cell beside a hidden partner often
+    does the work that a group's whole "started" figure (a higher tier) would otherwise do.
+    """
+    partners = {u for fi in by_var.get(v, []) for u in problem.facts[fi].variables
+                if status[u] != "shown" and u != v}
+    cands = {u for p in {v, *partners} for fi in by_var.get(p, []) for u in problem.facts[fi].variables
              if status[u] == "shown" and problem.hideable(u, k)}
-    return min(cands, key=lambda u: _cost(problem, u)) if cands else None
+    if not cands:
+        return None
+    ordered = sorted(cands, key=lambda u: _cost(problem, u))
+    for u in ordered[:CANDIDATE_TRIES]:
+        status[u] = "secondary"
+        freed = not _pinned(problem, status, _shown_statistics(problem, status), k, only=[v])
+        status[u] = "shown"
+        if freed:
+            return u
+    return ordered[0]
 
 
 def _bounds(status: Status, k: int, zero_safe: bool = False, derived: bool = False) -> tuple[float, float | None]:

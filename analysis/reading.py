@@ -130,6 +130,7 @@ class ResponseRecord:
     # dimension -> group ids, or [prefer_not_to_say]; a dimension not asked is absent
     groups: dict[str, list[str]] = field(default_factory=dict)
     answers: list[AnswerRecord] = field(default_factory=list)
+    key: int = 0  # the response's random record key (cell key method, analysis.disclosure)
 
     def memberships(self, dimension: str) -> list[str]:
         """The rows this response counts in for a dimension (a multi-choice dimension may give several)."""
@@ -251,7 +252,7 @@ async def iter_responses(conn: AsyncConnection, ctx: CampaignContext,
     dims = ctx.dimension_ids()
     group_alias = {d: aliased(ResponseGroup, name=f"rg_{i}") for i, d in enumerate(dims)}
     cols: list[Any] = [Response.id, Participant.pseudonym, Response.language, Response.invite_id,
-                       Response.started_at, Response.completed_at]
+                       Response.started_at, Response.completed_at, Response.record_key]
     stmt = select(*cols, *[cast(group_alias[d].groups, Text) for d in dims]).join(
         Participant, Participant.id == Response.participant_id)
     # One outer join per dimension keeps the response stream one row per response.
@@ -285,13 +286,13 @@ async def iter_responses(conn: AsyncConnection, ctx: CampaignContext,
                 rid = row[0]
                 invite = invites.get(row[3], (None, None)) if row[3] is not None else (None, None)
                 groups = {}
-                for d, text in zip(dims, row[6:], strict=True):
+                for d, text in zip(dims, row[7:], strict=True):
                     g = decode_groups(text)
                     if g is not None:
                         groups[d] = list(g)
                 record = ResponseRecord(id=rid, participant=row[1], language=row[2], invite=invite[0],
                                         partner=invite[1], started_at=row[4], completed_at=row[5],
-                                        groups=groups)
+                                        groups=groups, key=row[6] or 0)
                 found = record.answers
                 while True:
                     if pos >= len(buffer):

@@ -21,12 +21,13 @@ from bot.db import Database, run
 from bot.services import audit
 
 from analysis.contract import VOICE
+from analysis.disclosure import noise
 from analysis.inputs import read_baseline, read_weights
 from analysis.priority import order, ranks, weighted_mean
 from analysis.reading import ALL, NOT_ASKED, count_responses, iter_responses, load_context, opened, snapshot
 from analysis.stats import MEAN_DECIMALS, SHARE_DECIMALS, wilson
 from analysis.summary import Line, Protected, ProtectedQuestion, ReachLine, protect_all
-from analysis.tally import ALL_KEY, INVITE_DIM, LANGUAGE_DIM, NO_INVITE, RowKey, Tally, tally
+from analysis.tally import ALL_KEY, INVITE_DIM, LANGUAGE_DIM, NO_INVITE, RowKey, Tally, rank_need, tally
 from analysis.weighting import CAP, Weights, kish_effective_size, population_weights, solidarity_weights
 
 QUOTES = 8  # quotes shown per group and language; never more than the threshold (see _quotes)
@@ -266,7 +267,14 @@ def _codesign(t: Tally, p: Protected, dims: Sequence[str], labels: Labels) -> li
                     if counter is not None:
                         row["words"] = [[w, n if written.n is not None else None]
                                         for w, n in counter.frequent(p.k, WORDS)]
-                    row["quotes"] = _quotes(texts_by.get((qid, key), []), p.k, by_language=written.n is not None)
+                # Quotes only under a published group of at least 2k written answers: a quote is
+                # never labelled with a hidden group, and street addresses cannot be found reliably
+                # in our languages (no kept library does it offline), so a small group, where an
+                # address or a detail would point at one person, is not quoted (rule 6).
+                cell = t.questions[qid].rows.get(key)
+                if (written.n is not None and head.n is not None and cell is not None
+                        and cell.counts.get("text", 0) >= 2 * p.k):
+                    row["quotes"] = _quotes(texts_by.get((qid, key), []), p.k)
                 rows.append(row)
             section["dimensions"].append({"id": d, "title": labels.dimension(d), "rows": rows})
         out.append(section)
@@ -316,17 +324,38 @@ def _overall(t: Tally, p: Protected, pq: ProtectedQuestion, labels: Labels, popu
     if pq.line(ALL_KEY).n is None:
         return None  # fewer answers than the threshold in total
     idx, matrix = t.priority_matrix(q.id)
-    schemes: dict[str, np.ndarray] = {"unweighted": weighted_mean(matrix)}
+    everyone = t.questions[q.id].rows.get(ALL_KEY)
     # Effective sample sizes are whole numbers: "177.0 people" reads as a false precision.
-    sizes: dict[str, int] = {"unweighted": len(idx)}
-    if population.dimensions:
-        w = population.values[idx]
-        schemes["population"] = weighted_mean(matrix, w)
-        sizes["population"] = round(kish_effective_size(w))
-    if solidarity is not None:
-        w = solidarity.values[idx]
-        schemes["solidarity"] = weighted_mean(matrix, w)
-        sizes["solidarity"] = round(kish_effective_size(w))
+    sizes: dict[str, int] = {"unweighted": int(pq.line(ALL_KEY).n or 0)}
+    withheld: list[str] = []
+    # Every order carries the cell key method's noise, one to two people's worth (as the
+    # "(all)" row's figures do), so two reports a person apart do not give that person's answer.
+    # A weighted order and its effective size, beside published group figures, would let a
+    # hidden group's count and mean be solved (Kish's n is a function of the group counts): they
+    # are shown only when every group they weight by is published for this question.
+    key = everyone.key if everyone is not None else 0
+    most = 1.0 if q.type == "budget" else float(max(rank_need(q), 1))
+
+    def noisy(name: str, values: np.ndarray, n_eff: float) -> np.ndarray:
+        scale = most / max(n_eff, 1.0)
+        return np.asarray([v + scale * noise((everyone.keys.get(o, 0) if everyone else 0) + i, f"{name} score")
+                           for i, (o, v) in enumerate(zip(pq.options, values, strict=True))])
+
+    schemes: dict[str, np.ndarray] = {"unweighted": noisy("unweighted", weighted_mean(matrix), len(idx))}
+    weighted_dims = [d for d in population.dimensions if d]
+    rows = [pq.lines.get(((d, g), "")) for d in weighted_dims for g in t.ctx.group_ids(d)]
+    all_shown = all(ln is None or ln.n is not None for ln in rows)
+    for name, weights in (("population", population if population.dimensions else None),
+                          ("solidarity", solidarity)):
+        if weights is None:
+            continue
+        if not all_shown:
+            withheld.append(name)
+            continue
+        w = weights.values[idx]
+        n_eff = kish_effective_size(w)
+        schemes[name] = noisy(name, weighted_mean(matrix, w), n_eff)
+        sizes[name] = max(round(n_eff) + noise(key, f"{name} size"), 0)
     options = []
     rank_of = {name: ranks(dict(zip(pq.options, vals, strict=True))) for name, vals in schemes.items()}
     for i, o in enumerate(pq.options):
@@ -346,7 +375,7 @@ def _overall(t: Tally, p: Protected, pq: ProtectedQuestion, labels: Labels, popu
         if first_u != first_w:
             changes.append({"scheme": name, "from": labels.option(q.id, first_u),
                             "to": labels.option(q.id, first_w)})
-    return {"schemes": list(schemes), "effective_size": sizes, "options": options,
+    return {"schemes": list(schemes), "effective_size": sizes, "options": options, "withheld": withheld,
             "orders_differ": any(r["differs"] for r in options), "top_changes": changes}
 
 
@@ -363,9 +392,18 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
     groups = {d: t.ctx.group_ids(d) for d in all_dims}
     population = population_weights(t.memberships, all_dims, baseline, groups)
     solidarity = (solidarity_weights(population, t.memberships, all_dims, need) if need else None)
+    # Kish's n is a function of the group counts: published with the cell key method's noise,
+    # and only while every group it weights by is published (else it would solve a hidden one).
+    everyone = t.reach.get(ALL_KEY, [0, 0, 0, 0])[2]
+    groups_shown = all(p.reach[(d, g)].started is not None for d in population.dimensions if d
+                       for g in groups.get(d, []) if (d, g) in p.reach)
+
+    def eff(size: float, what: str) -> int | str:
+        return max(round(size) + noise(everyone, what), 0) if groups_shown else "c"
+
     weighting: dict[str, Any] = {
         "population": {"dimensions": population.dimensions,
-                       "effective_size": round(population.effective_size),
+                       "effective_size": eff(population.effective_size, "population size"),
                        "missing": {d: [labels.group(d, g) for g in gs] for d, gs in population.missing.items()},
                        "short": {d: [labels.group(d, g) for g in gs] for d, gs in population.short.items()},
                        "cap": CAP,
@@ -373,7 +411,7 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
                        "source": baseline_source},
         "solidarity": None if solidarity is None else {
             "weights": {d: {labels.group(d, g): w for g, w in ws.items()} for d, ws in (need or {}).items()},
-            "effective_size": round(solidarity.effective_size)},
+            "effective_size": eff(solidarity.effective_size, "solidarity size")},
     }
     if t.responses < p.k:
         # Kish's n on a handful of people would itself be a count below the threshold.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from bot.campaigns.schema import PREFER_NOT, Question
 
 from analysis.contract import Column
-from analysis.disclosure import Fact, Problem, Protection, protect
+from analysis.disclosure import MAX_NOISE, Fact, Problem, Protection, noise, perturb, protect
 from analysis.reading import NOT_ASKED
 from analysis.stats import MEAN_DECIMALS, SHARE_DECIMALS, mean_ci
 from analysis.tally import (
@@ -118,8 +118,21 @@ class _Plan:
     stats: dict[RowKey, tuple[int, dict[str, float]]]
 
 
-def question_problem(t: Tally, qt: QuestionTally) -> _Plan:
-    """The counts of one question in every group, with what readers know about them."""
+def _complements(p: Problem, t: Tally, d: str, whole: int, members: dict[RowKey, int], what: object) -> None:
+    """In a multi-choice dimension "(all)" minus one group's row is a set of people too (those
+    not in it): protect it with the rest, so no difference of published rows isolates a few."""
+    if d in t.overlapping:
+        for key, m in members.items():
+            p.complement((what, key, "not in"), whole, m)
+
+
+def question_problem(t: Tally, qt: QuestionTally, k: int | None = None) -> _Plan:
+    """The counts of one question in every group, with what readers know about them.
+
+    Means and coin shares are published from perturbed sums over perturbed bases (the cell key
+    method, `analysis.disclosure`); what a reader learns from them about the true counts is
+    stated as facts with the noise's width, so disclosure control sees exactly that."""
+    k = k or t.ctx.min_group_size
     q = qt.question
     opts = qt.options
     p = Problem()
@@ -134,10 +147,16 @@ def question_problem(t: Tally, qt: QuestionTally) -> _Plan:
         # How many in a row answered is a count of people: its zero is published (rule 1). An
         # option's zero is not ("nobody in the group said yes" is about every member), except
         # in a row where nobody answered at all.
-        base[key] = p.count((q.id, key, ""), answered, tier=3 if everyone else 1, zero_shown=True)
+        base[key] = p.count((q.id, key, ""), answered, tier=3 if everyone else 1, zero_shown=True,
+                            key=cell.key if cell else 0)
         for o in opts:
-            n[(key, o)] = p.count((q.id, key, o), cell.counts.get(o, 0) if cell else 0, tier=2 if everyone else 0,
-                                  zero_shown=answered == 0)
+            value = cell.counts.get(o, 0) if cell else 0
+            n[(key, o)] = p.count((q.id, key, o), value, tier=2 if everyone else 0,
+                                  zero_shown=answered == 0, key=cell.keys.get(o, 0) if cell else 0)
+            # Everyone in a small group gave this answer (attribute disclosure, rule 5): the count
+            # is withheld, so the row tells only "at least k of them".
+            if k <= answered < 2 * k and value == answered:
+                p.withhold(n[(key, o)])
     tokens = q.tokens or 10
     for key in keys:
         ns = {n[(key, o)]: 1.0 for o in opts}
@@ -155,48 +174,60 @@ def question_problem(t: Tally, qt: QuestionTally) -> _Plan:
     for d in dims:
         rows = _rows(t, d)
         for o in [*opts, None]:
-            members = [n[(key, o)] if o is not None else base[key] for key in rows]
+            members = {key: (n[(key, o)] if o is not None else base[key]) for key in rows}
             whole = n[(ALL_KEY, o)] if o is not None else base[ALL_KEY]
             if d in t.overlapping:
-                p.at_least({**dict.fromkeys(members, 1.0), whole: -1.0})
-                for m in members:
+                p.at_least({**dict.fromkeys(members.values(), 1.0), whole: -1.0})
+                for m in members.values():
                     p.at_most({m: 1.0, whole: -1.0})
+                _complements(p, t, d, whole, members, (q.id, o))
             else:
-                p.equal({**dict.fromkeys(members, 1.0), whole: -1.0})
+                p.equal({**dict.fromkeys(members.values(), 1.0), whole: -1.0})
     stats: dict[RowKey, tuple[int, dict[str, float]]] = {}
     for key in keys:
         cell = qt.rows.get(key)
         if cell is None or cell.base < 2:
             continue
-        b_val = cell.base
+        # The statistics are published only while the base is, so its published figure is known.
+        b_pub = perturb(cell.base, cell.key, k)
+        if b_pub < 2:
+            continue
         facts: list[Fact] = []
         published: dict[str, float] = {}
         if q.type == "rating":
-            est = mean_ci(cell.base, cell.total, cell.total_sq)
+            top = float(q.rating_scale)
+            total = cell.total + top * noise(cell.key, "sum")
+            total_sq = cell.total_sq + top * top * noise(cell.key, "sum of squares")
+            total = min(max(total, b_pub * 1.0), b_pub * top)  # every rating is 1..top
+            total_sq = max(total_sq, total * total / b_pub)
+            est = mean_ci(b_pub, total, total_sq)
             assert est is not None
             mean = _round(est.value, MEAN_DECIMALS)
             published = {"mean": mean}
             values = {n[(key, o)]: float(o) for o in opts}
-            facts.append(Fact(tuple(values.items()), (mean - MEAN_EPS) * b_val, (mean + MEAN_EPS) * b_val))
+            # What the mean tells about the true ratings: their sum, give or take the noise.
+            slack = MAX_NOISE * top
+            facts.append(Fact(tuple(values.items()), (mean - MEAN_EPS) * b_pub - slack,
+                              (mean + MEAN_EPS) * b_pub + slack))
             # The interval ties the mean to the spread, which is not linear in the counts: it is
             # published only when the group's whole distribution is, so it reveals nothing new.
             interval = p.statistic((base[key], *(n[(key, o)] for o in opts)), [])
             published["interval"] = float(interval)
-            published["ci_low"] = _round(est.low, MEAN_DECIMALS)
-            published["ci_high"] = _round(est.high, MEAN_DECIMALS)
+            published["ci_low"] = _round(max(est.low, 1.0), MEAN_DECIMALS)
+            published["ci_high"] = _round(min(est.high, top), MEAN_DECIMALS)
         elif q.type in {"budget", "rank"}:
-            spent = sum(cell.sums.values())
             most = float(tokens if q.type == "budget" else rank_need(q))
+            sums = {o: max(cell.sums.get(o, 0.0) + most * noise(cell.keys.get(o, 0), "sum"), 0.0)
+                    for o in opts}
+            spent = sum(sums.values())
             for o in opts:
-                s = cell.sums.get(o, 0.0)
-                mean = _round(s / b_val, MEAN_DECIMALS)
+                s = sums[o]
+                mean = _round(s / b_pub, MEAN_DECIMALS)
                 published[f"mean:{o}"] = mean
-                lo, hi = (mean - MEAN_EPS) * b_val, (mean + MEAN_EPS) * b_val
                 if q.type == "budget":
-                    share = _round(s / spent if spent else 0.0, SHARE_DECIMALS)
-                    published[f"share:{o}"] = share
-                    lo = max(lo, (share - SHARE_EPS) * spent)
-                    hi = min(hi, (share + SHARE_EPS) * spent)
+                    published[f"share:{o}"] = _round(s / spent if spent else 0.0, SHARE_DECIMALS)
+                lo = (mean - MEAN_EPS) * b_pub - MAX_NOISE * most
+                hi = (mean + MEAN_EPS) * b_pub + MAX_NOISE * most
                 # Each backer gives between 1 and `most` coins (or points) to the option.
                 v = n[(key, o)]
                 facts.append(Fact(((v, 1.0),), max(lo, 0.0) / most, hi))
@@ -204,6 +235,13 @@ def question_problem(t: Tally, qt: QuestionTally) -> _Plan:
             continue
         stats[key] = (p.statistic((base[key],), facts), published)
     return _Plan(p, n, base, stats)
+
+
+def _share(part: int | None, whole: int | None) -> float | None:
+    """A share of two published (perturbed) figures; never above 100 %."""
+    if part is None or not whole:
+        return None
+    return _round(min(part / whole, 1.0), SHARE_DECIMALS)
 
 
 def _lines_for_question(t: Tally, qt: QuestionTally, plan: _Plan, prot: Protection) -> ProtectedQuestion:
@@ -214,12 +252,11 @@ def _lines_for_question(t: Tally, qt: QuestionTally, plan: _Plan, prot: Protecti
     for key in keys:
         bvar = plan.base[key]
         b_shown = prot.shown(bvar)
-        b_val = p.values[bvar]
+        b_val = prot.value(bvar) if b_shown else None
         stat = plan.stats.get(key)
         stat_on = stat is not None and prot.statistic_shown[stat[0]]
         published = stat[1] if stat_on and stat else {}
-        head = Line(key[0], key[1], q.id, q.type, "", b_val if b_shown else None,
-                    suppressed=prot.marker(bvar))
+        head = Line(key[0], key[1], q.id, q.type, "", prot.value(bvar), suppressed=prot.marker(bvar))
         if q.type == "rating":
             if stat_on:
                 head.mean = published["mean"]
@@ -233,8 +270,7 @@ def _lines_for_question(t: Tally, qt: QuestionTally, plan: _Plan, prot: Protecti
         for o in qt.options:
             var = plan.n[(key, o)]
             shown = prot.shown(var)
-            line = Line(key[0], key[1], q.id, q.type, o, p.values[var] if shown else None,
-                        suppressed=prot.marker(var))
+            line = Line(key[0], key[1], q.id, q.type, o, prot.value(var), suppressed=prot.marker(var))
             if q.type == "budget":
                 if stat_on:
                     line.share, line.mean = published[f"share:{o}"], published[f"mean:{o}"]
@@ -242,7 +278,7 @@ def _lines_for_question(t: Tally, qt: QuestionTally, plan: _Plan, prot: Protecti
                     line.suppressed = head.suppressed or "c"
             else:
                 if shown and b_shown and b_val:
-                    line.share = _round(p.values[var] / b_val, SHARE_DECIMALS)
+                    line.share = _share(line.n, b_val)
                 elif shown and not (b_shown and b_val == 0):  # nobody answered: no share to give
                     line.suppressed = head.suppressed or "c"
                 if q.type == "rank":
@@ -263,11 +299,13 @@ def reach_problem(t: Tally) -> tuple[Problem, dict[tuple[RowKey, str], int]]:
     dims = [*t.answered_dimensions(), INVITE_DIM, LANGUAGE_DIM]
     keys = [ALL_KEY, *[key for d in dims for key in _rows(t, d)]]
     for key in keys:
-        started, done = t.reach.get(key, [0, 0])
+        started, done, started_key, done_key = t.reach.get(key, [0, 0, 0, 0])
         everyone = key == ALL_KEY
         # Counts of people taking part: a zero is no risk to anyone and is published (rule 1).
-        s = var[(key, "started")] = p.count((key, "started"), started, tier=3 if everyone else 1, zero_shown=True)
-        c = var[(key, "completed")] = p.count((key, "completed"), done, tier=2 if everyone else 0, zero_shown=True)
+        s = var[(key, "started")] = p.count((key, "started"), started, tier=3 if everyone else 1, zero_shown=True,
+                                            key=started_key)
+        c = var[(key, "completed")] = p.count((key, "completed"), done, tier=2 if everyone else 0, zero_shown=True,
+                                              key=done_key)
         # Those who did not finish are not published, only implied (started - finished): it says
         # who stopped, not what anyone answered, so it is not hidden for being small (rule 1).
         u = var[(key, "unfinished")] = p.count((key, "unfinished"), started - done, derived=True)
@@ -281,10 +319,13 @@ def reach_problem(t: Tally) -> tuple[Problem, dict[tuple[RowKey, str], int]]:
                 p.at_least({**dict.fromkeys(members, 1.0), whole: -1.0})
                 for m in members:
                     p.at_most({m: 1.0, whole: -1.0})
+                if what != "unfinished":
+                    _complements(p, t, d, whole, dict(zip(rows, members, strict=True)), what)
             else:
                 p.equal({**dict.fromkeys(members, 1.0), whole: -1.0})
     for d in t.answered_dimensions():
-        known = var[((d, ""), "known")] = p.count((d, "known"), t.known.get(d, 0), tier=2, zero_shown=True)
+        known = var[((d, ""), "known")] = p.count((d, "known"), t.known.get(d, 0), tier=2, zero_shown=True,
+                                                  key=t.known_key.get(d, 0))
         groups = [var[((d, g), "started")] for g in t.ctx.group_ids(d)]
         # prefer_not_to_say and "not asked" exclude naming a group, so these three add up.
         p.equal({known: 1.0, var[((d, PREFER_NOT), "started")]: 1.0,
@@ -293,6 +334,7 @@ def reach_problem(t: Tally) -> tuple[Problem, dict[tuple[RowKey, str], int]]:
             p.at_least({**dict.fromkeys(groups, 1.0), known: -1.0})
             for g in groups:
                 p.at_most({g: 1.0, known: -1.0})
+            _complements(p, t, d, known, dict(zip(t.ctx.group_ids(d), groups, strict=True)), "known")
         else:
             p.equal({**dict.fromkeys(groups, 1.0), known: -1.0})
     return p, var
@@ -308,22 +350,22 @@ def _reach_lines(t: Tally, p: Problem, var: dict[tuple[RowKey, str], int], prot:
     everyone = var[(ALL_KEY, "started")]
     for d in t.answered_dimensions():
         kv = var[((d, ""), "known")]
-        known[d] = p.values[kv] if prot.shown(kv) else prot.marker(kv)
-        denominators[d] = p.values[kv] if prot.shown(kv) else None
+        known[d] = prot.value(kv) if prot.shown(kv) else prot.marker(kv)  # type: ignore[assignment]
+        denominators[d] = prot.value(kv)
         share_base[d] = "named a group"
         nv = var[((d, NOT_ASKED), "started")]
         if not prot.shown(kv) and prot.shown(everyone) and prot.shown(nv):
             # The number who named a group is hidden (it would give away how many preferred not to
             # say): shares are then of everyone asked, from published counts only.
-            denominators[d] = p.values[everyone] - p.values[nv]
+            denominators[d] = max(prot.value(everyone) - prot.value(nv), 0)  # type: ignore[operator]
             share_base[d] = "asked"
     dims = [*t.answered_dimensions(), INVITE_DIM, LANGUAGE_DIM]
     out: dict[RowKey, ReachLine] = {}
     for key in [ALL_KEY, *[key for d in dims for key in _rows(t, d)]]:
         sv, cv = var[(key, "started")], var[(key, "completed")]
-        started = p.values[sv] if prot.shown(sv) else None
-        completed = p.values[cv] if prot.shown(cv) else None
-        completion = _round(completed / started, SHARE_DECIMALS) if started and completed is not None else None
+        started = prot.value(sv)
+        completed = prot.value(cv)
+        completion = _share(completed, started)
         d, g = key
         pop = baseline.get(d, {}).get(g)
         sample = ratio = None
@@ -331,7 +373,8 @@ def _reach_lines(t: Tally, p: Problem, var: dict[tuple[RowKey, str], int], prot:
         kn = denominators.get(d)
         if pop is not None:
             if started is not None and kn:
-                sample = _round(started / kn, SHARE_DECIMALS)
+                sample = _share(started, kn)
+                assert sample is not None
                 # Derived from shown counts only, so it can carry two decimals.
                 ratio = _round(sample / pop, 2) if pop > 0 else None
                 flag = "under-represented" if ratio is not None and ratio < UNDER_REPRESENTED else ""
@@ -351,7 +394,7 @@ def protect_all(t: Tally, baseline: dict[str, dict[str, float]] | None = None,
     k = k or t.ctx.min_group_size
     questions: dict[str, ProtectedQuestion] = {}
     for qid, qt in t.questions.items():
-        plan = question_problem(t, qt)
+        plan = question_problem(t, qt, k)
         prot = protect(plan.problem, k)
         questions[qid] = _lines_for_question(t, qt, plan, prot)
     p, var = reach_problem(t)

@@ -53,11 +53,14 @@ def rank_need(q: Question) -> int:
 class Cell:
     """The answers to one question from one row (a group, or everyone)."""
 
-    __slots__ = ("base", "counts", "sums", "total", "total_sq")
+    __slots__ = ("base", "counts", "key", "keys", "sums", "total", "total_sq")
 
     def __init__(self) -> None:
         self.base = 0
         self.counts: Counter[str] = Counter()
+        # record keys summed (cell key method): of everyone who answered, and per option
+        self.key = 0
+        self.keys: Counter[str] = Counter()
         self.total = 0.0  # sum of ratings
         self.total_sq = 0.0
         self.sums: Counter[str] = Counter()  # coins or Borda points per option
@@ -87,6 +90,8 @@ class QuestionTally:
                 cell = self.cell(key)
                 cell.base += part.base
                 cell.counts.update(part.counts)
+                cell.key += part.key
+                cell.keys.update(part.keys)
                 cell.total += part.total
                 cell.total_sq += part.total_sq
                 cell.sums.update(part.sums)
@@ -108,10 +113,12 @@ class Tally:
 
     ctx: CampaignContext
     questions: dict[str, QuestionTally]
-    # reach: row -> [started, completed]; rows of the dimensions, (invite), (language) and (all)
+    # reach: row -> [started, completed, started's key, completed's key]; rows of the
+    # dimensions, (invite), (language) and (all); keys are sums of record keys (cell key method)
     reach: dict[RowKey, list[int]] = field(default_factory=dict)
     # respondents per dimension who named at least one group (neither prefer_not_to_say nor not asked)
     known: Counter[str] = field(default_factory=Counter)
+    known_key: Counter[str] = field(default_factory=Counter)
     # dimensions where someone belongs to several groups, so group rows do not add up
     overlapping: set[str] = field(default_factory=set)
     # per respondent (in stream order): their rows per dimension, for weighting
@@ -175,13 +182,18 @@ async def tally(ctx: CampaignContext, records: AsyncIterator[ResponseRecord],
                 t.overlapping.add(d)
             if groups[0] not in (PREFER_NOT, NOT_ASKED):
                 t.known[d] += 1
+                t.known_key[d] += r.key
         done = 1 if r.completed_at is not None else 0
+        rkey = r.key
         for key in (*keys, (INVITE_DIM, r.invite or NO_INVITE), (LANGUAGE_DIM, r.language)):
             cell = t.reach.get(key)
             if cell is None:
-                cell = t.reach[key] = [0, 0]
+                cell = t.reach[key] = [0, 0, 0, 0]
             cell[0] += 1
             cell[1] += done
+            cell[2] += rkey
+            if done:
+                cell[3] += rkey
         combo = tuple(keys)
         for a in r.answers:
             qt = questions.get(a.question_id)
@@ -206,26 +218,34 @@ def _count_answer(t: Tally, qt: QuestionTally, keys: list[RowKey], combo: tuple[
     if cell is None:
         cell = qt.combos[combo] = Cell()
     cell.base += 1
+    rkey = r.key
+    cell.key += rkey
     counts = cell.counts
+    keys_ = cell.keys
     qtype = q.type
     if qtype == "rating":
         rating = float(value["value"])
         counts[str(value["value"])] += 1
+        keys_[str(value["value"])] += rkey
         cell.total += rating
         cell.total_sq += rating * rating
     elif qtype == "yesno":
         counts[value["value"]] += 1
+        keys_[value["value"]] += rkey
     elif qtype == "choice":
         counts[value["option"]] += 1
+        keys_[value["option"]] += rkey
     elif qtype == "multi":
         for o in value.get("options", []):
             counts[o] += 1
+            keys_[o] += rkey
     elif qtype == "rank":
         points = borda_points(value.get("order", []), q.option_ids, rank_need(q))
         sums = cell.sums
         for o, p in points.items():
             if p:
                 counts[o] += 1
+                keys_[o] += rkey
                 sums[o] += float(p)
         if keep_vector:
             idx, rows = t.priority_rows[q.id]
@@ -238,6 +258,7 @@ def _count_answer(t: Tally, qt: QuestionTally, keys: list[RowKey], combo: tuple[
         for o, c in coins.items():
             if c:
                 counts[o] += 1
+                keys_[o] += rkey
                 sums[o] += float(c)
         if keep_vector:
             idx, rows = t.priority_rows[q.id]
@@ -247,8 +268,10 @@ def _count_answer(t: Tally, qt: QuestionTally, keys: list[RowKey], combo: tuple[
     elif qtype == "text":
         if "voice" in value:
             counts[VOICE] += 1
+            keys_[VOICE] += rkey
         else:
             counts["text"] += 1
+            keys_["text"] += rkey
             text = value.get("text") or ""
             t.texts.append(TextEntry(q.id, _stable_order(r.id), r.language, text, combo))
             found = words(text, r.language)

@@ -31,6 +31,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Record keys for the cell key method (analysis.disclosure): whole numbers 0 <= key < this.
+RECORD_KEY_MODULUS = 2 ** 31
+
+
+def new_record_key() -> int:
+    """A random record key, from the operating system's random source; it goes with its row."""
+    import secrets
+
+    return secrets.randbelow(RECORD_KEY_MODULUS)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both SQLite (which forgets the zone) and PostgreSQL."""
 
@@ -170,6 +181,8 @@ class Participant(Base):
     allow_invitations: Mapped[bool] = mapped_column(Boolean, default=True)
     stopped: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the key of this person in dry-run counts of people who have not answered the campaign
+    record_key: Mapped[int] = mapped_column(Integer, default=new_record_key)
 
     contact: Mapped[Contact | None] = relationship(
         back_populates="participant", cascade="all, delete-orphan", passive_deletes=True
@@ -205,6 +218,8 @@ class Response(Base):
     completed_at: Mapped[datetime | None]
     wants_outcome: Mapped[bool] = mapped_column(Boolean, default=False)
     reminded_at: Mapped[datetime | None]
+    # random; a published count's noise is fixed by the sum of its records' keys (cell key method)
+    record_key: Mapped[int] = mapped_column(Integer, default=new_record_key)
 
     answers: Mapped[list[Answer]] = relationship(
         back_populates="response", cascade="all, delete-orphan", passive_deletes=True

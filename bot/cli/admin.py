@@ -58,8 +58,10 @@ outcome_app = typer.Typer(
 def _people(n: int, shown: str | None = None, k: int = 10) -> str:
     """"1 person", "12 people"; with `shown`, a protected count ("<10" or "c" when hidden), a
     hidden one reads "<10 people" or "10 or more people" (what "c" means to a reader)."""
-    if shown is None or shown == str(n):
+    if shown is None:
         return plural(n, "person", "people")
+    if shown.isdigit():  # the published (perturbed) figure, never the exact one
+        return plural(int(shown), "person", "people")
     return f"{shown} people" if shown.startswith("<") else f"{k} or more people"
 
 
@@ -346,8 +348,8 @@ async def invite_list(campaign_id: str = CampaignArg) -> None:
         console.print(f"No invites yet. Make one with: coassess invite create {campaign_id} "
                       "--code CODE --partner NAME")
         return
-    started, agreed, completed = (protect_column([getattr(r, col) for r in reach], k)
-                                  for col in ("started", "consented", "completed"))
+    started, agreed, completed = (protect_column([getattr(r, col) for r in reach], k, [r.keys[i] for r in reach])
+                                  for i, col in enumerate(("started", "consented", "completed")))
     table = Table("code", "partner", "preset groups", "started", "agreed", "completed",
                   title=f"Invites of {campaign_id}")
     for i, r in enumerate(reach):
@@ -483,7 +485,7 @@ async def broadcast(
                 # progress bar and the result table below count messages, to run the send.
                 k = spec.min_group_size
                 console.print(f"{verb} the invitation to "
-                              f"{_people(plan.to_send, protect_total(plan.to_send, k), k)} "
+                              f"{_people(plan.to_send, protect_total(plan.to_send, k, plan.summary.keys.get('pending')), k)} "
                               f"(at most {settings().broadcast_rate:g} messages a second).",
                               highlight=False)
                 return await _send_with_progress(db, bot, plan, c.id, "invitation")
@@ -622,7 +624,7 @@ async def outcome_send(
                     return plan.summary
                 k = spec.min_group_size  # protected as in the dry run (see `broadcast`)
                 console.print(f"Sending '{outcome.key}' to "
-                              f"{_people(plan.to_send, protect_total(plan.to_send, k), k)} who asked "
+                              f"{_people(plan.to_send, protect_total(plan.to_send, k, plan.summary.keys.get('pending')), k)} who asked "
                               "to hear back.", highlight=False)
                 sent = await _send_with_progress(db, bot, plan, c.id, "outcome")
                 await _print_failure_reasons(db, plan.broadcast_id)
@@ -643,7 +645,8 @@ async def _outcome_dry_run(db: Database, c: Campaign, spec: CampaignSpec, outcom
         preview = await preview_outcome(session, c, outcome)
         await session.rollback()  # read only: nothing of a dry run is kept
     b = breakdown(preview.recipients, c.languages, [d.id for d in spec.groups])
-    reach = protect_reach(b, spec, [("by text", preview.texts)] if outcome.variants else [])
+    reach = protect_reach(b, spec, [("by text", preview.texts)] if outcome.variants else [],
+                          {"by text": preview.text_keys})
     console.print(f"[green]✓[/] {name}: no problems.", highlight=False)
     console.print(f"[bold]{_people(b.total, reach.total, reach.k)}[/] would receive '{outcome.key}' "
                   "(nothing was sent or stored).", highlight=False)

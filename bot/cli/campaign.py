@@ -120,15 +120,16 @@ async def load(file: Path = FileArg) -> None:
 @run_async
 async def list_() -> None:
     """Show every campaign with its state and number of responses."""
-    from bot.services.invites import protect_column
+    from bot.services.invites import protect_column, record_key_sums
 
     async with database() as db, db.session() as session:
         # per invite link, so that each total is the one `invite list` shows beside its rows
-        per_link: dict[str, list[tuple[int, int]]] = {}
-        for cid, _, started, done in (await session.execute(
-                select(Response.campaign_id, Response.invite_id, func.count(), func.count(Response.completed_at))
+        per_link: dict[str, list[tuple[int, int, int, int]]] = {}
+        for cid, _, started, done, started_key, done_key in (await session.execute(
+                select(Response.campaign_id, Response.invite_id, func.count(), func.count(Response.completed_at),
+                       *record_key_sums(Response.completed_at))
                 .group_by(Response.campaign_id, Response.invite_id))).all():
-            per_link.setdefault(cid, []).append((started, done))
+            per_link.setdefault(cid, []).append((started, done, int(started_key or 0), int(done_key or 0)))
         rows = (await session.scalars(select(Campaign).order_by(Campaign.created_at))).all()
     if not rows:
         console.print("No campaigns yet. Load one with: coassess campaign load FILE")
@@ -137,8 +138,8 @@ async def list_() -> None:
     hidden: set[int] = set()  # the min_group_size of each campaign with a hidden count
     for c in rows:
         links = per_link.get(c.id, [])
-        started = protect_column([s for s, _ in links], c.min_group_size)[0]
-        done = protect_column([d for _, d in links], c.min_group_size)[0]
+        started = protect_column([s for s, _, _, _ in links], c.min_group_size, [k for _, _, k, _ in links])[0]
+        done = protect_column([d for _, d, _, _ in links], c.min_group_size, [k for _, _, _, k in links])[0]
         if not (started.isdigit() and done.isdigit()):
             hidden.add(c.min_group_size)
         table.add_row(c.id, campaign_state(c), c.title.get(c.languages[0], ""), " ".join(c.languages),
@@ -160,9 +161,9 @@ async def show(campaign_id: str = typer.Argument(..., help="The campaign id")) -
         await session.refresh(c, ["questions"])
         invites = (await session.scalars(select(Invite).where(Invite.campaign_id == c.id)
                                          .order_by(Invite.created_at, Invite.id))).all()
-        reach = dict((await session.execute(
-            select(Response.invite_id, func.count()).where(Response.campaign_id == c.id)
-            .group_by(Response.invite_id))).all())
+        reach = {iid: (n, int(key or 0)) for iid, n, key in (await session.execute(
+            select(Response.invite_id, func.count(), func.sum(Response.record_key))
+            .where(Response.campaign_id == c.id).group_by(Response.invite_id))).all()}
         console.print(f"[bold]{escape(c.title.get(c.languages[0]) or '')}[/] ({c.id}, {c.mode})",
                       highlight=False)
         console.print(f"State: {campaign_state(c)}; opens {c.opens or '-'}; closes {c.closes or '-'}; "
@@ -178,7 +179,7 @@ async def show(campaign_id: str = typer.Argument(..., help="The campaign id")) -
         _show_invites(c, invites, reach)
 
 
-def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, int]) -> None:
+def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, tuple[int, int]]) -> None:
     from bot.services.invites import invite_link
     from bot.settings import get_settings
 
@@ -192,8 +193,8 @@ def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, in
     from bot.services.invites import protect_column
 
     table = Table("invite", "partner", "preset groups", "responses")
-    _, shown = protect_column([reach.get(None, 0), *(reach.get(inv.id, 0) for inv in invites)],
-                              c.min_group_size)
+    column = [reach.get(None, (0, 0)), *(reach.get(inv.id, (0, 0)) for inv in invites)]
+    _, shown = protect_column([n for n, _ in column], c.min_group_size, [key for _, key in column])
     table.add_row("(none)", "the campaign's own link", "", shown[0])
     links = [("(none)", invite_link(bot, c.id))]
     for inv, count in zip(invites, shown[1:], strict=True):

@@ -71,6 +71,9 @@ class Candidate:
     reminded_at: datetime | None = None
     wants_outcome: bool = False
     response_language: str | None = None
+    # the participant's random record key: dry-run counts of people are perturbed with the sum
+    # of their keys (cell key method), so two dry runs show the same figure for the same people
+    key: int = 0
 
 
 def message_language(c: Candidate, languages: Sequence[str]) -> str:
@@ -81,7 +84,7 @@ def message_language(c: Candidate, languages: Sequence[str]) -> str:
 async def load_candidates(session: AsyncSession, campaign_id: str) -> list[Candidate]:
     """Every participant, with their response to this campaign (if any) and their groups."""
     people = (await session.execute(select(Participant.id, Participant.language, Participant.stopped,
-                                           Participant.allow_invitations))).all()
+                                           Participant.allow_invitations, Participant.record_key))).all()
     reachable = set((await session.scalars(select(Contact.participant_id))).all())
     responses = {r.participant_id: r for r in (await session.scalars(
         select(Response).where(Response.campaign_id == campaign_id))).all()}
@@ -94,7 +97,7 @@ async def load_candidates(session: AsyncSession, campaign_id: str) -> list[Candi
         if chosen:
             groups.setdefault(pid, {}).setdefault(dim, set()).update(chosen)
     out = []
-    for pid, lang, stopped, allow in people:
+    for pid, lang, stopped, allow, key in people:
         r = responses.get(pid)
         out.append(Candidate(
             participant_id=pid, language=lang, stopped=bool(stopped), allow_invitations=bool(allow),
@@ -103,7 +106,7 @@ async def load_candidates(session: AsyncSession, campaign_id: str) -> list[Candi
             responded=r is not None, consented_at=r.consented_at if r else None,
             completed_at=r.completed_at if r else None, reminded_at=r.reminded_at if r else None,
             wants_outcome=bool(r.wants_outcome) if r else False,
-            response_language=r.language if r else None))
+            response_language=r.language if r else None, key=int(key or 0)))
     return out
 
 
@@ -168,6 +171,10 @@ class Breakdown:
     total: int
     languages: Counter[str]
     groups: dict[str, Counter[str]]
+    # the same, as sums of the people's record keys (the cells' keys)
+    total_key: int = 0
+    language_keys: Counter[str] = field(default_factory=Counter)
+    group_keys: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 NOT_KNOWN = "(not known)"  # the row `breakdown` gives people whose group is not known
@@ -175,18 +182,25 @@ NOT_KNOWN = "(not known)"  # the row `breakdown` gives people whose group is not
 
 def breakdown(recipients: Sequence[Candidate], languages: Sequence[str],
               dimensions: Sequence[str]) -> Breakdown:
-    langs: Counter[str] = Counter(message_language(c, languages) for c in recipients)
+    langs: Counter[str] = Counter()
+    lang_keys: Counter[str] = Counter()
+    for c in recipients:
+        lang = message_language(c, languages)
+        langs[lang] += 1
+        lang_keys[lang] += c.key
     groups: dict[str, Counter[str]] = {}
+    group_keys: dict[str, Counter[str]] = {}
     for dim in dimensions:
         counter: Counter[str] = Counter()
+        keys: Counter[str] = Counter()
         for c in recipients:
-            chosen = c.groups.get(dim)
-            if chosen:
-                counter.update(chosen)
-            else:
-                counter[NOT_KNOWN] += 1
+            chosen = c.groups.get(dim) or (NOT_KNOWN,)
+            counter.update(chosen)
+            for g in chosen:
+                keys[g] += c.key
         groups[dim] = counter
-    return Breakdown(len(recipients), langs, groups)
+        group_keys[dim] = keys
+    return Breakdown(len(recipients), langs, groups, sum(c.key for c in recipients), lang_keys, group_keys)
 
 
 @dataclass(frozen=True)
@@ -207,7 +221,8 @@ class Reach:
 
 
 def protect_reach(b: Breakdown, spec: CampaignSpec,
-                  extra: Sequence[tuple[str, Mapping[str, int]]] = ()) -> Reach:
+                  extra: Sequence[tuple[str, Mapping[str, int]]] = (),
+                  extra_keys: Mapping[str, Mapping[str, int]] | None = None) -> Reach:
     """Who would receive a message (the total, per language, per group of each dimension and
     per `extra` table, each person in exactly one of its rows), with small counts hidden as in
     /admin and the report (disclosure control, `analysis.disclosure`).
@@ -217,35 +232,43 @@ def protect_reach(b: Breakdown, spec: CampaignSpec,
     min_group_size it shows as "<10", and it is hidden ("c") only when nothing else will stop a
     hidden row from being worked out. A zero is shown: it identifies nobody. Rows follow the
     campaign's order, not the counts, so the order tells nothing either.
+
+    Shown counts are perturbed with the sums of the people's record keys (`Candidate.key`;
+    `extra_keys` per `extra` title and row), so that a dry run with `--group` shows the same
+    figure as that group's row of a dry run without it, and the two differ by no hidden count.
     """
     from analysis.disclosure import Problem, protect
 
     p = Problem()
-    total = p.count("total", b.total, tier=1, zero_shown=True)
+    total = p.count("total", b.total, tier=1, zero_shown=True, key=b.total_key)
     layout: list[tuple[str, list[tuple[str, int]]]] = []
 
-    def add(title: str, rows: list[tuple[str, int]], multiple: bool) -> None:
-        variables = [p.count((title, name), n, zero_shown=True) for name, n in rows]
+    def add(title: str, rows: list[tuple[str, int]], multiple: bool, keys: Mapping[str, int]) -> None:
+        variables = [p.count((title, name), n, zero_shown=True, key=keys.get(name, 0)) for name, n in rows]
         if multiple:  # each person counts in one or more rows
             for v in variables:
                 p.at_most({v: 1, total: -1})
             p.at_least({**dict.fromkeys(variables, 1), total: -1})
+            for v in variables:  # everyone minus a row is a set of people too
+                p.complement((title, v, "not in"), total, v)
         else:
             p.equal({**dict.fromkeys(variables, 1), total: -1})
         layout.append((title, list(zip((name for name, _ in rows), variables, strict=True))))
 
-    add("by language", [(lang, b.languages.get(lang, 0)) for lang in spec.languages], False)
+    add("by language", [(lang, b.languages.get(lang, 0)) for lang in spec.languages], False, b.language_keys)
     for dim in spec.groups:
         counter = b.groups.get(dim.id, {})
         names = [o.id for o in dim.options if o.id != PREFER_NOT]
         names += sorted(n for n in counter if n not in names and n != NOT_KNOWN)
-        add(f"by {dim.id}", [(n, counter.get(n, 0)) for n in [*names, NOT_KNOWN]], dim.multiple)
+        add(f"by {dim.id}", [(n, counter.get(n, 0)) for n in [*names, NOT_KNOWN]], dim.multiple,
+            b.group_keys.get(dim.id, {}))
     for title, counts in extra:
-        add(title, list(counts.items()), False)
+        keys = (extra_keys or {}).get(title)
+        if keys is None and any(counts.values()):
+            raise ValueError(f"protect_reach needs the record keys of the table {title!r}")
+        add(title, list(counts.items()), False, keys or {})
     guard = protect(p, spec.min_group_size)
-
-    def shown(var: int) -> str:
-        return str(p.values[var]) if guard.shown(var) else guard.marker(var)
+    shown = guard.text
 
     return Reach(spec.min_group_size, shown(total),
                  tuple((title, tuple((name, shown(v)) for name, v in rows)) for title, rows in layout))
@@ -260,29 +283,28 @@ def protect_summary_line(summary: Summary, k: int) -> str:
 
     p = Problem()
     shown_states = [*FINAL, *(["pending"] if summary.counts.get("pending") else [])]
-    variables = {s: p.count(s, summary.counts.get(s, 0), zero_shown=True) for s in shown_states}
+    variables = {s: p.count(s, summary.counts.get(s, 0), zero_shown=True, key=summary.keys.get(s))
+                 for s in shown_states}
     # the run's size is not shown: readers know only that the states add up to it
     others = summary.total - sum(p.values[v] for v in variables.values())
     size = p.count("size", summary.total, derived=True)
     rest = p.count("rest", others, derived=True)
     p.equal({**dict.fromkeys(variables.values(), 1), rest: 1, size: -1})
     guard = protect(p, k)
-
-    def shown(var: int) -> str:
-        return str(p.values[var]) if guard.shown(var) else guard.marker(var)
+    shown = guard.text
 
     return ", ".join(f"{shown(v)} {'not sent yet' if s == 'pending' else s}" for s, v in variables.items())
 
 
-def protect_total(n: int, k: int) -> str:
+def protect_total(n: int, k: int, key: int | None = None) -> str:
     """A number of people on its own (the real send's "Sending to N people"), as `protect_reach`
-    shows a total: below `k` "<k", a zero as it is."""
+    shows a total: below `k` "<k", a zero as it is; else perturbed with `key`, the sum of the
+    people's record keys (`Summary.keys`)."""
     from analysis.disclosure import Problem, protect
 
     p = Problem()
-    v = p.count("total", n, zero_shown=True)
-    guard = protect(p, k)
-    return str(n) if guard.shown(v) else guard.marker(v)
+    v = p.count("total", n, zero_shown=True, key=key)
+    return protect(p, k).text(v)
 
 
 # --------------------------------------------------------------------------- reminders

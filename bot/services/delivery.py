@@ -193,6 +193,8 @@ class Summary:
     """How many deliveries of a broadcast are in each state."""
 
     counts: dict[str, int] = field(default_factory=dict)
+    # per state, the sum of the participants' record keys (to perturb the counts where shown)
+    keys: dict[str, int] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> int:
         if name in STATES:
@@ -215,9 +217,11 @@ class Summary:
 
 
 async def summarise(session: AsyncSession, broadcast_id: int) -> Summary:
-    rows = await session.execute(select(Delivery.state, func.count()).where(
-        Delivery.broadcast_id == broadcast_id).group_by(Delivery.state))
-    return Summary({state: n for state, n in rows.all()})
+    rows = (await session.execute(
+        select(Delivery.state, func.count(), func.sum(Participant.record_key))
+        .join(Participant, Participant.id == Delivery.participant_id)
+        .where(Delivery.broadcast_id == broadcast_id).group_by(Delivery.state))).all()
+    return Summary({state: n for state, n, _ in rows}, {state: int(key or 0) for state, _, key in rows})
 
 
 async def find_broadcast(session: AsyncSession, campaign_id: str, key: str) -> Broadcast | None:

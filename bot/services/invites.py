@@ -13,9 +13,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiogram import Bot
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.campaigns.schema import INVITE_CODE_PATTERN, CampaignSpec
@@ -164,6 +165,8 @@ class InviteReach:
     started: int
     consented: int
     completed: int
+    # sums of the responses' record keys (cell key method): started, consented, completed
+    keys: tuple[int, int, int] = (0, 0, 0)
 
 
 async def responses_per_invite(session: AsyncSession, campaign_id: str) -> list[InviteReach]:
@@ -172,14 +175,21 @@ async def responses_per_invite(session: AsyncSession, campaign_id: str) -> list[
                                      .order_by(Invite.created_at, Invite.id))).all()
     rows = await session.execute(
         select(Response.invite_id, func.count(), func.count(Response.consented_at),
-               func.count(Response.completed_at))
+               func.count(Response.completed_at), *record_key_sums(Response.consented_at, Response.completed_at))
         .where(Response.campaign_id == campaign_id).group_by(Response.invite_id))
-    counts = {iid: (a, b, c) for iid, a, b, c in rows.all()}
-    out = [InviteReach(i.code, i.partner, dict(i.groups or {}), *counts.get(i.id, (0, 0, 0)))
+    counts = {iid: (a, b, c, (int(ka or 0), int(kb or 0), int(kc or 0))) for iid, a, b, c, ka, kb, kc in rows.all()}
+    out = [InviteReach(i.code, i.partner, dict(i.groups or {}), *counts.get(i.id, (0, 0, 0, (0, 0, 0))))
            for i in invites]
     if None in counts:
         out.append(InviteReach("", "(no invite: shared link or search)", {}, *counts[None]))
     return out
+
+
+def record_key_sums(*when: Any) -> list[Any]:
+    """SUM(record_key) of the responses, and of those where each column in `when` is set: the
+    cell keys of their counts (analysis.disclosure)."""
+    return [func.sum(Response.record_key),
+            *(func.sum(case((w.is_not(None), Response.record_key), else_=0)) for w in when)]
 
 
 # --------------------------------------------------------------------------- QR and poster
@@ -341,22 +351,21 @@ async def campaign_spec(session: AsyncSession, campaign_id: str) -> tuple[Campai
     return row, CampaignSpec.model_validate(row.definition)
 
 
-def protect_column(values: Sequence[int], k: int) -> tuple[str, list[str]]:
+def protect_column(values: Sequence[int], k: int, keys: Sequence[int] | None = None) -> tuple[str, list[str]]:
     """People counts per invite (the campaign's own link included) and their total, as an officer
     may see them: below `k` a count shows as "<k" and, where the total would give a hidden one
     away, more are hidden (`analysis.disclosure`, as the report and the dry runs do). Zeros are
-    shown: they identify nobody. Returns the total and the rows, as text.
+    shown: they identify nobody. `keys`: each row's sum of record keys (`record_key_sums`); shown
+    counts are perturbed with them (cell key method). Returns the total and the rows, as text.
     """
     from analysis.disclosure import Problem, protect
 
+    keys = list(keys) if keys is not None else [None] * len(values)  # type: ignore[list-item]
     p = Problem()
-    total = p.count("total", sum(values), tier=1, zero_shown=True)
-    rows = [p.count(i, v, zero_shown=True) for i, v in enumerate(values)]
+    total = p.count("total", sum(values), tier=1, zero_shown=True,
+                    key=None if None in keys else sum(keys))  # type: ignore[arg-type]
+    rows = [p.count(i, v, zero_shown=True, key=key) for i, (v, key) in enumerate(zip(values, keys, strict=True))]
     if rows:
         p.equal({**dict.fromkeys(rows, 1), total: -1})
     guard = protect(p, k)
-
-    def shown(var: int) -> str:
-        return str(p.values[var]) if guard.shown(var) else guard.marker(var)
-
-    return shown(total), [shown(v) for v in rows]
+    return guard.text(total), [guard.text(v) for v in rows]

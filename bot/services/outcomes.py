@@ -242,6 +242,7 @@ class OutcomePreview:
     refused: str | None = None     # why sending this file would be refused
     started_at: datetime | None = None  # when an earlier run of this key began, if any
     started_summary: Summary | None = None
+    text_keys: Counter[str] = field(default_factory=Counter)  # the same, as sums of record keys
 
 
 async def preview_outcome(session: AsyncSession, campaign: Campaign, spec: OutcomeSpec) -> OutcomePreview:
@@ -264,10 +265,12 @@ async def preview_outcome(session: AsyncSession, campaign: Campaign, spec: Outco
     labelled = [{"groups": v.get("groups") or {}, "text": {first: variant_label(i, v)}}
                 for i, v in enumerate(spec.variants)]
     texts: Counter[str] = Counter({GENERAL_TEXT: 0, **{v["text"][first]: 0 for v in labelled}})
+    text_keys: Counter[str] = Counter()
     for c in recipients:
-        texts[choose_outcome_text({first: GENERAL_TEXT}, labelled, own.get(c.participant_id, {}),
-                                  first, first)] += 1
-    preview = OutcomePreview(recipients, texts)
+        chosen = choose_outcome_text({first: GENERAL_TEXT}, labelled, own.get(c.participant_id, {}), first, first)
+        texts[chosen] += 1
+        text_keys[chosen] += c.key
+    preview = OutcomePreview(recipients, texts, text_keys=text_keys)
     row = await _stored(session, campaign.id, spec.key)
     if row is not None:
         preview.refused = await _refusal(session, row, spec)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.campaigns.flow import validate_answer
 from bot.campaigns.schema import CampaignSpec, Question
-from bot.models import Answer, Invite, Response, ResponseGroup, utcnow
+from bot.models import Answer, Invite, Response, ResponseGroup, new_record_key, utcnow
 from bot.scrub import scrub
 
 CONSENT_VERSION = "2026-11-1"
@@ -78,7 +78,9 @@ async def start_response(session: AsyncSession, campaign_id: str, participant_id
     await session.execute(
         ins(Response).values(campaign_id=campaign_id, participant_id=participant_id,
                              language=language, invite_id=invite.id if invite else None,
-                             started_at=utcnow(), wants_outcome=False)
+                             started_at=utcnow(), wants_outcome=False,
+                             # the response's random key for perturbing published counts
+                             record_key=new_record_key())
         .on_conflict_do_nothing(index_elements=["campaign_id", "participant_id"])
     )
     r = await find_response(session, campaign_id, participant_id)
