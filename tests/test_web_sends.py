@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -44,18 +45,19 @@ async def test_invitation_and_outcome_from_the_console(db: Database, keys, examp
     async with client(app) as c:
         await officer_signs_in(c, db, keys, settings, ADMIN)
         dry = await post_form(c, f"/campaigns/{cid}/sends/dry-run", {"kind": "invitation"}, page=f"/campaigns/{cid}/sends")
-        assert "The invitation would go to 12 people." in dry.text
+        # the figure is protected (cell key method: perturbed by a little), the send is exact
+        assert re.search(r"The invitation would go to 1\d people\.", dry.text)
         assert await delivery_states(db) == {}  # a dry run stores nothing
         r = await post_form(c, f"/campaigns/{cid}/sends/start", {"kind": "invitation"}, page=f"/campaigns/{cid}/sends")
         assert r.status_code == 303
         done = await _wait_done(c, cid)
-        assert "Done. Sent to 12." in done and "12 sent" in done, done
+        assert re.search(r"Done\. Sent to 1\d\.", done) and re.search(r"1\d sent", done), done
         assert await delivery_states(db) == {"sent": 12}
         got = await delivered(sandbox)
         assert len(got) == 12 and set(got.values()) == {1}
         # the same send again carries on with the same people: nobody gets a second copy
         again = await post_form(c, f"/campaigns/{cid}/sends/dry-run", {"kind": "invitation"}, page=f"/campaigns/{cid}/sends")
-        assert "12 sent, 0 failed" in again.text and "nobody gets a second copy" in again.text
+        assert re.search(r"1\d sent, 0 failed", again.text) and "nobody gets a second copy" in again.text
         await post_form(c, f"/campaigns/{cid}/sends/start", {"kind": "invitation"}, page=f"/campaigns/{cid}/sends")
         await _wait_done(c, cid)
         assert set((await delivered(sandbox)).values()) == {1}
@@ -66,8 +68,7 @@ async def test_invitation_and_outcome_from_the_console(db: Database, keys, examp
         assert "cannot be sent yet" in partial.text and "ar" in partial.text
         form.update({f"text_{lang}": f"[{lang}] 8:00" for lang in example_spec.languages if lang != "en"})
         ok = await post_form(c, f"/campaigns/{cid}/sends/dry-run", form, page=f"/campaigns/{cid}/sends")
-        assert "The outcome would go to 12 people." in ok.text
-        import re
+        assert re.search(r"The outcome would go to 1\d people\.", ok.text)
 
         text = re.search(r'name="outcome_text" value="([^"]*)"', ok.text)
         assert text
@@ -84,7 +85,8 @@ async def test_invitation_and_outcome_from_the_console(db: Database, keys, examp
                         {"kind": "outcome", "outcome_text": html.unescape(text.group(1))},
                         page=f"/campaigns/{cid}/sends")
         done = await _wait_done(c, cid)
-        assert "Done. Sent to 12." in done, done
+        assert re.search(r"Done\. Sent to 1\d\.", done), done
+        assert await delivery_states(db) == {"sent": 24}
         page = await c.get(f"/campaigns/{cid}/sends")
         assert "Earlier sends" in page.text and "(phones)" in page.text
         audit = (await c.get("/audit?action=outcome_sent")).text

@@ -54,18 +54,21 @@ def who_is_missing(part: Participation, k: int) -> list[Missing]:
 
 async def by_language(session: AsyncSession, c: Campaign) -> tuple[str, list[tuple[str, str]]]:
     """People who agreed to take part per language they answered in, protected as one column."""
-    counts = dict((await session.execute(
-        select(ResponseRow.language, func.count()).where(ResponseRow.campaign_id == c.id,
-                                                         ResponseRow.consented_at.is_not(None))
-        .group_by(ResponseRow.language))).all())
+    rows = (await session.execute(
+        select(ResponseRow.language, func.count(), func.sum(ResponseRow.record_key))
+        .where(ResponseRow.campaign_id == c.id, ResponseRow.consented_at.is_not(None))
+        .group_by(ResponseRow.language))).all()
+    counts = {lang: (int(n), int(key or 0)) for lang, n, key in rows}
     langs = [*c.languages, *sorted(set(counts) - set(c.languages))]
-    total, shown = protect_column([int(counts.get(lang, 0)) for lang in langs], c.min_group_size)
+    # each row's record keys give its cell key: shown counts are perturbed as in the report
+    total, shown = protect_column([counts.get(lang, (0, 0))[0] for lang in langs], c.min_group_size,
+                                  [counts.get(lang, (0, 0))[1] for lang in langs])
     return total, list(zip(langs, shown, strict=True))
 
 
 async def by_invite(session: AsyncSession, c: Campaign) -> tuple[str, list[dict[str, Any]]]:
     reach = await responses_per_invite(session, c.id)
-    total, shown = protect_column([r.consented for r in reach], c.min_group_size)
+    total, shown = protect_column([r.consented for r in reach], c.min_group_size, [r.keys[1] for r in reach])
     return total, [{"code": r.code, "partner": r.partner, "agreed": s} for r, s in zip(reach, shown, strict=True)]
 
 

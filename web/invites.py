@@ -68,7 +68,8 @@ async def _invites_context(request: Request, cid: str) -> dict[str, Any] | None:
         reach = await responses_per_invite(session, cid)
         ids = {i.code: i.id for i in (await session.scalars(select(Invite).where(Invite.campaign_id == cid))).all()}
     k = c.min_group_size
-    cols = {col: protect_column([getattr(r, col) for r in reach], k) for col in ("started", "consented", "completed")}
+    cols = {col: protect_column([getattr(r, col) for r in reach], k, [r.keys[i] for r in reach])
+            for i, col in enumerate(("started", "consented", "completed"))}
     rows = [{"id": ids.get(r.code), "code": r.code, "partner": r.partner,
              "groups": "; ".join(f"{d} = {', '.join(g)}" for d, g in r.groups.items()),
              **{col: cols[col][1][i] for col in cols}} for i, r in enumerate(reach)]
@@ -139,8 +140,8 @@ async def invite_page(request: Request, officer: Officer, partner_url: str | Non
     async with console_of(request).db.session() as session:
         reach = await responses_per_invite(session, c.id)
     # The invite's reach is protected within the campaign's column, as in the invite list.
-    cols = {col: protect_column([getattr(r, col) for r in reach], c.min_group_size)
-            for col in ("started", "consented", "completed")}
+    cols = {col: protect_column([getattr(r, col) for r in reach], c.min_group_size, [r.keys[i] for r in reach])
+            for i, col in enumerate(("started", "consented", "completed"))}
     index = next((i for i, r in enumerate(reach) if r.code == invite.code), None)
     figures = {col: (cols[col][1][index] if index is not None else "0") for col in cols}
     return render(request, "invite.html", officer=officer, invite=invite, cid=c.id,

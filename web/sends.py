@@ -143,6 +143,7 @@ async def dry_run(request: Request, officer: Officer, form: FormData) -> Respons
     console = console_of(request)
     outcome_text = ""
     extra: list[tuple[str, Any]] = []
+    extra_keys: dict[str, Any] = {}
     earlier: tuple[Any, Any] | None = None  # (when, summary) of a run this one would carry on
     async with console.db.session() as session:
         candidates = await load_candidates(session, c.id)
@@ -168,9 +169,9 @@ async def dry_run(request: Request, officer: Officer, form: FormData) -> Respons
             if preview.started_at is not None and preview.started_summary is not None:
                 earlier = (preview.started_at, preview.started_summary)
             if check.spec.variants:
-                extra = [("by text", preview.texts)]
+                extra, extra_keys = [("by text", preview.texts)], {"by text": preview.text_keys}
     b = breakdown(recipients, c.languages, [d.id for d in spec.groups])
-    reach = protect_reach(b, spec, extra)
+    reach = protect_reach(b, spec, extra, extra_keys)
     return render(request, "send_confirm.html", officer=officer, cid=c.id, title=title_of(c, _.lang),
                   kind=kind, reach=reach, total=b.total, outcome_text=outcome_text,
                   earlier_at=earlier[0] if earlier else None,
@@ -249,7 +250,9 @@ async def _send(console: Console, cid: str, kind: str, actor: str, username: str
                 await send_plan(db, console.keys, bot, plan, actor, cid, rate=s.broadcast_rate,
                                 per_chat_interval=s.broadcast_per_chat_interval)
             state.status = "done"
-            state.note = _("Done. Sent to %(n)s.", n=protect_total(plan.summary.total, k))
+            # the planned people's record keys give the figure its cell key, as the CLI's total
+            state.note = _("Done. Sent to %(n)s.", n=protect_total(plan.summary.total, k,
+                                                                 sum(plan.summary.keys.values())))
     except SenderBusy:
         state.status = "busy"
         state.note = _("Another send (a broadcast, reminders or an outcome) is going out from this "
