@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
 from aiogram.methods import SendMessage
 from aiogram_dialog.test_tools import MockMessageManager
+
+from bot.db import Database
 
 from bot.runtime.app import BotConfig, build_dispatcher
 from tests.participants import Person, RecordingBot
 from tests.web_world import ADMIN, client, console_settings, sign_in_with
 from web.app import create_app
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """SQLite only: the button's storage is the console's, tested on both backends elsewhere."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/button.db")
+    await database.upgrade()
+    yield database
+    await database.dispose()
 
 
 async def test_admin_button_gives_a_one_time_sign_in_link(db, keys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -173,7 +173,7 @@ async def test_an_officer_runs_the_example_campaign_in_the_browser(tmp_path: Pat
             runtime = await Runtime.create(settings)
             stop = asyncio.Event()
             bot_task = asyncio.create_task(poll(runtime, stop, timeout=1, signals=False))
-            personas = make_personas(example_spec, 30, seed=11)
+            personas = make_personas(example_spec, 24, seed=11)
             for i, p in enumerate(personas):
                 p.invite = "walk" if i % 3 == 0 else p.invite
                 p.blocks = False
