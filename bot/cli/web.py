@@ -28,6 +28,11 @@ def _demo_settings(s: Settings, folder: Path) -> Settings:
                                 "pseudonym_key": None, "contact_key": None, "web_secret": None})
 
 
+async def _migrated(s: Settings) -> None:
+    async with database(s):
+        pass
+
+
 async def _link(s: Settings, telegram_id: int) -> str:
     from bot.services.signin import NotAnOfficer, officer_link
 
@@ -76,10 +81,11 @@ def web(
         s = _demo_settings(s, demo_folder)
         s = s.model_copy(update={"web_public_url": f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}"})
     setup_logging(s.log_level)
+    from bot.db import run as run_coro
+
+    run_coro(_migrated(s))  # SQLite: made or brought up to date; PostgreSQL: checked reachable
     try:
         if demo:
-            from bot.db import run as run_coro
-
             url = run_coro(_link(s, DEMO_OFFICER))
             console.print(f"[bold]The console on the demo database.[/] Open this link within ten "
                           f"minutes to sign in as its administrator:\n  {url}", highlight=False, soft_wrap=True)
