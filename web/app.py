@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -45,8 +44,8 @@ class Console:
     keys: Keys
     officers: dict[str, str]  # audit pseudonym -> admin | analyst, from the settings
     bot_factory: Any = None  # () -> aiogram Bot, for sends and the bot's username
-    sends: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # campaign id -> running send
-    send_notes: dict[str, str] = field(default_factory=dict)  # campaign id -> how the last send ended
+    send_states: dict[str, Any] = field(default_factory=dict)  # campaign id -> web.sends.SendState
+    bot_username: str | None = None  # asked of Telegram once, when not configured
     sign_in_limit: RateLimit = field(default_factory=RateLimit)
 
     @property
@@ -184,8 +183,9 @@ def create_app(settings: Settings, *, db: Database | None = None, keys: Keys | N
         try:
             yield
         finally:
-            for task in list(state.sends.values()):
-                task.cancel()
+            for send in list(state.send_states.values()):
+                if send.task is not None:
+                    send.task.cancel()
             await db.dispose()
 
     app = Starlette(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,14 +65,13 @@ async def _read_upload(upload: UploadFile) -> tuple[str, bytes]:
     return kind, data
 
 
-def _check_upload(kind: str, data: bytes, _: object) -> tuple[CheckResult, str, list[str]]:
+def _check_upload(kind: str, data: bytes, tr: Callable[..., str]) -> tuple[CheckResult, str, list[str]]:
     """The `campaign check` result of an upload (an XLSForm converted first), its YAML text and
     the notes of the conversion."""
     from bot.campaigns.xlsform import XLSFormError, import_xlsform
 
-    tr = _  # type: ignore[assignment]
     if len(data) > UPLOAD_LIMIT:
-        return CheckResult("upload", [Problem(tr("The file is larger than 2 MB; a campaign file is much "  # type: ignore[operator]
+        return CheckResult("upload", [Problem(tr("The file is larger than 2 MB; a campaign file is much "
                                                  "smaller. Check you chose the right file."))]), "", []
     if kind == "xlsx":
         with tempfile.TemporaryDirectory() as tmp:
@@ -82,7 +82,7 @@ def _check_upload(kind: str, data: bytes, _: object) -> tuple[CheckResult, str, 
             except XLSFormError as exc:
                 return CheckResult("form.xlsx", [Problem(p) for p in exc.problems]), "", []
             except Exception:  # noqa: BLE001 - not a workbook at all
-                return CheckResult("form.xlsx", [Problem(tr(  # type: ignore[operator]
+                return CheckResult("form.xlsx", [Problem(tr(
                     "This is not an XLSForm workbook that can be read. Save it again as .xlsx from "
                     "Excel, LibreOffice, ODK or Kobo."))]), "", []
         notes = [f.render() for f in [*imported.left_out, *imported.notes]]
@@ -90,7 +90,7 @@ def _check_upload(kind: str, data: bytes, _: object) -> tuple[CheckResult, str, 
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return CheckResult("campaign.yaml", [Problem(tr(  # type: ignore[operator]
+        return CheckResult("campaign.yaml", [Problem(tr(
             "The file is not text in UTF-8. Upload the campaign's .yaml file, or an XLSForm .xlsx."))]), "", []
     return check_text(text, "campaign.yaml"), text, []
 

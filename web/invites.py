@@ -39,16 +39,15 @@ POSTER_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; bas
 
 async def bot_username(console: Console) -> str:
     """COASSESS_BOT_USERNAME, else asked of Telegram once (getMe) and remembered."""
-    cached = getattr(console, "_bot_username", None)
-    if cached:
-        return str(cached)
+    if console.bot_username:
+        return console.bot_username
     bot = console.bot_factory() if console.bot_factory and not console.settings.bot_username else None
     try:
         name = await resolve_bot_username(console.settings.bot_username, bot)
     finally:
         if bot is not None:
             await bot.session.close()
-    console._bot_username = name  # type: ignore[attr-defined]
+    console.bot_username = name
     return name
 
 

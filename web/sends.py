@@ -68,9 +68,7 @@ class SendState:
 
 
 def _states(console: Console) -> dict[str, SendState]:
-    if not hasattr(console, "_send_states"):
-        console._send_states = {}  # type: ignore[attr-defined]
-    return console._send_states  # type: ignore[attr-defined,no-any-return]
+    return console.send_states
 
 
 def running(console: Console, cid: str) -> SendState | None:
@@ -216,7 +214,6 @@ async def start(request: Request, officer: Officer, form: FormData) -> Response:
     state.task = asyncio.get_running_loop().create_task(
         _send(console, c.id, kind, officer.actor, username, outcome, retry, state, _),
         context=contextvars.Context())
-    console.sends[c.id] = state.task
     # Give the task a moment, so "another send is running" shows at once rather than on the next poll.
     await asyncio.sleep(0.05)
     return RedirectResponse(f"/campaigns/{c.id}/sends", status_code=303)
