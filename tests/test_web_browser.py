@@ -102,6 +102,7 @@ async def test_an_officer_runs_the_example_campaign_in_the_browser(tmp_path: Pat
     server, serving = await _serve(create_app(settings, db=db, keys=keys), port)
     runtime = stop = bot_task = None
     base = settings.web_public_url
+    personas = make_personas(example_spec, 24, seed=11)
     try:
         async with db.session() as s:
             link = await officer_link(s, keys, base, ADMIN, settings.admin_ids, settings.analyst_ids)
@@ -120,6 +121,9 @@ async def test_an_officer_runs_the_example_campaign_in_the_browser(tmp_path: Pat
 
             async def shot(name: str) -> None:
                 await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+                shown = await page.content()
+                # no citizen's Telegram id or name on any page the officer sees
+                assert not [p for p in personas if str(p.user_id) in shown or f"Citizen{p.user_id}" in shown], name
 
             # sign in with the one-time link
             await page.goto(link)
@@ -173,7 +177,6 @@ async def test_an_officer_runs_the_example_campaign_in_the_browser(tmp_path: Pat
             runtime = await Runtime.create(settings)
             stop = asyncio.Event()
             bot_task = asyncio.create_task(poll(runtime, stop, timeout=1, signals=False))
-            personas = make_personas(example_spec, 24, seed=11)
             for i, p in enumerate(personas):
                 p.invite = "walk" if i % 3 == 0 else p.invite
                 p.blocks = False
@@ -188,8 +191,6 @@ async def test_an_officer_runs_the_example_campaign_in_the_browser(tmp_path: Pat
             assert re.search(r"Agreed to take part: (\d{2,})", agreed), agreed
             await expect(page.locator("#participation")).to_have_attribute("hx-trigger", "every 5s")
             await shot("05-campaign")
-            html = await page.content()
-            assert not any(str(p.user_id) in html or f"Citizen{p.user_id}" in html for p in personas)
 
             # dry run, then send the invitation to everyone it is for, watching the progress
             await page.get_by_role("link", name="Sends").click()

@@ -291,10 +291,11 @@ def _small_counts(text: str) -> list[str]:
     return [m.group(0) for rx in SMALL for m in rx.finditer(text)]
 
 
-async def test_no_page_shows_a_small_count_or_an_id(db: Database, keys: Keys,
-                                                    example_spec) -> None:  # type: ignore[no-untyped-def]
+async def test_no_page_shows_a_small_count_or_an_id(db: Database, keys: Keys, example_spec,  # type: ignore[no-untyped-def]
+                                                    caplog: pytest.LogCaptureFixture) -> None:
     """Five people in small groups: every page, fragment, report and grouped export of the
-    campaign, for every role, shows no count of 1 to 9 and no Telegram id."""
+    campaign shows no count of 1 to 9 and no Telegram id, and no id reaches the log."""
+    caplog.set_level("DEBUG")
     await load_open(db, example_spec)
     async with db.session() as s:
         invite = await create_invite(s, example_spec, "noor", "Al-Noor Mosque")
@@ -343,6 +344,8 @@ async def test_no_page_shows_a_small_count_or_an_id(db: Database, keys: Keys,
             assert i not in text, (path, i)
     payload = base64.b64decode(cookie.split(".")[0] + "==").decode(errors="replace")
     assert str(ADMIN) not in payload and "actor" in payload
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert logged and not [i for i in ids if i in logged]
 
 
 ROOT = Path(__file__).resolve().parent.parent
