@@ -416,3 +416,22 @@ async def test_translators_spreadsheet_goes_down_and_back_up(sqlite_db: Database
         assert "This is not the translators" in not_a_sheet.text
     async with sqlite_db.session() as s:
         assert (await s.get(Campaign, "quick-check")).title["ar"] == "رأيك في نادي الشباب"
+
+
+async def test_two_clicks_on_one_link_sign_in_once(db: Database, keys: Keys) -> None:
+    """Two tabs (or two console processes) redeeming the same token at once: one gets in."""
+    import asyncio
+
+    from bot.services.signin import redeem
+
+    async with db.session() as s:
+        url = await officer_link(s, keys, "http://x", ADMIN, frozenset({ADMIN}), frozenset())
+        await s.commit()
+    token = url.rsplit("/", 1)[1]
+
+    async def click() -> object:
+        async with db.session() as s:
+            return await redeem(s, token)
+
+    got = await asyncio.gather(*(click() for _ in range(4)))
+    assert sum(g is not None for g in got) == 1
