@@ -35,6 +35,12 @@ class Bar:
     marker: str | None = None  # set when the whole bar is hidden ("<10" or "c")
 
 
+def hidden_note(marker: str | None) -> str:
+    """What a chart writes for a hidden figure: a word, never "<10" alone, which on a per cent or
+    rating axis reads as a value ("under 10 %")."""
+    return "hidden" + (f" ({marker} people)" if marker and marker.startswith("<") else "")
+
+
 def rating_colours(n: int) -> list[str]:
     """Low ratings warm, high ratings cool (red-blue rather than red-green, for colour blindness)."""
     cmap = mpl.colormaps["RdYlBu"]
@@ -55,7 +61,19 @@ def _svg(fig: Figure, title: str) -> str:
 
 def _figure(rows: int, width: float = 7.2) -> Figure:
     with mpl.rc_context(RC):
-        return Figure(figsize=(width, 1.1 + 0.32 * max(rows, 1)), layout="constrained")
+        return Figure(figsize=(width, 1.0 + 0.26 * max(rows, 1)), layout="constrained")
+
+
+def _rows_in_view(ax, rows: int) -> None:  # type: ignore[no-untyped-def]
+    """Every row inside the axes, with half a row to spare: a row with no bar (a hidden figure,
+    shown only as text) is not in matplotlib's autoscale, and the last one sat on the x axis."""
+    ax.set_ylim(-0.6, max(rows, 1) - 0.4)
+
+
+# Labels written over the chart sit on a white box above the reference lines, so a line that
+# runs through one never strikes it out.
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 0.8, "alpha": 1}
+LABEL_Z = 5
 
 
 def stacked_bars(bars: Sequence[Bar], option_labels: Sequence[str], colours: Sequence[str], title: str,
@@ -68,7 +86,7 @@ def stacked_bars(bars: Sequence[Bar], option_labels: Sequence[str], colours: Seq
         used_hidden = False
         for y, bar in zip(ys, bars, strict=True):
             if bar.marker:
-                ax.text(0.005, y, bar.marker, va="center", ha="left", color="#555555")
+                ax.text(0.005, y, hidden_note(bar.marker), va="center", ha="left", color="#555555")
                 continue
             left = 0.0
             for i, share in enumerate(bar.shares):
@@ -85,6 +103,7 @@ def stacked_bars(bars: Sequence[Bar], option_labels: Sequence[str], colours: Seq
                 ax.barh(y, rest, left=left, color=HIDDEN, hatch="///", edgecolor="white", linewidth=0.5)
                 used_hidden = True
         ax.set_yticks(ys, [b.label for b in bars])
+        _rows_in_view(ax, len(bars))
         ax.set_xlim(0, 1)
         ax.xaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
         handles = [mpl.patches.Patch(color=colours[i % len(colours)], label=label)
@@ -97,31 +116,45 @@ def stacked_bars(bars: Sequence[Bar], option_labels: Sequence[str], colours: Seq
 
 
 def means(rows: Sequence[tuple[str, float | None, float | None, float | None, str | None]], low: float,
-          high: float, title: str, overall: float | None = None, percent: bool = False) -> str:
-    """Each group's mean (or share) with its 95 % interval; hidden groups show their marker."""
+          high: float, title: str, overall: float | None = None, percent: bool = False,
+          end_labels: tuple[str, str] | None = None) -> str:
+    """Each group's mean (or share) with its 95 % interval; hidden groups say so.
+
+    `end_labels`: what the lowest and highest rating mean ("Very hard", "Very easy"), written
+    under the axis's end ticks, so that a mean of 2.8 can be read.
+    """
     with mpl.rc_context(RC):
         fig = _figure(len(rows))
         ax = fig.subplots()
         ys = list(range(len(rows)))[::-1]
         for y, (_, value, lo, hi, marker) in zip(ys, rows, strict=True):
             if value is None:
-                ax.text(low, y, f" {marker or ''}", va="center", ha="left", color="#555555")
+                ax.text(low, y, f" {hidden_note(marker)}", va="center", ha="left", color="#555555")
                 continue
-            err = [[value - lo], [hi - value]] if lo is not None and hi is not None else None
+            # A range past the end of the scale stops at it (the caption says so), as the axis does.
+            err = ([[value - max(lo, low)], [min(hi, high) - value]] if lo is not None and hi is not None
+                   else None)
             ax.errorbar(value, y, xerr=err, fmt="o", color=QUALITATIVE[0], ecolor="#555555", capsize=3)
         if overall is not None:
             ax.axvline(overall, color="#999999", linestyle="--", linewidth=1)
         ax.set_yticks(ys, [r[0] for r in rows])
+        _rows_in_view(ax, len(rows))
         ax.set_xlim(low, high)
         if percent:
             ax.xaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
+        elif end_labels:
+            ticks = list(range(int(low), int(high) + 1))
+            names = [str(x) for x in ticks]
+            names[0] = f"{names[0]}\n{end_labels[0]}"
+            names[-1] = f"{names[-1]}\n{end_labels[1]}"
+            ax.set_xticks(ticks, names)
         ax.grid(axis="x", color="#eeeeee")
         return _svg(fig, title)
 
 
-def representation(rows: Sequence[tuple[str, float | None, str, str | None]], title: str,
-                   threshold: float) -> str:
-    """Representation ratio per group (1 = as in the population); flagged groups in orange."""
+def representation_figure(rows: Sequence[tuple[str, float | None, str, str | None]], title: str,
+                          threshold: float) -> Figure:
+    """The representation chart as a matplotlib figure (`representation` draws it as SVG)."""
     with mpl.rc_context(RC):
         fig = _figure(len(rows))
         ax = fig.subplots()
@@ -130,17 +163,26 @@ def representation(rows: Sequence[tuple[str, float | None, str, str | None]], ti
         for y, (_, ratio, flag, marker) in zip(ys, rows, strict=True):
             colour = FLAG if flag == "under-represented" else QUALITATIVE[0]
             if ratio is None:
-                note = f"{marker or ''}" + (" under-represented" if flag == "under-represented" else "")
-                ax.text(0.02, y, note, va="center", ha="left", color=colour)
+                note = hidden_note(marker)
+                note += ": under-represented" if flag == "under-represented" else ""
+                ax.text(0.02, y, note, va="center", ha="left", color=colour, bbox=LABEL_BOX, zorder=LABEL_Z)
                 continue
             ax.barh(y, ratio, color=colour)
-            ax.text(ratio + 0.02, y, f"{ratio:.2f}", va="center", fontsize=7)
-        ax.axvline(1.0, color="#555555", linewidth=1)
-        ax.axvline(threshold, color=FLAG, linewidth=1, linestyle=":")
+            ax.text(ratio + 0.02, y, f"{ratio:.2f}", va="center", fontsize=7, bbox=LABEL_BOX, zorder=LABEL_Z)
+        ax.axvline(1.0, color="#555555", linewidth=1, zorder=2)
+        ax.axvline(threshold, color=FLAG, linewidth=1, linestyle=":", zorder=2)
         ax.set_yticks(ys, [r[0] for r in rows])
+        _rows_in_view(ax, len(rows))
         ax.set_xlim(0, top * 1.15)
-        ax.set_xlabel("share among respondents ÷ share in the population")
-        return _svg(fig, title)
+        ax.set_xlabel(f"share of respondents ÷ share of the population (1 = as in the population, "
+                      f"under-represented below the dotted line at {threshold:g})", wrap=True)
+        return fig
+
+
+def representation(rows: Sequence[tuple[str, float | None, str, str | None]], title: str,
+                   threshold: float) -> str:
+    """Representation ratio per group (1 = as in the population); flagged groups in orange."""
+    return _svg(representation_figure(rows, title, threshold), title)
 
 
 def heatmap(row_labels: Sequence[str], col_labels: Sequence[str],

@@ -86,7 +86,7 @@ async def _stream_layout(db: Database, ctx: CampaignContext, layout: Layout, wri
     batch: list[Any] = []
     responses = 0
     async with snapshot(db) as conn:
-        async for r in iter_responses(conn, ctx):
+        async for r in iter_responses(conn, ctx, in_start_order=True):
             responses += 1
             if make is not None:
                 batch += make(r)

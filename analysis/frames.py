@@ -57,7 +57,7 @@ async def load_answers_async(database: Database | str, campaign: str, *, stable_
         make = LongRows(ctx.spec, ids, labeller)
         rows: list[list[Any]] = []
         async with snapshot(db) as conn:
-            async for r in iter_responses(conn, ctx):
+            async for r in iter_responses(conn, ctx, in_start_order=True):
                 rows += make(r)
     return _frame(rows, long_columns(ctx.spec, bool(labels)))
 
@@ -86,7 +86,7 @@ async def load_responses_async(database: Database | str, campaign: str, *, stabl
         labeller = Labeller(ctx.spec, labels) if labels else None
         rows = []
         async with snapshot(db) as conn:
-            async for r in iter_responses(conn, ctx):
+            async for r in iter_responses(conn, ctx, in_start_order=True):
                 rows.append(wide_row(ctx.spec, r, ids, labeller))
     return _frame(rows, wide_columns(ctx.spec, bool(labels)))
 

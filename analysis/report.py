@@ -22,6 +22,7 @@ from bot.services import audit
 
 from analysis.contract import VOICE
 from analysis.disclosure import noise
+from analysis.findings import build_findings
 from analysis.inputs import read_baseline, read_weights
 from analysis.priority import order, ranks, weighted_mean
 from analysis.reading import ALL, NOT_ASKED, count_responses, iter_responses, load_context, opened, snapshot
@@ -42,6 +43,17 @@ def _figure(value: int | float | None, marker: str) -> Figure:
     if value is not None:
         return value
     return marker or None
+
+
+def language_name(code: str, lang: str) -> str:
+    """A language code as a name in the report's language ("so" -> "Somali"), or the code itself."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        name = Locale.parse(code).get_display_name(Locale.parse(lang))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return code
+    return name[:1].upper() + name[1:] if name else code
 
 
 class Labels:
@@ -69,7 +81,9 @@ class Labels:
             return "Preferred not to say"
         if gid == NOT_ASKED:
             return "Not asked (stopped before)"
-        if did in (INVITE_DIM, LANGUAGE_DIM) or not did:
+        if did == LANGUAGE_DIM:
+            return language_name(gid, self.lang)
+        if did == INVITE_DIM or not did:
             return gid
         for o in self.spec.dimension(did).options:
             if o.id == gid:
@@ -78,6 +92,13 @@ class Labels:
 
     def question(self, qid: str) -> str:
         return self.text(self.spec.question(qid).text)
+
+    def scale_ends(self, qid: str) -> list[str] | None:
+        """A rating's end labels as participants saw them ("Very hard", "Very easy"), if it has any."""
+        labels = self.spec.question(qid).labels
+        if not labels:
+            return None
+        return list(labels.get(self.lang) or labels.get(self.spec.languages[0]) or []) or None
 
     def option(self, qid: str, option: str) -> str:
         q = self.spec.question(qid)
@@ -165,7 +186,8 @@ def _coassessment(t: Tally, p: Protected, dims: Sequence[str], labels: Labels) -
             continue
         section = {"question": qid, "text": labels.question(qid), "type": q.type,
                    "options": [{"option": o, "label": labels.option(qid, o)} for o in pq.options],
-                   "scale": q.rating_scale if q.type == "rating" else None, "dimensions": []}
+                   "scale": q.rating_scale if q.type == "rating" else None,
+                   "scale_labels": labels.scale_ends(qid) if q.type == "rating" else None, "dimensions": []}
         for d in dims:
             rows = []
             for key in _keys(t, p, d):
@@ -296,6 +318,7 @@ def _cocommissioning(t: Tally, p: Protected, dims: Sequence[str], labels: Labels
         measure = "mean share of coins" if q.type == "budget" else "mean Borda points"
         section: dict[str, Any] = {
             "question": qid, "text": labels.question(qid), "type": q.type, "measure": measure,
+            "pick": rank_need(q) if q.type == "rank" else None,
             "options": [{"option": o, "label": labels.option(qid, o)} for o in pq.options],
             "dimensions": [], "overall": None}
         for d in dims:
@@ -434,8 +457,8 @@ def build_model(t: Tally, p: Protected, *, dims: Sequence[str], lang: str,
     }
 
 
-ReportFormat = Literal["html", "md", "json"]
-REPORT_FORMATS: tuple[ReportFormat, ...] = ("html", "md", "json")
+ReportFormat = Literal["html", "md", "json", "pdf"]
+REPORT_FORMATS: tuple[ReportFormat, ...] = ("html", "md", "json", "pdf")
 
 
 async def report_model_async(database: Database | str, campaign: str, *, by: str | None = None,
@@ -464,13 +487,18 @@ async def report_model_async(database: Database | str, campaign: str, *, by: str
             t = await tally(ctx, iter_responses(conn, ctx), progress)
     protected = protect_all(t, base)
     dims = [by] if by else ctx.dimension_ids()
-    return build_model(t, protected, dims=dims, lang=lang or ctx.spec.languages[0], baseline=base,
-                       baseline_source=source, need=need)
+    model = build_model(t, protected, dims=dims, lang=lang or ctx.spec.languages[0], baseline=base,
+                        baseline_source=source, need=need)
+    model["findings"] = build_findings(model)  # from the protected figures alone
+    return model
 
 
-def render(model: dict[str, Any], format: ReportFormat = "html") -> str:  # noqa: A002
-    from analysis.render import render_html, render_json, render_markdown
+def render(model: dict[str, Any], format: ReportFormat = "html") -> str | bytes:  # noqa: A002
+    """The model laid out: text for html, md and json, the bytes of an A4 document for pdf."""
+    from analysis.render import render_html, render_json, render_markdown, render_pdf
 
+    if format == "pdf":
+        return render_pdf(model)
     if format == "html":
         return render_html(model)
     if format == "md":
@@ -484,12 +512,16 @@ async def build_report_async(database: Database | str, campaign: str, path: str 
                              format: ReportFormat | None = None, **options: Any) -> dict[str, Any]:  # noqa: A002
     """Write the report; see `build_report`."""
     path = Path(path)
-    fmt: ReportFormat = format or {".md": "md", ".json": "json"}.get(path.suffix.lower(), "html")  # type: ignore[assignment]
+    fmt: ReportFormat = format or {".md": "md", ".json": "json", ".pdf": "pdf"}.get(  # type: ignore[assignment]
+        path.suffix.lower(), "html")
     model = await report_model_async(database, campaign, **options)
     text = render(model, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
+    if isinstance(text, bytes):
+        partial.write_bytes(text)
+    else:
+        partial.write_text(text, encoding="utf-8")
     partial.replace(path)
     async with opened(database) as db, db.session() as session:
         await audit.record(session, audit.cli_actor(), "report", campaign, format=fmt, file=path.name,
@@ -511,13 +543,13 @@ def build_report(database: Database | str, campaign: str, path: str | Path,
                  baseline: str | Path | Mapping[str, Mapping[str, float]] | None = None,
                  weights: str | Path | Mapping[str, Mapping[str, float]] | None = None,
                  lang: str | None = None) -> dict[str, Any]:
-    """Write the grouped report (HTML, Markdown or JSON) and return its model.
+    """Write the grouped report (HTML, PDF, Markdown or JSON) and return its model.
 
     Args:
         database: a database URL or a `bot.db.Database`.
         campaign: the campaign id.
-        path: the file to write; `.md` and `.json` choose those formats unless `format` is given.
-        format: "html" (one self-contained page with charts), "md" or "json".
+        path: the file to write; `.md`, `.json` and `.pdf` choose those formats unless `format` is given.
+        format: "html" (one self-contained page with charts), "pdf" (A4, findings first), "md" or "json".
         by: one group dimension instead of all.
         baseline: population shares, as a CSV file (dimension,group,share) or a mapping
             {dimension: {group: share}}; defaults to the campaign's baseline.

@@ -343,6 +343,16 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class BotProfile(Base):
+    """The username Telegram gave (getMe) for a bot token, kept under a hash of the token."""
+
+    __tablename__ = "bot_profile"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    resolved_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class DialogState(Base):
     """aiogram FSM storage in the database (when no Redis is configured); keys are HMACs."""
 

@@ -28,9 +28,9 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message, TelegramObj
 from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
 from aiogram_dialog.utils import remove_intent_id
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.kbd import Button, Column, Row, Select
+from aiogram_dialog.widgets.kbd import Button, Column, Group, Row, Select
 from aiogram_dialog.widgets.text import Format
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.campaigns.schema import CampaignSpec
@@ -41,7 +41,7 @@ from bot.services import audit
 from bot.services.participants import Keys
 from bot.services.participation import Participation, participation, protect_participation  # noqa: F401 (re-exported)
 from dialogs.filters import DataIs, private_chat
-from dialogs.i18n import Tr, tr
+from dialogs.i18n import Tr, short_label, tr
 from dialogs.states import Admin
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,20 @@ log = logging.getLogger(__name__)
 PREFIX = "A_"
 TEXT_LIMIT = 4000
 _background: set[asyncio.Task[None]] = set()
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction; it is translated where it is shown."""
+    return message
+
+
+# A campaign's state in the officer's language (campaign_state gives the English word).
+STATE_NAMES = {"draft": N_("draft"), "scheduled": N_("scheduled"), "open": N_("open"),
+               "closed": N_("closed")}
+
+
+def state_name(t: Tr, state: str) -> str:
+    return t.gettext(STATE_NAMES[state]) if state in STATE_NAMES else state
 
 
 def _e(text: str) -> str:
@@ -200,13 +214,14 @@ async def get_home(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     lines = [f"<b>{_e(heading)}</b>"]
     items = []
     for c in rows:
-        state = campaign_state(c)
+        state = state_name(t, campaign_state(c))
         # The same protected figures as the campaign's page: small counts shown as "<10".
         part = await participation(session, CampaignSpec.model_validate(c.definition), t.lang)
         lines.append(_e(_("• %(title)s (%(id)s): %(state)s, %(agreed)s taking part, %(done)s finished")
                         % {"title": _title(c, t.lang), "id": c.id, "state": state,
                            "agreed": part.total_shown, "done": part.finished_shown}))
-        items.append((c.id, f"{_title(c, t.lang)[:40]} · {state}"))
+        # cut at a word, so that the state after it still fits on the button
+        items.append((c.id, f"{short_label(_title(c, t.lang), 40)} · {state}"))
     if not rows:
         lines.append(_e(_("No campaigns yet. Load one with: coassess campaign load FILE")))
     note = dialog_manager.dialog_data.pop("note", None)
@@ -228,7 +243,7 @@ async def get_campaign(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     part = await participation(_session(dialog_manager), spec, t.lang)
     head = [f"<b>{_e(_title(c, t.lang))}</b> ({_e(c.id)})",
             _e(_("State: %(state)s. Opens: %(opens)s. Closes: %(closes)s.")
-               % {"state": state, "opens": f"{c.opens:%Y-%m-%d %H:%M}" if c.opens else "–",
+               % {"state": state_name(t, state), "opens": f"{c.opens:%Y-%m-%d %H:%M}" if c.opens else "–",
                   "closes": f"{c.closes:%Y-%m-%d %H:%M}" if c.closes else "–"}),
             ""]
     text = "\n".join(head) + render_participation(part, t, spec.min_group_size)
@@ -243,7 +258,8 @@ def _labels(t: Tr) -> dict[str, str]:
     _ = t.gettext
     return {"open": _("Open now"), "close": _("Close now"), "invite": _("New invite"),
             "broadcast": _("Send the invitation"), "refresh": _("Refresh"), "back": _("Back"),
-            "send": _("Send it"), "cancel": _("Cancel")}
+            "send": _("Send it"), "cancel": _("Cancel"), "close_it": _("Close it"),
+            "make": _("Make it"), "change": _("Change")}
 
 
 async def get_invite_code(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -252,12 +268,76 @@ async def get_invite_code(dialog_manager: DialogManager, **_: Any) -> dict[str, 
     lines = [_("Send the new invite's code, then the partner's name. A code is 1 to 20 letters, "
                "digits and -."),
              _("To preset a group for people who come through it, add dimension=group at the end."),
-             _("For example: central-library Central Library"),
-             _("or: noor Al-Noor Mosque community=arabic")]
+             _("For example: central-library Central Library")]
+    found = await _campaign(dialog_manager)
+    example = _group_choices(found[1], t.lang)[:1] if found else []
+    if example:
+        # a group this campaign has, never one from another campaign's file
+        dim, group, _label = example[0]
+        lines.append(_("or, with one of this campaign's groups: %(example)s")
+                     % {"example": f"central-library Central Library {dim}={group}"})
     problem = dialog_manager.dialog_data.pop("problem", None)
     if problem:
         lines.insert(0, "⚠️ " + problem)
     return {"text": "\n\n".join(_e(x) for x in lines), **_labels(t)}
+
+
+def _group_choices(spec: CampaignSpec, lang: str) -> list[tuple[str, str, str]]:
+    """(dimension, group, label) for every group of the campaign, in its order; a label that two
+    dimensions share ("Yes") says its dimension."""
+    pairs = [(dim.id, o.id, spec.text(o.text, lang) or o.id)
+             for dim in spec.groups for o in dim.options if o.id != PREFER_NOT]
+    seen = Counter(label for _, _, label in pairs)
+    return [(d, g, label if seen[label] == 1 else f"{d}: {label}") for d, g, label in pairs]
+
+
+async def get_invite_confirm(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    t = _t(dialog_manager)
+    _ = t.gettext
+    d = dialog_manager.dialog_data
+    found = await _campaign(dialog_manager)
+    if found is None:
+        return {"text": _e(_("This campaign no longer exists.")), "groups": [], **_labels(t)}
+    c, spec = found
+    chosen = {tuple(x) for x in d.get("inv_groups", [])}
+    choices = _group_choices(spec, t.lang)
+    preset = ", ".join(label for dim, group, label in choices if (dim, group) in chosen) or _("none")
+    lines = [_("New invite for “%(title)s”:") % {"title": _title(c, t.lang)},
+             _("Code: %(code)s") % {"code": d.get("inv_code", "")},
+             _("Partner: %(partner)s") % {"partner": d.get("inv_partner", "")},
+             _("Link: %(link)s") % {"link": d.get("inv_link", "")},
+             _("Groups filled in for everyone who comes through it: %(groups)s") % {"groups": preset},
+             "",
+             _("Tap a group to fill it in (tap it again to take it off). Then make the invite, or "
+               "change the code or the partner.")]
+    problem = d.pop("problem", None)
+    if problem:
+        lines.insert(0, "⚠️ " + problem)
+    items = [(str(i), short_label(("✅ " if (dim, group) in chosen else "") + label))
+             for i, (dim, group, label) in enumerate(choices)]
+    return {"text": _e("\n".join(lines)), "groups": items, **_labels(t)}
+
+
+async def get_close_confirm(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    from bot.services.broadcasts import protect_total
+
+    t = _t(dialog_manager)
+    found = await _campaign(dialog_manager)
+    if found is None:
+        return {"text": _e(t.gettext("This campaign no longer exists.")), **_labels(t)}
+    c, spec = found
+    session = _session(dialog_manager)
+    midway = await session.scalar(select(func.count()).select_from(Response).where(
+        Response.campaign_id == c.id, Response.consented_at.is_not(None), Response.completed_at.is_(None))) or 0
+    # a count of people, protected as every other count the officer sees
+    shown = protect_total(midway, spec.min_group_size)
+    form = midway if shown == str(midway) else spec.min_group_size
+    text = t.ngettext("Close “%(title)s” (%(id)s) now? Nobody new can start it. %(n)s person is "
+                      "mid-way and can still finish.",
+                      "Close “%(title)s” (%(id)s) now? Nobody new can start it. %(n)s people are "
+                      "mid-way and can still finish.", form) % {"title": _title(c, t.lang), "id": c.id,
+                                                               "n": shown}
+    return {"text": _e(text), **_labels(t)}
 
 
 async def get_confirm(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -339,7 +419,7 @@ async def _set_status(manager: DialogManager, status: str) -> None:
     await audit.record(_session(manager), _actor(manager), "open" if status == "open" else "close", c.id,
                        via="chat")
     state = campaign_state(c)
-    manager.dialog_data["note"] = _("The campaign is now %(state)s.") % {"state": state}
+    manager.dialog_data["note"] = _("The campaign is now %(state)s.") % {"state": state_name(_t(manager), state)}
     if status == "open" and state != "open":
         manager.dialog_data["note"] += " " + _("Its closing date has passed: change 'closes' in the "
                                                "campaign file and load it again.")
@@ -350,7 +430,13 @@ async def on_open(callback: CallbackQuery, widget: Any, manager: DialogManager) 
 
 
 async def on_close(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
+    # a live campaign is closed only after the officer has read what it means for whom
+    await manager.switch_to(Admin.close_confirm)
+
+
+async def on_close_confirmed(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
     await _set_status(manager, "closed")
+    await manager.switch_to(Admin.campaign)
 
 
 async def on_new_invite(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
@@ -369,7 +455,7 @@ def parse_invite_line(text: str) -> tuple[str, str, list[str]]:
 
 
 async def on_invite_text(message: Message, widget: Any, manager: DialogManager) -> None:
-    from bot.services.invites import InviteError, create_invite, invite_link, parse_groups, qr_png
+    from bot.services.invites import InviteError, check_code, invite_link, parse_groups
     from bot.settings import ConfigurationError
 
     t = _t(manager)
@@ -384,21 +470,66 @@ async def on_invite_text(message: Message, widget: Any, manager: DialogManager) 
     except ValueError:
         manager.dialog_data["problem"] = _("Please send the code and the partner's name on one line.")
         return
-    session = _session(manager)
     bot: Bot = manager.middleware_data["bot"]
     try:
         groups = parse_groups(group_words, spec)
+        check_code(code, spec.id)
         link = invite_link(await _bot_username(manager, bot), c.id, code)
-        invite = await create_invite(session, spec, code, partner, groups)
     except (InviteError, ConfigurationError) as exc:
         manager.dialog_data["problem"] = str(exc)
+        return
+    # nothing is made yet: the officer sees the code, the partner and the link, and may add the
+    # campaign's groups with buttons
+    manager.dialog_data.update(inv_code=code, inv_partner=" ".join(partner.split()), inv_link=link,
+                               inv_groups=[[d, g] for d, gs in groups.items() for g in gs])
+    await manager.switch_to(Admin.invite_confirm)
+
+
+async def on_invite_group(callback: CallbackQuery, widget: Any, manager: DialogManager, item: str) -> None:
+    found = await _campaign(manager)
+    if found is None or not item.isdigit():
+        return
+    choices = _group_choices(found[1], _t(manager).lang)
+    if int(item) >= len(choices):
+        return
+    dim, group, _label = choices[int(item)]
+    chosen = [list(x) for x in manager.dialog_data.get("inv_groups", [])]
+    chosen = [x for x in chosen if x != [dim, group]] if [dim, group] in chosen else [*chosen, [dim, group]]
+    manager.dialog_data["inv_groups"] = chosen
+
+
+async def on_invite_change(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
+    await manager.switch_to(Admin.invite_code)
+
+
+async def on_invite_make(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
+    from bot.services.invites import InviteError, create_invite, qr_png
+
+    t = _t(manager)
+    _ = t.gettext
+    found = await _campaign(manager)
+    if found is None or callback.message is None:
+        await manager.switch_to(Admin.home)
+        return
+    c, spec = found
+    d = manager.dialog_data
+    code, partner, link = d.get("inv_code", ""), d.get("inv_partner", ""), d.get("inv_link", "")
+    groups: dict[str, list[str]] = {}
+    for dim, group in d.get("inv_groups", []):
+        groups.setdefault(dim, []).append(group)
+    session = _session(manager)
+    bot: Bot = manager.middleware_data["bot"]
+    try:
+        invite = await create_invite(session, spec, code, partner, groups)
+    except InviteError as exc:
+        d["problem"] = str(exc)
         return
     await audit.record(session, _actor(manager), "invite", c.id, code=invite.code, partner=invite.partner,
                        groups=groups, via="chat")
     # Stored before the photo goes out: the link on the photo must already work.
     await session.commit()
     caption = f"<b>{_e(invite.partner)}</b>\n{_e(link)}"
-    await bot.send_photo(message.chat.id, BufferedInputFile(qr_png(link), f"{c.id}-{code}.png"),
+    await bot.send_photo(callback.message.chat.id, BufferedInputFile(qr_png(link), f"{c.id}-{code}.png"),
                          caption=caption[:1024])
     manager.dialog_data["note"] = _("Invite %(code)s is ready: print the QR code or share the link. "
                                     "A printable poster: coassess invite create on the command line.") \
@@ -407,13 +538,7 @@ async def on_invite_text(message: Message, widget: Any, manager: DialogManager) 
 
 
 async def on_broadcast(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
-    from bot.services.broadcasts import (
-        InvitationFilters,
-        breakdown,
-        invitation_recipients,
-        load_candidates,
-        protect_reach,
-    )
+    from bot.services.broadcasts import InvitationFilters, breakdown, preview_invitation, protect_reach
 
     _ = _t(manager).gettext
     found = await _campaign(manager)
@@ -424,8 +549,9 @@ async def on_broadcast(callback: CallbackQuery, widget: Any, manager: DialogMana
         manager.dialog_data["note"] = _("Open the campaign first: people who tap the invitation "
                                         "could not answer yet.")
         return
-    recipients = invitation_recipients(await load_candidates(_session(manager), c.id),
-                                       InvitationFilters(), c.languages)
+    # who the send would really message: after an earlier send (here or on the command line),
+    # only the people of its list not sent yet
+    recipients = (await preview_invitation(_session(manager), c, InvitationFilters())).recipients
     # Protected as in `coassess broadcast --dry-run` (the same selection, the same tables), of
     # which this shows the total and the languages, in the campaign's order.
     b = breakdown(recipients, c.languages, [dim.id for dim in spec.groups])
@@ -473,19 +599,24 @@ def start_broadcast(db: Database, keys: Keys, bot: Bot, campaign: Campaign, *, u
             async with sender_lease(db, settings.redis_url):
                 async with db.session() as s:
                     plan = await plan_invitation(s, campaign, InvitationFilters(), actor, username)
-                summary = plan.summary
+                summary = None
                 if plan.to_send:
+                    # this run's own figures, never an earlier run's
                     summary = await send_plan(db, keys, bot, plan, actor, campaign.id,
                                               rate=settings.broadcast_rate,
                                               per_chat_interval=settings.broadcast_per_chat_interval)
-            text = "\n".join([
-                _("The invitation to “%(title)s” is done.") % {"title": _title(campaign, lang)},
-                _("Sent: %(n)s") % {"n": summary.sent},
-                _("Blocked the bot (now stopped): %(n)s") % {"n": summary.stopped},
-                _("Failed: %(n)s") % {"n": summary.failed},
-                _("Skipped: %(n)s") % {"n": summary.skipped},
-                _("Uncertain (interrupted, not sent again): %(n)s") % {"n": summary.uncertain},
-            ])
+            if summary is None:
+                text = _("Nothing was sent: everyone this invitation is for has already got it, "
+                         "finished, or stopped messages.")
+            else:
+                text = "\n".join([
+                    _("The invitation to “%(title)s” is done.") % {"title": _title(campaign, lang)},
+                    _("Sent: %(n)s") % {"n": summary.sent},
+                    _("Blocked the bot (now stopped): %(n)s") % {"n": summary.stopped},
+                    _("Failed: %(n)s") % {"n": summary.failed},
+                    _("Skipped: %(n)s") % {"n": summary.skipped},
+                    _("Uncertain (interrupted, not sent again): %(n)s") % {"n": summary.uncertain},
+                ])
         except SenderBusy:
             text = _("Another broadcast is being sent right now. Try again when it has finished.")
         except DeliveryAborted as exc:
@@ -544,6 +675,23 @@ def build_admin_dialog() -> Dialog:
                 Button(Format("{cancel}"), id="A_n", on_click=on_campaign)),
             MessageInput(on_text_elsewhere),
             state=Admin.broadcast_confirm, getter=get_confirm,
+        ),
+        Window(
+            Format("{text}"),
+            Row(Button(Format("{close_it}"), id="A_z", on_click=on_close_confirmed),
+                Button(Format("{cancel}"), id="A_n", on_click=on_campaign)),
+            MessageInput(on_text_elsewhere),
+            state=Admin.close_confirm, getter=get_close_confirm,
+        ),
+        Window(
+            Format("{text}"),
+            Group(Select(Format("{item[1]}"), id="A_g", item_id_getter=itemgetter(0), items="groups",
+                         on_click=on_invite_group), width=2),
+            Row(Button(Format("{make}"), id="A_m", on_click=on_invite_make),
+                Button(Format("{change}"), id="A_e", on_click=on_invite_change),
+                Button(Format("{cancel}"), id="A_k", on_click=on_campaign)),
+            MessageInput(on_text_elsewhere),
+            state=Admin.invite_confirm, getter=get_invite_confirm,
         ),
     )
 

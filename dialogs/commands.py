@@ -24,7 +24,7 @@ from bot.services import participants as people
 from bot.services.participants import Keys
 from dialogs.context import load_campaign
 from dialogs.filters import DataStartsWith, has_message, private_chat
-from dialogs.i18n import Tr, best_language, tr
+from dialogs.i18n import Tr, best_language, short_label, tr
 from dialogs.states import Forget, LanguagePick, Survey
 from dialogs.survey import resume_target
 from locales import available
@@ -68,7 +68,7 @@ async def _offer_open(message: Message, session: AsyncSession, t: Tr, reason: st
     if campaigns:
         lines.append(_("These surveys are open now. Tap one to start:"))
         buttons = [[InlineKeyboardButton(
-            text=(c.title.get(t.lang) or c.title.get(c.languages[0]) or c.id)[:60],
+            text=short_label(c.title.get(t.lang) or c.title.get(c.languages[0]) or c.id, 60),
             callback_data=f"{START_CAMPAIGN}{c.id}")] for c in campaigns[:10]]
         markup: InlineKeyboardMarkup | None = InlineKeyboardMarkup(inline_keyboard=buttons)
     else:
@@ -79,8 +79,8 @@ async def _offer_open(message: Message, session: AsyncSession, t: Tr, reason: st
 
 async def begin(manager: DialogManager, session: AsyncSession, keys: Keys, user_id: int, chat_id: int,
                 campaign_id: str, invite: str | None, tg_lang: str | None) -> None:
-    participant = await people.ensure(session, keys, user_id, chat_id, None)
-    manager.middleware_data["participant"] = participant
+    # someone new is kept only once they agree (the consent screen's "yes" creates them)
+    manager.middleware_data["participant"] = await people.find(session, keys, user_id)
     await manager.start(Survey.consent, data={"campaign": campaign_id, "invite": invite, "tg_lang": tg_lang},
                         mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
@@ -156,35 +156,27 @@ def build_commands_router() -> Router:
         except Exception:  # noqa: BLE001 - no dialog open
             campaign_id = None
         languages = available()
+        fallback = None
         if campaign_id:
             cc = await load_campaign(session, campaign_id)
             if cc:
                 languages = list(cc.spec.languages)
-        await dialog_manager.start(LanguagePick.pick, data={"languages": languages}, show_mode=ShowMode.SEND)
+                fallback = languages[0]  # as the survey does, when the catalogs lack theirs
+        await dialog_manager.start(LanguagePick.pick, data={"languages": languages, "fallback": fallback},
+                                   show_mode=ShowMode.SEND)
 
     @router.message(Command("privacy"))
     async def cmd_privacy(message: Message, session: AsyncSession, participant: Participant | None,
                           lang: str) -> None:
-        t = tr(_lang({"lang": lang}, participant))
-        _ = t.gettext
-        lines = [
-            _("What we keep"),
-            _("Your answers, your language and the groups you chose. They are stored under a code, "
-              "not your name, phone number or Telegram name."),
-            _("Your chat number is kept locked (encrypted), only to send you the messages you agreed to."),
-            _("Who sees your answers"),
-            _("The team that runs the survey can see each person's answers, but not their name or "
-              "phone number. Reports show groups of people, never a small group on its own, and "
-              "may quote what people wrote."),
-            _("Send /forget to erase everything we keep about you, or /stop to get no more messages."),
-        ]
-        text = f"<b>{_e(lines[0])}</b>\n{_e(lines[1])}\n{_e(lines[2])}\n\n<b>{_e(lines[3])}</b>\n" \
-               f"{_e(lines[4])}\n\n{_e(lines[5])}"
-        await message.answer(text)
+        for text in privacy_texts(tr(_lang({"lang": lang}, participant))):
+            await message.answer(text)
 
     @router.message(Command("forget"))
     async def cmd_forget(message: Message, dialog_manager: DialogManager) -> None:
-        await dialog_manager.start(Forget.confirm, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+        # on top of the survey, if one is open: Cancel goes back to it as it was
+        if dialog_manager.has_context() and dialog_manager.current_context().state == Forget.confirm:
+            await dialog_manager.reset_stack()
+        await dialog_manager.start(Forget.confirm, show_mode=ShowMode.SEND)
 
     @router.message(Command("stop"))
     async def cmd_stop(message: Message, session: AsyncSession, participant: Participant | None,
@@ -214,6 +206,27 @@ def build_commands_router() -> Router:
         await message.answer(help_text(tr(_lang({"lang": lang}, participant))))
 
     return router
+
+
+def privacy_texts(t: Tr) -> list[str]:
+    """/privacy, in two short messages: what is kept at each stage; who sees it and how to erase it."""
+    _ = t.gettext
+    kept = [
+        _("Before you agree to take part, we keep nothing about you, only which step of this chat "
+          "you are at, under a code."),
+        _("After you agree, we keep:"),
+        _("Your answers, your language and the groups you chose. They are stored under a code, "
+          "not your name, phone number or Telegram name."),
+        _("Your chat number is kept locked (encrypted), only to send you the messages you agreed to."),
+    ]
+    seen = [
+        _("The team that runs the survey can see each person's answers, but not their name or "
+          "phone number. Reports show groups of people, never a small group on its own, and "
+          "may quote what people wrote."),
+        _("Send /forget to erase everything we keep about you, or /stop to get no more messages."),
+    ]
+    return [f"<b>{_e(_('What we keep'))}</b>\n" + "\n".join(_e(x) for x in kept),
+            f"<b>{_e(_('Who sees your answers'))}</b>\n{_e(seen[0])}\n\n{_e(seen[1])}"]
 
 
 def help_text(t: Tr) -> str:
@@ -250,6 +263,18 @@ def command_menu(t: Tr) -> list[tuple[str, str]]:
     return menu
 
 
+async def resume_or_help(message: Message, dialog_manager: DialogManager, session: AsyncSession, keys: Keys,
+                         participant: Participant | None, lang: str) -> None:
+    """A message with nothing open to take it: back to an unfinished survey, else what the bot does."""
+    if participant is not None and message.from_user is not None:
+        target = await resume_target(session, participant)
+        if target:
+            await begin(dialog_manager, session, keys, message.from_user.id, message.chat.id, target,
+                        None, message.from_user.language_code)
+            return
+    await message.answer(help_text(tr(_lang({"lang": lang}, participant))))
+
+
 def build_fallback_router() -> Router:
     """Last in line: messages with no dialog open, and taps nobody handled."""
     router = Router(name="fallback")
@@ -257,13 +282,7 @@ def build_fallback_router() -> Router:
     @router.message(private_chat)
     async def no_dialog(message: Message, dialog_manager: DialogManager, session: AsyncSession,
                         keys: Keys, participant: Participant | None, lang: str) -> None:
-        if participant is not None and message.from_user is not None:
-            target = await resume_target(session, participant)
-            if target:
-                await begin(dialog_manager, session, keys, message.from_user.id, message.chat.id, target,
-                            None, message.from_user.language_code)
-                return
-        await message.answer(help_text(tr(_lang({"lang": lang}, participant))))
+        await resume_or_help(message, dialog_manager, session, keys, participant, lang)
 
     @router.callback_query()
     async def unknown_tap(callback: CallbackQuery) -> None:

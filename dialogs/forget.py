@@ -6,7 +6,7 @@ import html
 from typing import Any
 
 from aiogram.types import CallbackQuery
-from aiogram_dialog import Dialog, DialogManager, Window
+from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Row
 from aiogram_dialog.widgets.text import Format
@@ -14,6 +14,7 @@ from aiogram_dialog.widgets.text import Format
 from bot.services import participants
 from dialogs.context import participant_of, session_of
 from dialogs.i18n import tr
+from dialogs.screens import stray_input
 from dialogs.states import Forget
 
 
@@ -30,6 +31,7 @@ async def get_confirm(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     text = "\n\n".join([
         _("This erases all your answers, the groups you chose, and the way we can message you."),
         _("It cannot be undone. Do you want to erase everything?"),
+        *([_("Please answer with the buttons below.")] if d.get("hint") else []),
     ])
     return {"text": html.escape(text, quote=False), "ask": True, "erase": _("Erase everything"),
             "cancel": _("Cancel")}
@@ -54,11 +56,26 @@ async def on_erase(callback: CallbackQuery, widget: Any, manager: DialogManager)
 
 
 async def on_cancel(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
+    if len(manager.current_stack().intents) > 1:
+        # back to the survey underneath, on the question it showed, with its buttons
+        await manager.done({"forget": "cancelled"})
+        return
     manager.dialog_data["cancelled"] = True
 
 
 async def on_text(message: Any, widget: Any, manager: DialogManager) -> None:
-    return None
+    d = manager.dialog_data
+    if d.get("cancelled") or d.get("erased"):
+        # the question was answered: this screen has nothing more to say; the message goes where
+        # it would have gone with no dialog open
+        from dialogs.commands import resume_or_help
+
+        await manager.done(show_mode=ShowMode.NO_UPDATE)
+        data = manager.middleware_data
+        await resume_or_help(message, manager, data["session"], data["keys"], participant_of(manager),
+                             data.get("lang") or "en")
+        return
+    stray_input(manager, "use_buttons")
 
 
 def build_forget_dialog() -> Dialog:

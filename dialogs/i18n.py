@@ -21,6 +21,18 @@ MAX_BUTTON_LABEL = 40
 COMMAND = re.compile(r"(?<![\w/<])/[a-z][a-z0-9_]*")
 
 
+def short_label(text: str, width: int = MAX_BUTTON_LABEL) -> str:
+    """`text` for a button: whole if it fits, else cut at a word with an ellipsis ("…")."""
+    import textwrap
+
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = textwrap.shorten(text, width, placeholder="…")
+    # one word longer than the button: cut inside it, still saying that it goes on
+    return cut if cut != "…" else text[:width - 1] + "…"
+
+
 def base_language(code: str | None) -> str:
     return (code or "en").replace("_", "-").split("-")[0].lower()
 

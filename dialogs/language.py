@@ -14,6 +14,7 @@ from aiogram_dialog.widgets.text import Format
 
 from dialogs.context import participant_of
 from dialogs.i18n import language_name, tr
+from dialogs.screens import stray_input
 from dialogs.states import LanguagePick
 from locales import available
 
@@ -21,9 +22,12 @@ from locales import available
 async def get_languages(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     start = dialog_manager.start_data or {}
     codes = list(start.get("languages") or available())
-    t = tr(dialog_manager.middleware_data.get("lang") or "en")
+    t = tr(dialog_manager.middleware_data.get("lang") or "en", start.get("fallback"))
     _ = t.gettext
-    return {"text": html.escape(_("Which language would you like to use?"), quote=False),
+    text = _("Which language would you like to use?")
+    if dialog_manager.dialog_data.get("hint"):
+        text += "\n\n" + _("Please answer with the buttons below.")
+    return {"text": html.escape(text, quote=False),
             "languages": [(c, language_name(c)) for c in codes], "cancel": _("Cancel")}
 
 
@@ -43,7 +47,7 @@ async def on_cancel(callback: CallbackQuery, widget: Any, manager: DialogManager
 
 
 async def on_text(message: Any, widget: Any, manager: DialogManager) -> None:
-    return None
+    stray_input(manager, "use_buttons")
 
 
 def build_language_dialog() -> Dialog:

@@ -25,3 +25,5 @@ class Admin(StatesGroup):
     campaign = State()
     invite_code = State()
     broadcast_confirm = State()
+    close_confirm = State()
+    invite_confirm = State()

@@ -24,7 +24,7 @@ from bot.campaigns.flow import (
     MAX_TEXT_ANSWER,
     InvalidAnswer,
     first_unanswered,
-    is_visible,
+    has_visible_text,
     next_question,
     previous_question,
     progress,
@@ -33,9 +33,13 @@ from bot.campaigns.schema import OTHER, PREFER_NOT, CampaignSpec, Question
 from bot.campaigns.store import is_open
 from bot.models import Invite, Participant, Response
 from bot.scrub import scrub
+from bot.services import participants as people
 from bot.services import responses as svc
-from dialogs.context import CachedCampaign, load_campaign, participant_of, session_of
+from dialogs import edits
+from dialogs.context import CachedCampaign, keys_of, load_campaign, participant_of, session_of
 from dialogs.i18n import Tr, best_language, language_name, tr
+from dialogs.screens import answer_tap
+from dialogs.screens import stray_input as _stray
 from dialogs.states import Survey
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,8 @@ HINTS = {
     "other_text": N_("Please write a few words, then send them."),
     "no_coins_left": N_("You have no coins left. To move a coin, first tap − on another choice."),
     "no_coins_here": N_("There are no coins here to take away."),
+    "other_question": N_("That button was for another question. Nothing was changed."),
+    "nothing_erased": N_("Nothing was erased."),
 }
 
 
@@ -103,6 +109,11 @@ def _hint(t: Tr, key: str) -> str:
     return t.gettext(msgid)
 
 
+def _hint_line(t: Tr, d: dict[str, Any], *keys: str) -> list[str]:
+    """The hint of this screen, in italics, if one of `keys` is set."""
+    return [f"<i>{_e(_hint(t, d['hint']))}</i>"] if d.get("hint") in keys else []
+
+
 def _too_long(t: Tr, n: int) -> str:
     return t.gettext("Your answer is {n} characters long. Please make it shorter, at most {max}, "
                      "and send it again.").format(n=t.number(n), max=t.number(MAX_TEXT_ANSWER))
@@ -137,6 +148,10 @@ async def route(manager: DialogManager) -> None:
         await manager.switch_to(Survey.language)
         return
     participant = participant_of(manager)
+    if participant is not None and not participant.language:
+        # the language this person reads (chosen, or Telegram's): later invitations, reminders
+        # and outcomes use it; /language changes it
+        participant.language = d["lang"]
     session = session_of(manager)
     response = None
     if participant is not None:
@@ -197,11 +212,14 @@ async def _open_question(manager: DialogManager, spec: CampaignSpec, q: Question
     d.pop("hint", None)
     # the "something else" text held for this question only (never another question's)
     d.pop("other_text", None)
+    d.pop("other_voice", None)
     current = answers.get(q.id)
     if q.type == "multi":
         d["draft"] = list(current.get("options", [])) if current else []
         if current and current.get("text"):
             d["other_text"] = current["text"]
+        elif current and current.get("voice"):
+            d["other_voice"] = current["voice"]
     elif q.type == "rank":
         d["draft"] = list(current.get("order", [])) if current else []
     elif q.type == "budget":
@@ -256,8 +274,10 @@ async def get_language(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     t = _tr(dialog_manager, cc.spec)
     _ = t.gettext
     title = cc.spec.text(cc.spec.title, t.lang)
+    parts = [f"<b>{_e(title)}</b>", _e(_("Which language would you like to use?")),
+             *_hint_line(t, dialog_manager.dialog_data, "use_buttons", "nothing_erased")]
     return {
-        "text": f"<b>{_e(title)}</b>\n\n" + _e(_("Which language would you like to use?")),
+        "text": "\n\n".join(parts),
         "languages": [(code, language_name(code)) for code in cc.spec.languages],
     }
 
@@ -266,7 +286,7 @@ async def on_language(callback: CallbackQuery, widget: Any, manager: DialogManag
     cc = await _campaign(manager)
     if code not in cc.spec.languages:
         return
-    manager.dialog_data["lang"] = code
+    manager.dialog_data["lang"] = manager.dialog_data["picked"] = code
     participant = participant_of(manager)
     if participant is not None:
         participant.language = code
@@ -311,6 +331,7 @@ async def get_consent(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         parts.append(_e(_("Sorry, this survey is closed now. Thank you for your interest.")))
         return {"text": "\n\n".join(parts), "agree": "", "not_now": "", "open": False}
     parts.append(consent_text(t, spec))
+    parts += _hint_line(t, dialog_manager.dialog_data, "use_buttons", "nothing_erased")
     return {"text": "\n\n".join(parts), "agree": _("Yes, I agree"), "not_now": _("Not now"), "open": True}
 
 
@@ -318,8 +339,16 @@ async def on_agree(callback: CallbackQuery, widget: Any, manager: DialogManager)
     cc = await _campaign(manager)
     session = session_of(manager)
     participant = participant_of(manager)
-    if participant is None:
+    if participant is None and not is_open(cc.campaign):
+        manager.dialog_data["hint"] = "closed"
         return
+    if participant is None:
+        # only now, with their agreement, is the person kept (and the way to reach them)
+        if callback.message is None:
+            return
+        participant = await people.ensure(session, keys_of(manager), callback.from_user.id,
+                                          callback.message.chat.id, manager.dialog_data.get("picked"))
+        manager.middleware_data["participant"] = participant
     existing = await svc.find_response(session, cc.spec.id, participant.id)
     if existing is None and not is_open(cc.campaign):
         manager.dialog_data["hint"] = "closed"
@@ -378,9 +407,15 @@ async def get_group(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
 async def on_group(callback: CallbackQuery, widget: Any, manager: DialogManager, item_id: str) -> None:
     d = manager.dialog_data
     parsed = _parse_item(item_id)
-    if parsed is None or parsed[0] != d.get("dim"):
+    if parsed is None:
         return
     cc = await _campaign(manager)
+    if parsed[0] != d.get("dim"):
+        given = await svc.groups_of(session_of(manager), d["r"]) if "r" in d else {}
+        dims = cc.spec.groups
+        if not (0 <= parsed[0] < len(dims) and parsed[1] in given.get(dims[parsed[0]].id, [])):
+            await _other_question_tap(callback, manager, cc.spec)
+        return
     dim = cc.spec.groups[parsed[0]]
     gid = parsed[1]
     valid = {o.id for o in dim.options}
@@ -488,6 +523,8 @@ async def get_question(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
         if OTHER in chosen and d.get("other_text"):
             # the "something else" text already given: Done will not ask for it again
             parts.append(_e(_("Your answer: {answer}").format(answer=t.isolate(d["other_text"][:300]))))
+        elif OTHER in chosen and d.get("other_voice"):
+            parts.append(_e(_("You sent a voice note.")))
         parts.append(_e(_("Choose all that fit, then tap Done.")))
     elif q.type == "rank":
         order = list(draft or [])
@@ -546,7 +583,7 @@ async def on_option(callback: CallbackQuery, widget: Any, manager: DialogManager
     qi, value = parsed
     spec, q = await _current(manager)
     if qi != d["q"]:
-        await _stale_tap(manager, spec, qi, value)
+        await _stale_tap(callback, manager, spec, qi, value)
         return
     d.pop("hint", None)
     if q.type == "rating":
@@ -567,6 +604,7 @@ async def on_option(callback: CallbackQuery, widget: Any, manager: DialogManager
             d["draft"] = [x for x in draft if x != value] if value in draft else [*draft, value]
             if OTHER not in d["draft"]:
                 d.pop("other_text", None)  # "something else" unticked: its text goes with it
+                d.pop("other_voice", None)
     elif q.type == "rank":
         draft = list(d.get("draft") or [])
         if value in q.option_ids and value not in draft and len(draft) < _need_rank(q):
@@ -576,32 +614,37 @@ async def on_option(callback: CallbackQuery, widget: Any, manager: DialogManager
                 await _advance(manager, spec, q)
 
 
-async def _stale_tap(manager: DialogManager, spec: CampaignSpec, qi: int, value: str) -> None:
-    """A tap on a button of another question (an old message, or a replay after a crash).
+async def _stale_tap(callback: CallbackQuery, manager: DialogManager, spec: CampaignSpec, qi: int,
+                     value: str) -> None:
+    """A tap carrying another question's button (a double tap, an old message, a forged update).
 
-    A single-tap answer to a question that is still visible is stored, so nothing the person
-    gave is lost; the current question stays where it is.
+    It stores nothing: only the question on screen is answered. A repeat of the answer already
+    stored (the second tap of a double tap) passes quietly; anything else gets a short notice.
     """
-    if not 0 <= qi < len(spec.questions) or "r" not in manager.dialog_data:
-        return
-    q = spec.questions[qi]
-    answers = await svc.answers_of(session_of(manager), manager.dialog_data["r"])
-    if not is_visible(spec, q, answers):
-        return
-    if q.type == "rating" and value.isdigit():
-        await _record(manager, q, {"value": int(value)})
-    elif q.type == "yesno":
-        await _record(manager, q, {"value": value})
-    elif q.type == "choice" and value != OTHER:
-        await _record(manager, q, {"option": value})
+    if 0 <= qi < len(spec.questions) and "r" in manager.dialog_data:
+        q = spec.questions[qi]
+        stored = (await svc.answers_of(session_of(manager), manager.dialog_data["r"])).get(q.id) or {}
+        given = {str(stored.get("value")), str(stored.get("option")), *map(str, stored.get("options") or []),
+                 *map(str, stored.get("order") or [])}
+        if value in given:
+            return
+    await _other_question_tap(callback, manager, spec)
+
+
+async def _other_question_tap(callback: CallbackQuery, manager: DialogManager, spec: CampaignSpec) -> None:
+    manager.dialog_data["hint"] = "other_question"
+    await answer_tap(callback, _hint(_tr(manager, spec), "other_question"))
 
 
 async def on_budget(callback: CallbackQuery, widget: Any, manager: DialogManager, item_id: str) -> None:
     d = manager.dialog_data
     parsed = _parse_item(item_id)
-    if parsed is None or "q" not in d or parsed[0] != d["q"]:
+    if parsed is None or "q" not in d:
         return
     spec, q = await _current(manager)
+    if parsed[0] != d["q"]:
+        await _other_question_tap(callback, manager, spec)
+        return
     if q.type != "budget" or len(parsed[1]) < 2:
         return
     op, oid = parsed[1][0], parsed[1][1:]
@@ -633,8 +676,9 @@ async def on_done(callback: CallbackQuery, widget: Any, manager: DialogManager) 
             d["hint"] = "choose_one"
             return
         if OTHER in chosen:
-            held = d.get("other_text")
-            if held and await _record(manager, q, {"options": chosen, "text": held}):
+            held: dict[str, Any] = ({"voice": d["other_voice"]} if d.get("other_voice")
+                                    else {"text": d["other_text"]} if d.get("other_text") else {})
+            if held and await _record(manager, q, {"options": chosen, **held}):
                 await _advance(manager, spec, q)
                 return
             d.pop("other_text", None)
@@ -697,43 +741,63 @@ async def on_message(message: Message, widget: Any, manager: DialogManager) -> N
     if "q" not in d:
         return
     spec, q = await _current(manager)
-    d.pop("hint", None)
     if q.type == "multi" and q.other and OTHER in (d.get("draft") or []):
-        # "something else" is ticked: what they type now is its text (Done will not ask again)
-        text = _other_text(d, message)
+        # "something else" is ticked: what they type (or say) now is its text (Done will not ask again)
+        if message.voice is not None:
+            d["other_voice"] = _voice_of(message)
+            d.pop("other_text", None)
+            d.pop("hint", None)
+            return
+        text = _other_text(manager, message)
         if text is not None:
             d["other_text"] = scrub(text)
+            d.pop("other_voice", None)
         return
     if q.type != "text":
-        d["hint"] = "use_buttons"
+        _stray(manager, "use_buttons")
         return
     if message.text is not None and not message.text.startswith("/"):
         text = message.text
         if len(text) > MAX_TEXT_ANSWER:
             d["hint"], d["hint_n"] = "too_long", len(text)
             return
-        if not text.strip():
-            d["hint"] = "text_or_voice" if q.voice else "text_expected"
+        if not has_visible_text(text):  # spaces, zero-width or direction marks only
+            _stray(manager, "text_or_voice" if q.voice else "text_expected")
             return
+        d.pop("hint", None)
         if await _record(manager, q, {"text": text}):
+            await edits.remember(manager.middleware_data, message, d["c"], d["r"], q.id)
             await _advance(manager, spec, q)
         return
     if message.voice is not None and q.voice:
-        voice = {"file_id": message.voice.file_id, "duration": int(message.voice.duration or 0)}
-        if await _record(manager, q, {"voice": voice}):
-            config = manager.middleware_data.get("config")
-            if config is not None and config.store_voice_audio and message.bot is not None:
-                from bot.services.voice import keep_audio
-
-                await keep_audio(session_of(manager), message.bot, manager.middleware_data["keys"],
-                                 d["r"], q.id, message.voice.file_id)
+        d.pop("hint", None)
+        if await _record(manager, q, {"voice": _voice_of(message)}):
+            await _keep_audio(manager, message, q)
             await _advance(manager, spec, q)
         return
-    d["hint"] = "text_or_voice" if q.voice else "text_expected"
+    _stray(manager, "text_or_voice" if q.voice else "text_expected")
+
+
+def _voice_of(message: Message) -> dict[str, Any]:
+    assert message.voice is not None
+    return {"file_id": message.voice.file_id, "duration": int(message.voice.duration or 0)}
+
+
+async def _keep_audio(manager: DialogManager, message: Message, q: Question) -> None:
+    """The voice note's sound too, when this bot is set to keep it."""
+    config = manager.middleware_data.get("config")
+    if config is not None and config.store_voice_audio and message.bot is not None and message.voice:
+        from bot.services.voice import keep_audio
+
+        await keep_audio(session_of(manager), message.bot, manager.middleware_data["keys"],
+                         manager.dialog_data["r"], q.id, message.voice.file_id)
 
 
 async def on_unexpected(message: Message, widget: Any, manager: DialogManager) -> None:
-    manager.dialog_data["hint"] = "use_buttons"
+    if manager.dialog_data.get("hint") == "closed":  # "this survey is closed now" stays as it is
+        manager.show_mode = ShowMode.NO_UPDATE
+        return
+    _stray(manager, "use_buttons")
 
 
 # --------------------------------------------------------------------------- "something else"
@@ -747,11 +811,12 @@ async def _ask_other(manager: DialogManager, qi: int) -> None:
     await manager.switch_to(Survey.other)
 
 
-def _other_text(d: dict[str, Any], message: Message) -> str | None:
+def _other_text(manager: DialogManager, message: Message) -> str | None:
     """The "something else" text in `message`, or None with the hint that says what is wrong."""
+    d = manager.dialog_data
     text = message.text
-    if text is None or not text.strip() or text.startswith("/"):
-        d["hint"] = "other_text"
+    if text is None or not has_visible_text(text) or text.startswith("/"):
+        _stray(manager, "other_text")
         return None
     if len(text) > MAX_TEXT_ANSWER:
         d["hint"], d["hint_n"] = "too_long", len(text)
@@ -766,10 +831,11 @@ async def get_other(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     t = _tr(dialog_manager, cc.spec)
     _ = t.gettext
     q = cc.spec.questions[d.get("other_for", d.get("q", 0))]
-    parts = [_e(cc.spec.text(q.text, t.lang)), _e(_("Please tell us in a few words, and send it."))]
+    parts = [_e(cc.spec.text(q.text, t.lang)), _e(_("Please tell us in a few words, and send it.")),
+             _e(_("Or send a voice note."))]
     hint = d.get("hint")
-    if hint in {"other_text", "too_long"}:  # set by a text sent on this screen
-        msg = _too_long(t, d.get("hint_n", 0)) if hint == "too_long" else _hint(t, "other_text")
+    if hint in {"other_text", "too_long", "nothing_erased"}:  # set by a text sent on this screen, or /forget
+        msg = _too_long(t, d.get("hint_n", 0)) if hint == "too_long" else _hint(t, hint)
         parts.append(f"<i>{_e(msg)}</i>")
     return {"text": "\n\n".join(parts), "back": _("Back")}
 
@@ -777,14 +843,24 @@ async def get_other(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
 async def on_other_text(message: Message, widget: Any, manager: DialogManager) -> None:
     d = manager.dialog_data
     spec, q = await _current(manager)
-    text = _other_text(d, message)
-    if text is None:
-        return
-    if q.type == "choice":
-        value: dict[str, Any] = {"option": OTHER, "text": text}
+    words: dict[str, Any]
+    if message.voice is not None:  # said instead of written: taken wherever text is
+        words = {"voice": _voice_of(message)}
+        d.pop("hint", None)
     else:
-        value = {"options": list(d.get("draft") or [OTHER]), "text": text}
+        text = _other_text(manager, message)
+        if text is None:
+            return
+        words = {"text": text}
+    if q.type == "choice":
+        value: dict[str, Any] = {"option": OTHER, **words}
+    else:
+        value = {"options": list(d.get("draft") or [OTHER]), **words}
     if await _record(manager, q, value):
+        if "voice" in words:
+            await _keep_audio(manager, message, q)
+        else:
+            await edits.remember(manager.middleware_data, message, d["c"], d["r"], q.id)
         await _advance(manager, spec, q)
 
 
@@ -800,14 +876,12 @@ async def get_done(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     cc = await _campaign(dialog_manager)
     t = _tr(dialog_manager, cc.spec)
     _ = t.gettext
+    choice = d.get("outcome")
     if d.get("declined"):
         text = _("That is fine. If you change your mind, send /start.")
-        return {"text": _e(text), "ask": False, "yes": "", "no": ""}
-    if d.get("finished_before"):
-        return {"text": _e(_("You have already taken part in this survey. Thank you!")),
-                "ask": False, "yes": "", "no": ""}
-    choice = d.get("outcome")
-    if choice == "yes":
+    elif d.get("finished_before"):
+        text = _("You have already taken part in this survey. Thank you!")
+    elif choice == "yes":
         text = _("Thank you. We will send you a short message when we know what changes.")
     elif choice == "no":
         text = _("Thank you. You will not get more messages about this survey.")
@@ -815,11 +889,25 @@ async def get_done(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
         text = "\n\n".join([_("Thank you! Your answers are saved."),
                             _("Would you like a short message later about what changes because of "
                               "what people said?")])
-    return {"text": _e(text), "ask": choice is None, "yes": _("Yes, tell me"), "no": _("No, thanks")}
+    lines = [_e(text), *(_hint_line(t, d, "use_buttons") if _asks_outcome(d) else []),
+             *_hint_line(t, d, "nothing_erased")]
+    return {"text": "\n\n".join(lines), "ask": _asks_outcome(d), "yes": _("Yes, tell me"),
+            "no": _("No, thanks")}
+
+
+def _asks_outcome(d: dict[str, Any]) -> bool:
+    """The end screen asks "a message later about what changes?" (and has not been answered)."""
+    return not d.get("declined") and not d.get("finished_before") and d.get("outcome") is None and "r" in d
+
+
+async def on_done_input(message: Message, widget: Any, manager: DialogManager) -> None:
+    _stray(manager, "use_buttons" if _asks_outcome(manager.dialog_data) else "none")
 
 
 async def on_outcome(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
     d = manager.dialog_data
+    if not _asks_outcome(d):
+        return  # a second tap, or a button of another screen: the first answer holds
     wants = widget.widget_id == "y"
     if "r" in d:
         await svc.set_wants_outcome(session_of(manager), d["r"], wants)
@@ -827,6 +915,15 @@ async def on_outcome(callback: CallbackQuery, widget: Any, manager: DialogManage
 
 
 # --------------------------------------------------------------------------- the dialog
+
+def older_message_notice(data: dict[str, Any]) -> str:
+    """What a tap on an older message of a dialog is told, in the dialog's language."""
+    from aiogram_dialog.api.internal import CONTEXT_KEY
+
+    context = data.get(CONTEXT_KEY)
+    lang = (context.dialog_data.get("lang") if context is not None else None) or data.get("lang")
+    return tr(lang).gettext(HINTS["other_question"])
+
 
 def build_survey_dialog() -> Dialog:
     """A fresh survey dialog (a Dialog is a Router and can be attached to one dispatcher only)."""
@@ -871,6 +968,7 @@ def build_survey_dialog() -> Dialog:
         Window(Format("{text}"),
                Row(Button(Format("{yes}"), id="y", on_click=on_outcome),
                    Button(Format("{no}"), id="n", on_click=on_outcome), when="ask"),
+               MessageInput(on_done_input),
                state=Survey.done, getter=get_done),
         on_start=on_start,
         on_process_result=on_language_result,
@@ -878,8 +976,11 @@ def build_survey_dialog() -> Dialog:
 
 
 async def on_language_result(start_data: Any, result: Any, manager: DialogManager) -> None:
-    """Back from /language: speak the new language from now on."""
+    """Back from /language (speak the new language from now on) or from /forget's Cancel."""
     if not isinstance(result, dict) or "c" not in manager.dialog_data:
+        return
+    if result.get("forget") == "cancelled":
+        manager.dialog_data["hint"] = "nothing_erased"  # said on the screen they come back to
         return
     cc = await _campaign(manager)
     code = result.get("lang")

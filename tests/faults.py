@@ -65,8 +65,10 @@ class TcpProxy:
 def start_bot_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """`coassess <args>` in its own process, logging to a file."""
     fh = log.open("ab")
+    # COASSESS_TEST_BOT_ROOT: run another checkout's bot (a before/after figure), with these tests
+    root = os.environ.get("COASSESS_TEST_BOT_ROOT") or Path(__file__).resolve().parent.parent
     return subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env={**os.environ, **env},
-                            stdout=fh, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)
+                            stdout=fh, stderr=subprocess.STDOUT, cwd=root)
 
 
 def kill9(proc: subprocess.Popen[bytes]) -> None:

@@ -61,6 +61,7 @@ async def test_admin_opens_closes_and_sees_participation(world, db, keys, exampl
     assert near(r"• 25 to 64: (\d+) \(100%\) · population 52%", text, 15) == total  # the same people
     assert "• not said: 0 (0%)" in text
     await admin.tap_button("A_x")
+    await admin.tap_button("A_z")  # the confirmation
     assert "The campaign is now closed." in admin.text
     await admin.tap_button("A_o")
     assert "The campaign is now open." in admin.text
@@ -82,6 +83,8 @@ async def test_admin_creates_an_invite_and_gets_the_qr_photo(world, db) -> None:
     await admin.send("noor Al-Noor <Mosque> community=klingon")
     assert "'klingon' is not a group of 'community'" in admin.text
     await admin.send("noor Al-Noor <Mosque> community=arabic")
+    assert "Partner: Al-Noor &lt;Mosque&gt;" in admin.text  # shown first, made on "Make it"
+    await admin.tap_button("A_m")
     photos = [m for m in bot.calls if isinstance(m, SendPhoto)]
     assert len(photos) == 1 and int(photos[0].chat_id) == ADMIN
     assert "https://t.me/CouncilSurveyBot?start=clinic-access_noor" in photos[0].caption

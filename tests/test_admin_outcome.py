@@ -167,8 +167,8 @@ async def test_cli_dry_run_warns_that_a_changed_sent_outcome_would_be_refused(  
     await send_plan(db, keys, RecordingBot(), plan, "test", campaign.id, rate=100, per_chat_interval=0)
     same = await cli(db_url, keys, "outcome", "send", campaign.id, str(EXAMPLE), "--dry-run")
     assert same.exit_code == 0, same.output
-    # one person: neither the total nor the first run's line says so
-    assert "<10 people would receive 'spring-2026'" in same.output
+    # one person: the first run's line does not say so; nobody is left to send it to
+    assert "0 people would receive 'spring-2026'" in same.output
     assert "'spring-2026' was first sent on" in same.output and "(<10 sent, 0 failed" in same.output
     assert "1 person" not in same.output and "1 sent" not in same.output
     changed = tmp_path / "changed.yaml"

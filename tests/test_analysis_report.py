@@ -179,9 +179,9 @@ def test_cli_synth_export_report(cli, tmp_path) -> None:  # type: ignore[no-unty
     assert result.exit_code == 1 and "base.csv, line 2" in result.output and "15%" in result.output
     result = _invoke("synth", "clinic-access", "--responses", "5")
     assert result.exit_code == 1 and "--append" in result.output
-    result = _invoke("report", "clinic-access", "-o", "r.pdf")  # not HTML under another name
-    assert result.exit_code == 1 and "html, md or json" in result.output and "-o r.html" in result.output
-    assert not (tmp_path / "r.pdf").exists()
+    result = _invoke("report", "clinic-access", "-o", "r.docx")  # not HTML under another name
+    assert result.exit_code == 1 and "html, pdf, md or json" in result.output and "-o r.pdf" in result.output
+    assert not (tmp_path / "r.docx").exists()
 
 
 def test_cli_help_speaks_to_an_officer(cli) -> None:  # type: ignore[no-untyped-def]

@@ -555,7 +555,7 @@ async def test_polling_rides_out_conflicts_server_errors_and_flood_waits(tmp_pat
     first = tg.text(ALICE, "/help")
     async with running_bot(tmp_path, tg) as bot:
         await bot.processed(first)
-        second = tg.text(ALICE, "/privacy")
+        second = tg.text(ALICE, "/stop")
         await bot.processed(second)
         assert bot.task.done() is False  # still polling
     assert len(tg.sent_to(ALICE)) == 2  # each update answered once
@@ -578,7 +578,7 @@ async def test_telegram_unreachable_for_a_while(tmp_path: Path, caplog: pytest.L
         await tg.stop()  # Telegram unreachable
         await wait_until(lambda: "getUpdates failed (ClientConnectorError" in caplog.text)
         await tg.start(port)  # back, with an update that arrived meanwhile
-        uid = tg.text(ALICE, "/privacy")
+        uid = tg.text(ALICE, "/stop")
         await bot.processed(uid)
     assert len(tg.sent_to(ALICE)) == 2
     assert "Traceback" not in caplog.text
@@ -614,7 +614,7 @@ async def test_offsets_confirm_only_what_was_journalled_and_ids_may_restart_lowe
         await bot.processed(big)
         await wait_until(lambda: any(c.params.get("offset") == big + 1 for c in tg.calls_of("getUpdates")))
         await wait_until(lambda: not tg.pending)  # confirmed by the offset
-        low = tg.text(ALICE, "/privacy", update_id=17)
+        low = tg.text(ALICE, "/stop", update_id=17)
         await bot.processed(low)
     assert len(tg.sent_to(ALICE)) == 2
 
@@ -632,7 +632,7 @@ async def test_a_restart_gets_unconfirmed_updates_again_without_doubling_them(tm
     tg2.next_update_id = first + 1
     await tg2.start()
     async with running_bot(tmp_path, tg2) as bot:
-        second = tg2.text(ALICE, "/privacy")
+        second = tg2.text(ALICE, "/stop")
         await bot.processed(second)
     assert len(tg.sent_to(ALICE)) == 1 and len(tg2.sent_to(ALICE)) == 1
 
@@ -650,6 +650,14 @@ def buttons(msg: dict[str, Any]) -> list[str]:
 
 
 SORRY = "Sorry, something went wrong"
+
+
+async def agree(tg: DocTelegram, bot: Running, user: int) -> None:
+    """/start and "Yes, I agree": from then on the person is a participant."""
+    await bot.processed(tg.text(user, "/start"))
+    screen = last_bot_message(tg, user)
+    tap, _ = tg.tap(user, screen["message_id"], next(d for d in buttons(screen) if d.endswith("\x1dy")))
+    await bot.processed(tap)
 
 
 def sorry_sent(tg: DocTelegram, chat_id: int) -> bool:
@@ -674,12 +682,14 @@ async def test_403_marks_the_participant_stopped_quietly(tmp_path: Path, example
                                                          description: str) -> None:
     tg = DocTelegram()
     await tg.start()
-    tg.fail("sendMessage", 403, description)
     async with running_bot(tmp_path, tg, example_spec) as bot:
-        uid = tg.text(ALICE, "/start")
+        await agree(tg, bot, ALICE)  # only someone who agreed is kept, and so can be stopped
+        sent = len(tg.sent_to(ALICE))
+        tg.fail("sendMessage", 403, description)
+        uid = tg.text(ALICE, "/help")
         await bot.processed(uid)
         assert await bot.stopped(ALICE)
-    assert not tg.sent_to(ALICE)  # no "sorry" sent into a blocked chat
+    assert len(tg.sent_to(ALICE)) == sent  # no "sorry" sent into a blocked chat
     assert not errors_logged(caplog)
 
 
@@ -806,8 +816,7 @@ async def test_group_chats_get_silence_and_do_not_stop_anyone(tmp_path: Path, ex
     me = {"id": BOT_ID, "is_bot": True, "first_name": "Doc Bot", "username": "doc_conformance_bot"}
     alice = {"id": ALICE, "is_bot": False, "first_name": "Test", "language_code": "en"}
     async with running_bot(tmp_path, tg, example_spec) as bot:
-        uid = tg.text(ALICE, "/start")  # Alice is a participant
-        await bot.processed(uid)
+        await agree(tg, bot, ALICE)  # Alice is a participant
         member = {"chat": group, "from": alice, "date": int(time.time()),
                   "old_chat_member": {"status": "left", "user": me},
                   "new_chat_member": {"status": "member", "user": me}}

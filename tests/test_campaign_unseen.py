@@ -403,7 +403,7 @@ def test_cli_check_notes_languages_without_interface_translation() -> None:
     proc = _run("campaign", "check", str(DATA / "rtl-many-languages.yaml"))
     assert proc.returncode == 0, proc.stderr
     assert ("note: the bot's own words (consent, buttons, help) are not translated into ur (Urdu), "
-            "he (Hebrew): people who choose them see those in ar, the campaign's first language.") in proc.stdout
+            "he (Hebrew): people who choose them see those in Arabic (ar), the campaign's first language.") in proc.stdout
     assert "note:" not in _run("campaign", "check", str(DATA / "minimal.yaml")).stdout
 
 

@@ -148,7 +148,8 @@ async def test_privacy_stop_help_language(world, db) -> None:  # type: ignore[no
     p = Person(dp, mm, bot, user_id=28, language_code="en")
     await p.to_first_question()
     await p.send("/privacy")
-    assert any("/forget" in t and "encrypted" in t for t in bot.sent_texts(28))
+    privacy = "\n".join(bot.sent_texts(28)[-2:])  # two short messages: what is kept; who sees it
+    assert "/forget" in privacy and "encrypted" in privacy and "Before you agree" in privacy
     await p.send("/help")
     assert any("/language" in t for t in bot.sent_texts(28))
     await p.send("/language")

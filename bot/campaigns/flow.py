@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from bot.campaigns.schema import OTHER, CampaignSpec, Question
 
 MAX_TEXT_ANSWER = 2000
+# Letters and symbols that draw nothing, though Unicode files them as letters or symbols: the
+# Hangul fillers and the blank Braille pattern are how people send "empty" messages.
+BLANK_SIGNS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether `text` shows anything: not only spaces, format and control characters (zero-width
+    spaces, direction marks, word joiners, byte-order marks), combining marks or blank signs."""
+    return any(unicodedata.category(ch)[0] not in "ZCM" and ch not in BLANK_SIGNS for ch in text)
 
 
 class InvalidAnswer(ValueError):
@@ -118,6 +128,8 @@ def validate_answer(q: Question, value: Any) -> dict[str, Any]:
     if t == "choice":
         o = value.get("option")
         if o == OTHER and q.other:
+            if "voice" in value:  # "something else", said in a voice note
+                return {"option": OTHER, "voice": _voice(q, value["voice"], other=True)}
             text = _text(q, value.get("text"))
             return {"option": OTHER, "text": text}
         if o not in opts:
@@ -132,7 +144,9 @@ def validate_answer(q: Question, value: Any) -> dict[str, Any]:
             raise InvalidAnswer(f"{q.id}: unknown or repeated option")
         ordered = [o for o in [*opts, OTHER] if o in chosen]
         out: dict[str, Any] = {"options": ordered}
-        if OTHER in chosen:
+        if OTHER in chosen and "voice" in value:
+            out["voice"] = _voice(q, value["voice"], other=True)
+        elif OTHER in chosen:
             out["text"] = _text(q, value.get("text"))
         return out
     if t == "rank":
@@ -155,21 +169,26 @@ def validate_answer(q: Question, value: Any) -> dict[str, Any]:
         return {"coins": full}
     if t == "text":
         if "voice" in value:
-            v = value["voice"]
-            if not q.voice or not isinstance(v, dict) or not isinstance(v.get("file_id"), str):
-                raise InvalidAnswer(f"{q.id}: voice not accepted")
-            duration = v.get("duration")
-            if not isinstance(duration, int) or duration < 0:
-                raise InvalidAnswer(f"{q.id}: voice duration")
-            return {"voice": {"file_id": v["file_id"], "duration": duration}}
+            return {"voice": _voice(q, value["voice"])}
         return {"text": _text(q, value.get("text"))}
     if t == "info":
         return {"seen": True}
     raise InvalidAnswer(f"{q.id}: unknown type {t}")
 
 
+def _voice(q: Question, v: Any, other: bool = False) -> dict[str, Any]:
+    """A voice note: on a text question that takes them, or as the words for "something else"
+    (wherever text is taken, so is voice)."""
+    if not (q.voice or other) or not isinstance(v, dict) or not isinstance(v.get("file_id"), str):
+        raise InvalidAnswer(f"{q.id}: voice not accepted")
+    duration = v.get("duration")
+    if not isinstance(duration, int) or duration < 0:
+        raise InvalidAnswer(f"{q.id}: voice duration")
+    return {"file_id": v["file_id"], "duration": duration}
+
+
 def _text(q: Question, text: Any) -> str:
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not has_visible_text(text):
         raise InvalidAnswer(f"{q.id}: empty text")
     if len(text) > MAX_TEXT_ANSWER:
         raise InvalidAnswer(f"{q.id}: text over {MAX_TEXT_ANSWER} characters")

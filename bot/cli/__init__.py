@@ -7,7 +7,7 @@ import typer
 from bot.cli import admin
 from bot.cli import analysis as analysis_cmd
 from bot.cli import bot as bot_cmd
-from bot.cli import campaign, db
+from bot.cli import campaign, db, updates
 from bot.cli import i18n as i18n_cmd
 from bot.cli import demo as demo_cmd
 from bot.cli import web as web_cmd
@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(db.app, name="db")
+app.add_typer(updates.app, name="updates")
 app.add_typer(i18n_cmd.app, name="i18n")
 app.add_typer(admin.invite_app, name="invite")
 app.add_typer(admin.outcome_app, name="outcome")

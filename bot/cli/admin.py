@@ -19,7 +19,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from bot.cli.common import (
@@ -97,11 +97,15 @@ async def _bot() -> AsyncIterator[Bot]:
         await bot.session.close()
 
 
-async def _username(bot: Bot | None) -> str:
-    from bot.services.invites import resolve_bot_username
+async def _username(bot: Bot | None, db: Database | None = None) -> str:
+    from bot.services.invites import known_bot_username, resolve_bot_username
 
+    s = settings()
     try:
-        return await resolve_bot_username(settings().bot_username, bot)
+        if db is not None:  # found once with getMe, then remembered for `campaign show`
+            token = s.bot_token.get_secret_value() if s.bot_token else None
+            return await known_bot_username(db, s.bot_username, token, bot)
+        return await resolve_bot_username(s.bot_username, bot)
     except ConfigurationError as exc:
         fail(str(exc))
         raise
@@ -285,7 +289,7 @@ async def invite_create(
              "COASSESS_BOT_TOKEN is set.",
              "Set COASSESS_BOT_USERNAME to the username @BotFather gave your bot, without the @ "
              "(e.g. NorthStreetSurveyBot), in the .env file or the environment.")
-    async with database() as db, db.session() as session:
+    async with database(existing=True) as db, db.session() as session:
         c, spec = await _campaign(session, campaign_id)
         try:
             groups = parse_groups(group, spec)
@@ -296,12 +300,19 @@ async def invite_create(
         if s.bot_username:
             username = await _username(None)
         else:
-            try:
-                async with _bot() as bot:
-                    username = await _username(bot)
-            except ConfigurationError as exc:
-                fail(str(exc), "Set COASSESS_BOT_USERNAME to your bot's username (without the @).")
-                return
+            from bot.services.invites import keep_username, remembered_username
+
+            token = s.bot_token.get_secret_value() if s.bot_token else None
+            username = await remembered_username(db, token) or ""
+            if not username:
+                try:
+                    async with _bot() as bot:
+                        username = await _username(bot)
+                except ConfigurationError as exc:
+                    fail(str(exc), "Set COASSESS_BOT_USERNAME to your bot's username (without the @).")
+                    return
+                # found once, kept for `campaign show` and the next commands
+                await keep_username(session, token, username)
         link = invite_link(username, c.id, invite.code)
         try:
             files = write_invite_files(out, spec, invite.code, invite.partner, link)
@@ -312,7 +323,7 @@ async def invite_create(
         if created:
             await audit_log.record(session, audit_log.cli_actor(), "invite", c.id, code=invite.code,
                                    partner=invite.partner, groups=groups)
-            await session.commit()
+        await session.commit()
     if created:
         console.print(f"[green]✓[/] Invite '{invite.code}' for {invite.partner}:", highlight=False)
     else:
@@ -340,7 +351,7 @@ async def invite_list(campaign_id: str = CampaignArg) -> None:
     """
     from bot.services.invites import protect_column, responses_per_invite
 
-    async with database() as db, db.session() as session:
+    async with database(existing=True) as db, db.session() as session:
         _, spec = await _campaign(session, campaign_id)
         k = spec.min_group_size
         reach = await responses_per_invite(session, campaign_id)
@@ -350,7 +361,9 @@ async def invite_list(campaign_id: str = CampaignArg) -> None:
         return
     started, agreed, completed = (protect_column([getattr(r, col) for r in reach], k, [r.keys[i] for r in reach])
                                   for i, col in enumerate(("started", "consented", "completed")))
-    table = Table("code", "partner", "preset groups", "started", "agreed", "completed",
+    # the code is what other commands and the link use: never cut
+    table = Table(Column("code", no_wrap=True, min_width=max(len(r.code or "–") for r in reach)),
+                  "partner", Column("preset groups", overflow="fold"), "started", "agreed", "completed",
                   title=f"Invites of {campaign_id}")
     for i, r in enumerate(reach):
         preset = "; ".join(f"{d}={','.join(g)}" for d, g in r.groups.items())
@@ -374,7 +387,9 @@ async def broadcast(
     only_unfinished: bool = typer.Option(False, "--only-unfinished",
                                          help="Only people who started this campaign and did not finish"),
     dry_run: bool = typer.Option(False, "--dry-run",
-                                 help="Count who would receive it, per language and group; send nothing"),
+                                 help="Count who would receive it, per language and group (once it "
+                                      "has been sent: those on its list not sent yet, as a real run "
+                                      "would); send nothing"),
     retry_failed: bool = typer.Option(
         False, "--retry-failed",
         help="Try again for the people this invitation did not reach because Telegram was busy or "
@@ -401,18 +416,17 @@ async def broadcast(
     from bot.services.broadcasts import (
         InvitationFilters,
         breakdown,
-        invitation_recipients,
-        load_candidates,
         plan_invitation,
         plan_invitation_retry,
+        preview_invitation,
         protect_reach,
         protect_summary_line,
         protect_total,
     )
-    from bot.services.delivery import Summary, find_broadcast, summarise
+    from bot.services.delivery import Summary, find_broadcast
     from bot.services.invites import InviteError, parse_groups
 
-    async with database() as db:
+    async with database(existing=True) as db:
         async with db.session() as session:
             c, spec = await _campaign(session, campaign_id)
             if language and language not in c.languages:
@@ -429,11 +443,11 @@ async def broadcast(
                      if dry_run else f"there is no invitation to '{c.id}' with these options to try again",
                      "Give the same --language, --group and --only-unfinished as the first time; "
                      "without --retry-failed it starts a new invitation")
-            before = await summarise(session, existing.id) if existing else None
             if dry_run:
-                candidates = await load_candidates(session, c.id)
-                recipients = invitation_recipients(candidates, filters, c.languages)
-                b = breakdown(recipients, c.languages, [d.id for d in spec.groups])
+                # who the real run would message now: once a send has started, only its own
+                # list's people not sent yet
+                preview = await preview_invitation(session, c, filters)
+                b = breakdown(preview.recipients, c.languages, [d.id for d in spec.groups])
         if dry_run:
             # The total and the tables are protected together: small groups hidden, as in /admin
             # and the report, and no hidden row can be worked out from the total.
@@ -442,10 +456,12 @@ async def broadcast(
                           f"invitation to '{c.id}' (nothing was sent).", highlight=False)
             if b.total:
                 _print_reach(reach)
-            if existing is not None and before is not None:
-                console.print(f"This broadcast was started on {existing.created_at:%Y-%m-%d %H:%M} UTC "
-                              f"({protect_summary_line(before, reach.k)}); running it carries on "
-                              "with the same people.", highlight=False)
+            if preview.started_at is not None and preview.before is not None:
+                rest = ("running it carries on with those not sent yet, and nobody gets a second copy"
+                        if b.total else "nothing left to send: everyone on its list has been dealt "
+                        "with, so running it sends nothing")
+                console.print(f"This broadcast was started on {preview.started_at:%Y-%m-%d %H:%M} UTC "
+                              f"({protect_summary_line(preview.before, reach.k)}); {rest}.", highlight=False)
             if campaign_state(c) != "open":
                 console.print(f"[yellow]The campaign is {campaign_state(c)}:[/] open it before sending "
                               f"(coassess campaign open {c.id}).")
@@ -454,7 +470,7 @@ async def broadcast(
             fail(f"campaign '{c.id}' is {campaign_state(c)}, so people who tap the invitation could "
                  "not answer.", f"Open it first: coassess campaign open {c.id}")
         async with _bot() as bot:
-            username = await _username(bot)
+            username = await _username(bot, db)
 
             async def body() -> Summary | None:
                 async with db.session() as session:
@@ -517,7 +533,7 @@ async def remind(campaign_id: str = typer.Argument(None, metavar="CAMPAIGN", sho
     from bot.services.lease import SenderBusy
     from bot.services.scheduler import send_due_reminders
 
-    async with database() as db:
+    async with database(existing=True) as db:
         if campaign_id:
             async with db.session() as session:
                 c, _ = await _campaign(session, campaign_id)
@@ -528,7 +544,7 @@ async def remind(campaign_id: str = typer.Argument(None, metavar="CAMPAIGN", sho
                 fail(f"campaign '{campaign_id}' is {campaign_state(c)}: reminders go only while it is open")
         await _check_contact_key(db)
         async with _bot() as bot:
-            username = await _username(bot)
+            username = await _username(bot, db)
             s = settings()
             with _progress() as progress:
                 tasks: dict[str, int] = {}
@@ -553,9 +569,31 @@ async def remind(campaign_id: str = typer.Argument(None, metavar="CAMPAIGN", sho
         fail(str(SenderBusy()))
     if not run.summaries:
         console.print("No reminders are due right now.")
-        return
     for cid, summary in run.summaries.items():
         _print_summary(summary, f"Reminders for {cid}")
+    await _note_scheduler(campaign_id)
+
+
+async def _note_scheduler(campaign_id: str | None) -> None:
+    """When the next reminders fall due, and that the running bot sends them by itself."""
+    from bot.services.broadcasts import protect_total
+    from bot.services.scheduler import upcoming_reminders
+
+    async with database(existing=True) as db:
+        upcoming = await upcoming_reminders(db, campaign_id)
+    for u in upcoming:
+        if u.people and u.first_due is not None:
+            shown = protect_total(u.people, u.min_group_size)
+            console.print(f"{u.campaign_id}: reminders for {_people(u.people, shown, u.min_group_size)} "
+                          f"fall due later, the first at {u.first_due:%Y-%m-%d %H:%M} UTC.",
+                          highlight=False)
+        if u.last_sent_by_scheduler is not None:
+            console.print(f"{u.campaign_id}: the running bot's scheduler last sent reminders at "
+                          f"{u.last_sent_by_scheduler:%Y-%m-%d %H:%M} UTC (coassess audit --campaign "
+                          f"{u.campaign_id}).", highlight=False)
+    console.print("The running bot (coassess run) sends reminders by itself as they fall due, "
+                  "checking every minute: while it runs, this command is not needed, and nobody "
+                  "gets a reminder twice either way.", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -585,7 +623,7 @@ async def outcome_send(
     from bot.services.delivery import Summary
     from bot.services.outcomes import OutcomeChangeRefused, check_outcome_file, store_outcome
 
-    async with database() as db:
+    async with database(existing=True) as db:
         async with db.session() as session:
             c, spec = await _campaign(session, campaign_id)
         check = check_outcome_file(file, spec)
@@ -652,12 +690,14 @@ async def _outcome_dry_run(db: Database, c: Campaign, spec: CampaignSpec, outcom
                   "(nothing was sent or stored).", highlight=False)
     if b.total:
         _print_reach(reach)
-    else:
+    elif preview.started_at is None:
         console.print("Nobody has asked to hear back yet (or everyone who did has said /stop since).")
     if preview.started_at is not None and preview.started_summary is not None:
+        rest = ("sending it again carries on with the people of that first run not sent yet"
+                if b.total else "nothing left to send: everyone of that first run has been dealt with")
         console.print(f"'{outcome.key}' was first sent on {preview.started_at:%Y-%m-%d %H:%M} UTC "
-                      f"({protect_summary_line(preview.started_summary, reach.k)}); sending it again "
-                      "carries on with the people of that first run.", highlight=False)
+                      f"({protect_summary_line(preview.started_summary, reach.k)}); {rest}.",
+                      highlight=False)
     if preview.refused:
         fail(f"sending this file would be refused: {preview.refused}")
 
@@ -686,7 +726,7 @@ async def audit(
 
     if limit < 1:
         fail(f"--limit {limit}: give how many actions to show, 1 or more (e.g. --limit 20)")
-    async with database() as db, db.session() as session:
+    async with database(existing=True) as db, db.session() as session:
         if campaign and await session.get(Campaign, campaign) is None:
             fail(f"there is no campaign '{campaign}'", "See the ids with: coassess campaign list")
         events = await audit_log.events(session, campaign, limit)

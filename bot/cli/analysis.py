@@ -32,6 +32,7 @@ class ExportFormat(StrEnum):
 
 class ReportFormat(StrEnum):
     html = "html"
+    pdf = "pdf"
     md = "md"
     json = "json"
 
@@ -123,7 +124,7 @@ async def _export(campaign: str, output: Path, layout: Layout, fmt: ExportFormat
     if by and layout != Layout.grouped:
         fail("--by only applies to the grouped layout", "Add --layout grouped, or leave --by out.")
     started = time.monotonic()
-    async with database() as db:
+    async with database(existing=True) as db:
         with _progress(f"Exporting {campaign} ({layout.value})") as (set_total, advance):
             result = await _friendly(lambda: export_async(
                 db, campaign, output, layout.value, fmt.value if fmt else None,  # type: ignore[arg-type]
@@ -139,11 +140,11 @@ async def _export(campaign: str, output: Path, layout: Layout, fmt: ExportFormat
 def report(
     campaign: str = CampaignArg,
     output: Path = typer.Option(..., "-o", "--output", metavar="FILE", show_default=False,
-                                help="The file to write, e.g. report.html."),
+                                help="The file to write, e.g. report.html or report.pdf."),
     fmt: ReportFormat | None = typer.Option(None, "--format", case_sensitive=False,
-                                            help="html (one file with charts, opens offline and prints), md "
-                                                 "(Markdown tables) or json (the figures). Default: from the "
-                                                 "file ending, else html."),
+                                            help="html (one file with charts, opens offline and prints), pdf "
+                                                 "(A4 pages to print or send), md (Markdown tables) or json "
+                                                 "(the figures). Default: from the file ending, else html."),
     by: str | None = ByOption,
     baseline: Path | None = typer.Option(None, "--baseline", metavar="FILE.csv",
                                          help="Population shares to compare with, instead of the campaign's: "
@@ -156,42 +157,52 @@ def report(
                                     help="The language of question and group texts (default: the "
                                          "campaign's first language)."),
 ) -> None:
-    """Build the grouped report: who took part, how the service worked for each group, their
-    ideas in their own words, and what each group would prioritise.
+    """Build the grouped report: findings in plain words first (at most two A4 pages: who took
+    part and who is missing, how the service worked, what each group wants done first, what
+    people said most), then the detail: how the service worked for each group, their ideas in
+    their own words, and what each group would prioritise.
 
     Under-represented groups are flagged; priorities are ordered three ways (everyone equal,
     weighted to the population, weighted by need) so you can see whose voice an unweighted
     count would bury. Figures resting on fewer people than the campaign's minimum group
-    size are hidden and shown as "<10"; a few more are hidden ("c") so those cannot be
-    worked out from totals.
+    size are hidden: a count shows "<10", any other hidden figure "[c]" (a share, an average,
+    or a count hidden so that a "<10" cannot be worked out from totals).
 
-    Example:
+    Examples:
 
       coassess report clinic-access -o report.html --weights need.csv
+
+      coassess report clinic-access -o report.pdf
     """
-    if fmt is None and output.suffix.lower() not in {".html", ".htm", ".md", ".json", ""}:
-        fail(f"-o {output}: a report is written as html, md or json, not as '{output.suffix}'",
-             f"End the file name in .html (one page with charts, which prints to PDF from a browser), "
-             f".md or .json, e.g. -o {output.with_suffix('.html').name}.")
+    if fmt is None and output.suffix.lower() not in {".html", ".htm", ".pdf", ".md", ".json", ""}:
+        fail(f"-o {output}: a report is written as html, pdf, md or json, not as '{output.suffix}'",
+             f"End the file name in .html (one page with charts), .pdf (A4 pages), .md or .json, "
+             f"e.g. -o {output.with_suffix('.pdf').name}.")
     run_async(_report)(campaign, output, fmt, by, baseline, weights, lang)
 
 
 async def _report(campaign: str, output: Path, fmt: ReportFormat | None, by: str | None,
                   baseline: Path | None, weights: Path | None, lang: str | None) -> None:
+    from analysis.findings import dimension_name
+    from analysis.render import PdfUnavailable
     from analysis.report import build_report_async
 
     started = time.monotonic()
-    async with database() as db:
+    async with database(existing=True) as db:
         with _progress(f"Reading {campaign}") as (set_total, advance):
-            model = await _friendly(lambda: build_report_async(
-                db, campaign, output, fmt.value if fmt else None, by=by,  # type: ignore[arg-type]
-                baseline=baseline, weights=weights, lang=lang, progress=advance, on_total=set_total))
+            try:
+                model = await _friendly(lambda: build_report_async(
+                    db, campaign, output, fmt.value if fmt else None, by=by,  # type: ignore[arg-type]
+                    baseline=baseline, weights=weights, lang=lang, progress=advance, on_total=set_total))
+            except PdfUnavailable as exc:
+                fail(f"cannot write {output}: {exc}", f"Or write the report as HTML and print it from a "
+                     f"browser: -o {output.with_suffix('.html').name}")
     took = time.monotonic() - started
     console.print(f"[green]✓[/] Wrote the report to {output} in {took:.1f} s.", highlight=False)
     for d in model["reach"]["dimensions"]:
         if d["under_represented"]:
-            console.print(f"[yellow]Under-represented ({d['title']}):[/] {', '.join(d['under_represented'])}",
-                          highlight=False)
+            console.print(f"[yellow]Under-represented ({dimension_name(d)}):[/] "
+                          f"{', '.join(d['under_represented'])}", highlight=False)
 
 
 def synth(

@@ -17,7 +17,7 @@ async def run(
 ) -> None:
     """Run the bot with long polling (simplest: no public address needed).
 
-    Needs COASSESS_BOT_TOKEN. Every update is written to a journal on disk before Telegram is told it arrived, so nothing is lost if the database is briefly away or the bot is killed. Stop with Ctrl-C (the update in hand is finished first).
+    Needs COASSESS_BOT_TOKEN. Every update is written to a journal on disk before Telegram is told it arrived, so nothing is lost if the database is briefly away or the bot is killed; it also starts while the database is away, and catches up when it is back. Updates it cannot handle are set aside: see coassess updates list. Stop with Ctrl-C (the update in hand is finished first).
     """  # noqa: E501
     from bot.runtime.runner import Runtime, poll
 
@@ -45,7 +45,7 @@ async def webhook(
 ) -> None:
     """Run the bot as a webhook server (for production, several workers behind a load balancer).
 
-    Needs COASSESS_BOT_TOKEN and COASSESS_WEBHOOK_SECRET: requests without the matching X-Telegram-Bot-Api-Secret-Token header are refused with 401. With COASSESS_REDIS_URL set, several workers share the dialog state; give each worker its own --journal file.
+    Needs COASSESS_BOT_TOKEN and COASSESS_WEBHOOK_SECRET: requests without the matching X-Telegram-Bot-Api-Secret-Token header are refused with 401. With COASSESS_REDIS_URL set, several workers share the dialog state and take one chat's updates one at a time; give each worker its own --journal file. GET /healthz says what the worker waits for and how many updates are set aside.
     """  # noqa: E501
     from bot.runtime.runner import Runtime, serve_webhook
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import func, select
 
 from bot.campaigns.check import check_file
@@ -75,20 +75,31 @@ def _note_dates(spec) -> None:  # type: ignore[no-untyped-def]
 
 
 def _note_interface_languages(spec) -> None:  # type: ignore[no-untyped-def]
-    """Say which campaign languages the bot's own words (consent, buttons) are not translated into."""
+    """Say which campaign languages the bot's own words (consent, buttons) are not translated into,
+    and the language people who choose them really see those words in (the interface's own chain:
+    the person's language, the campaign's first language, then English)."""
     if spec is None:
         return
     from bot.campaigns.check import _lang_name
     from dialogs.i18n import base_language, tr
 
-    missing = [code for code in spec.languages
-               if base_language(tr(code).interface_lang) != base_language(code)]
-    if missing:
+    first = spec.languages[0]
+    seen_in: dict[str, list[str]] = {}
+    for code in spec.languages:
+        shown = base_language(tr(code, first).interface_lang)
+        if shown != base_language(code):
+            seen_in.setdefault(shown, []).append(code)
+    for shown, missing in seen_in.items():
         names = ", ".join(f"{code} ({_lang_name(code)})" for code in missing)
+        where = f"{_lang_name(shown)} ({shown})"
+        if shown == base_language(first):
+            where += ", the campaign's first language"
+        elif base_language(first) in missing:
+            where += f": the campaign's first language, {first}, has no translation of them either"
         console.print(f"note: the bot's own words (consent, buttons, help) are not translated into "
                       f"{names}: people who choose {'it' if len(missing) == 1 else 'them'} see those "
-                      f"in {spec.languages[0]}, the campaign's first language. The campaign's texts are "
-                      f"shown in their language as written. See docs/languages.md to add a language.",
+                      f"in {where}. The campaign's texts are shown in their language as written. See "
+                      f"docs/languages.md to add a language.",
                       highlight=False, markup=False, soft_wrap=True)
 
 
@@ -122,7 +133,7 @@ async def list_() -> None:
     """Show every campaign with its state and number of responses."""
     from bot.services.invites import protect_column, record_key_sums
 
-    async with database() as db, db.session() as session:
+    async with database(existing=True) as db, db.session() as session:
         # per invite link, so that each total is the one `invite list` shows beside its rows
         per_link: dict[str, list[tuple[int, int, int, int]]] = {}
         for cid, _, started, done, started_key, done_key in (await session.execute(
@@ -134,7 +145,11 @@ async def list_() -> None:
     if not rows:
         console.print("No campaigns yet. Load one with: coassess campaign load FILE")
         return
-    table = Table("id", "state", "title", "languages", "responses", "completed")
+    table = Table("state", "title", "languages", "responses", "completed")
+    # the id is what the other commands need typed: never cut (a campaign id is at most 40
+    # characters), the title wraps instead
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=max(len(c.id) for c in rows),
+                                   overflow="fold"))
     hidden: set[int] = set()  # the min_group_size of each campaign with a hidden count
     for c in rows:
         links = per_link.get(c.id, [])
@@ -153,7 +168,9 @@ async def list_() -> None:
 @run_async
 async def show(campaign_id: str = typer.Argument(..., help="The campaign id")) -> None:
     """Show a campaign's schedule, questions and invite links."""
-    async with database() as db, db.session() as session:
+    from dialogs.i18n import short_label
+
+    async with database(existing=True) as db, db.session() as session:
         c = await session.get(Campaign, campaign_id)
         if c is None:
             fail(f"there is no campaign '{campaign_id}'", "See the ids with: coassess campaign list")
@@ -171,28 +188,58 @@ async def show(campaign_id: str = typer.Argument(..., help="The campaign id")) -
         console.print(f"{plural(len(c.questions), 'question')}, "
                       f"{plural(len((c.definition or {}).get('groups') or []), 'group dimension')}, "
                       f"{plural(len(invites), 'invite')}", highlight=False)
-        table = Table("#", "question", "type", "optional", "text")
+        table = Table("#", Column("question", no_wrap=True, min_width=max((len(q.id) for q in c.questions),
+                                                                        default=8)),
+                      "type", "optional", "text")
         for i, q in enumerate(c.questions, 1):
             table.add_row(str(i), q.id, q.type, "yes" if q.optional else "",
-                          q.texts.get(c.languages[0], "")[:70])
+                          short_label(q.texts.get(c.languages[0], ""), 70))
         console.print(table)
-        _show_invites(c, invites, reach)
+        username, why = await _bot_username(db)
+        _show_invites(c, invites, reach, username, why)
 
 
-def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, tuple[int, int]]) -> None:
-    from bot.services.invites import invite_link
+async def _bot_username(db) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """COASSESS_BOT_USERNAME, else the username remembered for the token, else asked once with
+    getMe (and remembered); with "" for the username, why it is not known."""
+    from bot.services.invites import known_bot_username
     from bot.settings import get_settings
 
     try:
-        username = get_settings().bot_username or ""
+        s = get_settings()
     except Exception:  # noqa: BLE001 - a bad setting elsewhere must not hide the campaign
-        username = ""
+        return "", "unset"
+    token = s.bot_token.get_secret_value() if s.bot_token else None
+    if not s.bot_username and not token:
+        return "", "unset"
+    bot = None
+    try:
+        from aiogram import Bot
+        from aiogram.client.session.aiohttp import AiohttpSession
+        from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+
+        # one quick question, without the runtime's retries: the campaign is shown either way
+        api = TelegramAPIServer.from_base(s.telegram_api_url.rstrip("/")) if s.telegram_api_url else PRODUCTION
+        bot = Bot(token, session=AiohttpSession(api=api, timeout=10)) if token else None
+        return await known_bot_username(db, s.bot_username, token, bot), ""
+    except Exception:  # noqa: BLE001 - Telegram out of reach: the links show <bot>, as said below
+        return "", "unreachable"
+    finally:
+        if bot is not None:
+            await bot.session.close()
+
+
+def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, tuple[int, int]], username: str,
+                  why: str = "") -> None:
+    from bot.services.invites import invite_link
+
     bot = username or "<bot>"
     # The links go below the table, one per line and never wrapped, so they can be copied whole
     # at any terminal width (a table column cut them to "https://t.me/Ea…").
     from bot.services.invites import protect_column
 
-    table = Table("invite", "partner", "preset groups", "responses")
+    table = Table(Column("invite", no_wrap=True, min_width=max((len(i.code) for i in invites), default=6)),
+                  "partner", Column("preset groups", overflow="fold"), "responses")
     column = [reach.get(None, (0, 0)), *(reach.get(inv.id, (0, 0)) for inv in invites)]
     _, shown = protect_column([n for n, _ in column], c.min_group_size, [key for _, key in column])
     table.add_row("(none)", "the campaign's own link", "", shown[0])
@@ -212,14 +259,20 @@ def _show_invites(c: Campaign, invites: list[Invite], reach: dict[int | None, tu
     console.print("Links:", highlight=False)
     for code, link in links:
         console.print(f"  {code}: {link}", highlight=False, markup=False, soft_wrap=True)
-    if not username:
-        console.print("<bot> stands for your bot's username: set COASSESS_BOT_USERNAME to see the "
-                      "full links. QR codes and posters: coassess invite create / coassess invite list.",
+    if not username and why == "unreachable":
+        console.print("<bot> stands for your bot's username: Telegram could not be asked for it just "
+                      "now. Run this again later (it is then remembered), or set COASSESS_BOT_USERNAME. "
+                      "QR codes and posters: coassess invite create / coassess invite list.",
                       highlight=False, markup=False)
+    elif not username:
+        console.print("<bot> stands for your bot's username: set COASSESS_BOT_TOKEN (the username "
+                      "is then looked up once with Telegram and remembered) or COASSESS_BOT_USERNAME "
+                      "to see the full links. QR codes and posters: coassess invite create / coassess "
+                      "invite list.", highlight=False, markup=False)
 
 
 async def _set_status(campaign_id: str, status: str) -> None:
-    async with database() as db, db.session() as session:
+    async with database(existing=True) as db, db.session() as session:
         c = await session.get(Campaign, campaign_id)
         if c is None:
             fail(f"there is no campaign '{campaign_id}'", "See the ids with: coassess campaign list")
@@ -251,22 +304,38 @@ async def close(campaign_id: str = typer.Argument(..., help="The campaign id")) 
 def import_xlsform_(
     form: Path = typer.Argument(..., help="An XLSForm workbook (.xlsx), e.g. from ODK or Kobo",
                                 show_default=False),
-    out: Path = typer.Option(..., "-o", "--output", help="The campaign file to write (YAML)",
-                             show_default=False),
-    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists"),
+    out: Path = typer.Option(..., "-o", "--output", metavar="FILE", show_default=False,
+                             help="The campaign file to write (YAML), e.g. -o clinic-visit.yaml"),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace the campaign file given with -o if it already exists "
+                                    "(without it, an existing file is never overwritten)"),
     strict: bool = typer.Option(False, "--strict",
                                 help="Write nothing if any row or setting could not be carried over"),
 ) -> None:
-    """Make a campaign file from an XLSForm, listing by sheet row whatever could not be carried over."""
+    """Make a campaign file from an XLSForm, listing by sheet row whatever could not be carried over.
+
+    Example:
+
+      coassess campaign import-xlsform clinic-visit.xlsx -o clinic-visit.yaml
+    """
     if out.exists() and not force:
         fail(f"{out} already exists", "Choose another name with -o, or add --force to replace it.")
+    import warnings
+
     try:
-        result = import_xlsform(form, out.name)
+        # The spreadsheet reader warns, in its own words, about workbook features it skips;
+        # they are said below in an officer's words instead.
+        with warnings.catch_warnings(record=True) as skipped:
+            warnings.simplefilter("always")
+            result = import_xlsform(form, out.name)
     except XLSFormError as exc:
         for problem in exc.problems:
             err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
         err_console.print("[bold red]The form was not imported.[/] Nothing was written.", highlight=False)
         raise typer.Exit(1) from None
+    for said in dict.fromkeys(_reader_note(str(w.message)) for w in skipped
+                              if issubclass(w.category, UserWarning) and "openpyxl" in w.filename):
+        err_console.print(f"{form.name}: note: {said}", highlight=False, markup=False, soft_wrap=True)
     for finding in result.left_out:
         err_console.print(f"{form.name}: {finding.render()}", highlight=False, markup=False,
                           soft_wrap=True)
@@ -290,6 +359,28 @@ def import_xlsform_(
                       highlight=False)
     console.print(f"Next: read it through, translate the title, then: coassess campaign load {out}",
                   highlight=False)
+
+
+# What the spreadsheet reader (openpyxl) skips, in words for whoever made the form.
+_READER_NOTES = (
+    ("data validation", "the workbook's drop-down lists (data validation) are ignored; they do not "
+                        "change the questions"),
+    ("conditional formatting", "colour rules (conditional formatting) in the workbook are ignored"),
+    ("drawingml", "pictures, shapes and drawings in the workbook are ignored"),
+    ("chart", "charts in the workbook are ignored"),
+    ("default style", "the workbook has no styles; that does not change the questions"),
+    ("marked as a date", "a cell is marked as a date but holds no valid date: it is read as an "
+                         "error; check the dates in the form"),
+)
+
+
+def _reader_note(message: str) -> str:
+    lowered = message.lower()
+    for key, note in _READER_NOTES:
+        if key in lowered:
+            return note
+    return (f"part of the workbook could not be read and was left out ({message.rstrip('.')}); "
+            "check the result below")
 
 
 def _translation_failed(exc: TranslationError, what: str) -> None:

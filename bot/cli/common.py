@@ -63,9 +63,17 @@ URL_HINT = ("COASSESS_DATABASE_URL should look like sqlite+aiosqlite:///coassess
             "folder) or postgresql+asyncpg://user:password@host:5432/coassess.")
 
 
+NO_DATABASE_HINT = "set COASSESS_DATABASE_URL or run from the bot's folder"
+
+
 @asynccontextmanager
-async def database(s: Settings | None = None) -> AsyncIterator[Database]:
-    """The configured database, migrated (SQLite) or checked reachable (PostgreSQL)."""
+async def database(s: Settings | None = None, *, existing: bool = False) -> AsyncIterator[Database]:
+    """The configured database, migrated (SQLite) or checked reachable (PostgreSQL).
+
+    With `existing`, a SQLite file that is not there is an error rather than made: a command
+    that reads campaigns (report, export, campaign list) run in the wrong folder would
+    otherwise leave an empty coassess.db behind and report that there is nothing.
+    """
     s = s or settings()
     try:
         path = s.sqlite_path()
@@ -83,6 +91,11 @@ async def database(s: Settings | None = None) -> AsyncIterator[Database]:
              f"coassess can use: {_reason(exc)}", URL_HINT)
         raise
     try:
+        if existing and path is not None and not path.exists():
+            fail(f"no database at {path.expanduser().resolve()}; {NO_DATABASE_HINT}",
+                 "COASSESS_DATABASE_URL names the database the bot uses, e.g. "
+                 "sqlite+aiosqlite:////srv/coassess/coassess.db, or is set in the .env file of the "
+                 "bot's folder.")
         await ensure_schema(db)
         yield db
     finally:

@@ -95,6 +95,13 @@ def _interface_problems(rows: list[CatalogCoverage]) -> list[str]:
     return lines
 
 
+def _fallback(lang: str, campaign: Campaign) -> str:
+    """The language the bot's own words really show in for `lang` (the interface's chain)."""
+    from dialogs.i18n import base_language, tr
+
+    return base_language(tr(lang, campaign.source_language).interface_lang)
+
+
 def _campaign_table(campaign: Campaign, rows: list[CampaignCoverage], catalogs: set[str]) -> Table:
     table = Table(title=f"Campaign content: {campaign.path.name}", title_justify="left")
     for col, justify in (("Language", "left"), ("Name", "left"), ("Texts", "right"), ("", "right"),
@@ -104,7 +111,7 @@ def _campaign_table(campaign: Campaign, rows: list[CampaignCoverage], catalogs: 
         has_catalog = c.lang in catalogs
         table.add_row(c.lang, language_name(c.lang), f"{c.translated}/{c.total}",
                       _percent(c.translated, c.total), str(len(c.too_long)),
-                      "yes" if has_catalog else f"[bold red]none[/]: falls back to {campaign.source_language}",
+                      "yes" if has_catalog else f"[bold red]none[/]: falls back to {_fallback(c.lang, campaign)}",
                       _status(c.complete and has_catalog))
     return table
 
@@ -118,8 +125,8 @@ def _campaign_problems(campaign: Campaign, rows: list[CampaignCoverage], catalog
                 more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
                 lines.append(f"{c.lang}: {len(items)} {label}: {shown}{more}")
         if c.lang not in catalogs:
-            instead = ("English" if campaign.source_language == "en"
-                       else f"{language_name(campaign.source_language)} or English")
+            fallback = _fallback(c.lang, campaign)
+            instead = "English" if fallback == "en" else f"{language_name(fallback)} or English"
             lines.append(f"{c.lang}: the bot's own texts have no {c.lang} catalog, so they show in "
                          f"{instead} (see docs/languages.md)")
     if any(not c.complete for c in rows):

@@ -12,13 +12,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import (
-    TelegramEntityTooLarge,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
+from aiogram.exceptions import TelegramForbiddenError
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import ErrorEvent
@@ -26,25 +20,23 @@ from aiogram_dialog import DialogManager, setup_dialogs
 from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
 from aiogram_dialog.api.entities import DIALOG_EVENT_NAME
 from aiogram_dialog.api.protocols import MessageManagerProtocol
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from bot.db import Database
+from bot.runtime.failures import is_temporary
 from bot.runtime.logs import install_privacy_filter
 from bot.runtime.middleware import UpdateSessionMiddleware
 from bot.runtime.storage import PseudonymousStorage, SqlStorage, current_session
 from bot.services.participants import Keys
 from dialogs.commands import begin, build_commands_router, build_fallback_router, help_text
+from dialogs.edits import build_edits_router
 from dialogs.forget import build_forget_dialog
-from dialogs.i18n import tr
+from dialogs.i18n import best_language, tr
 from dialogs.language import build_language_dialog
-from dialogs.survey import build_survey_dialog, resume_target
-from locales import compile_catalogs
+from dialogs.screens import OlderMessageGate, ScreenMessageManager, answer_tap
+from dialogs.survey import build_survey_dialog, older_message_notice, resume_target
+from locales import available, compile_catalogs
 
 log = logging.getLogger(__name__)
-
-# Errors that mean "the database is away": the update must be retried, not answered.
-TRANSIENT = (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError)
-
 
 @dataclass
 class BotConfig:
@@ -86,9 +78,14 @@ def build_dispatcher(db: Database, keys: Keys, *, inner_storage: BaseStorage | N
     dp.include_router(build_commands_router())
     for extra in _extra_routers(config):
         dp.include_router(extra)
-    dp.include_routers(build_survey_dialog(), build_language_dialog(), build_forget_dialog())
+    dialogs = (build_survey_dialog(), build_language_dialog(), build_forget_dialog())
+    for dialog in dialogs:
+        dialog.callback_query.middleware(OlderMessageGate(older_message_notice))
+    dp.include_routers(*dialogs)
+    dp.include_router(build_edits_router())
     dp.include_router(build_fallback_router())
-    setup_dialogs(dp, message_manager=message_manager, events_isolation=events_isolation)
+    setup_dialogs(dp, message_manager=message_manager or ScreenMessageManager(storage),
+                  events_isolation=events_isolation)
     # Background dialog events skip update middlewares: give them a session too.
     dp.observers[DIALOG_EVENT_NAME].outer_middleware(middleware)
 
@@ -111,7 +108,7 @@ async def on_stale_dialog(event: ErrorEvent, dialog_manager: DialogManager) -> N
     update = event.update
     if update.callback_query is not None:
         try:
-            await update.callback_query.answer()
+            await answer_tap(update.callback_query)
         except Exception:  # noqa: BLE001 - too old to answer: nothing to stop spinning
             pass
     user = update.callback_query.from_user if update.callback_query else (
@@ -134,7 +131,10 @@ async def on_stale_dialog(event: ErrorEvent, dialog_manager: DialogManager) -> N
                 await begin(dialog_manager, session, keys, user.id, chat.id, target, None, user.language_code)
             else:
                 await dialog_manager.reset_stack()
-                lang = participant.language if participant and participant.language else "en"
+                # in the person's language: their choice, else their Telegram app's (after /forget
+                # there is no participant to ask)
+                lang = best_language([participant.language if participant else None, user.language_code],
+                                     available()) or "en"
                 await event.update.bot.send_message(chat.id, help_text(tr(lang)))  # type: ignore[union-attr]
             await session.commit()
         finally:
@@ -144,13 +144,9 @@ async def on_stale_dialog(event: ErrorEvent, dialog_manager: DialogManager) -> N
 async def on_error(event: ErrorEvent, **data: Any) -> Any:
     """A fault: transient ones go back to the journal for a retry; bugs get a kind word, never a traceback."""
     exc = event.exception
-    if isinstance(exc, TRANSIENT) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
-        raise exc
-    # Telegram still busy or away after RetryRequests' tries (or asking for a longer wait than
-    # it allows): the update goes back to the journal too, instead of a "sorry" in place of the
-    # screen that was asked for. A 413 is aiogram's network error, but retrying cannot help it.
-    if isinstance(exc, TelegramRetryAfter | TelegramServerError | TelegramNetworkError) \
-            and not isinstance(exc, TelegramEntityTooLarge):
+    # The system's own fault (database or Redis away, Telegram 5xx with any body, a time-out; see
+    # bot.runtime.failures): the update goes back to the journal, and nobody is told "sorry".
+    if is_temporary(exc):
         raise exc
     if isinstance(exc, TelegramForbiddenError):
         await _mark_stopped(event, data)
@@ -161,7 +157,7 @@ async def on_error(event: ErrorEvent, **data: Any) -> Any:
     chat_id = None
     if update.callback_query is not None:
         try:
-            await update.callback_query.answer()
+            await answer_tap(update.callback_query)
         except Exception:  # noqa: BLE001
             pass
         if update.callback_query.message is not None:

@@ -33,6 +33,17 @@ class Entry:
     attempts: int
 
 
+@dataclass(frozen=True)
+class SetAside:
+    """An update that could not be handled, as `coassess updates list` shows it (no payload)."""
+
+    update_id: int
+    kind: str
+    received: float
+    attempts: int
+    reason: str
+
+
 def lane_of(update: dict[str, Any]) -> str:
     """Updates of one chat are processed in order; different chats in parallel."""
     for key in ("message", "edited_message", "callback_query", "my_chat_member", "channel_post"):
@@ -63,6 +74,9 @@ class Journal:
                 " received REAL NOT NULL, payload BLOB, state TEXT NOT NULL, attempts INTEGER NOT NULL"
                 " DEFAULT 0, done REAL)")
             self._db.execute("CREATE INDEX IF NOT EXISTS journal_pending ON journal(state, update_id)")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(journal)")}
+            if "reason" not in columns:  # a journal written before updates could be set aside
+                self._db.execute("ALTER TABLE journal ADD COLUMN reason TEXT")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the update journal at {self.path}: {exc}") from exc
 
@@ -98,9 +112,67 @@ class Journal:
             self._db.execute("UPDATE journal SET state = 'done', payload = NULL, done = ? WHERE update_id = ?",
                              (time.time(), update_id))
 
-    def mark_failed(self, update_id: int) -> None:
+    def mark_failed(self, update_id: int) -> int:
+        """Count one more attempt that failed through the update's own fault; returns the count."""
         with self._lock:
             self._db.execute("UPDATE journal SET attempts = attempts + 1 WHERE update_id = ?", (update_id,))
+            row = self._db.execute("SELECT attempts FROM journal WHERE update_id = ?", (update_id,)).fetchone()
+        return row[0] if row else 0
+
+    def set_aside(self, update_id: int, reason: str) -> None:
+        """Stop retrying an update that cannot be handled; kept (encrypted) for `coassess updates`."""
+        with self._lock:
+            self._db.execute("UPDATE journal SET state = 'aside', reason = ? WHERE update_id = ?",
+                             (reason, update_id))
+
+    def aside(self) -> list[SetAside]:
+        """The updates set aside, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT update_id, received, attempts, reason, payload FROM journal WHERE state = 'aside' "
+                "ORDER BY update_id").fetchall()
+        out = []
+        for uid, received, attempts, reason, blob in rows:
+            try:
+                payload = json.loads(self.cipher.decrypt_bytes(blob))
+                kind = next((k for k in payload if k != "update_id"), "unknown")
+            except Exception:  # noqa: BLE001 - a journal from another CONTACT_KEY: still listed
+                kind = "unreadable"
+            out.append(SetAside(uid, kind, received, attempts, reason or ""))
+        return out
+
+    def replay(self, update_ids: list[int] | None = None) -> int:
+        """Put set-aside updates (all when `update_ids` is None) back in line, with a fresh count."""
+        return self._change_aside("UPDATE journal SET state = 'pending', attempts = 0, reason = NULL", update_ids)
+
+    def drop(self, update_ids: list[int] | None = None) -> int:
+        """Give up set-aside updates: their payload is erased, their id kept to recognise a redelivery."""
+        return self._change_aside("UPDATE journal SET state = 'done', payload = NULL, done = "
+                                  f"{time.time()!r}", update_ids)
+
+    def _change_aside(self, statement: str, update_ids: list[int] | None) -> int:
+        with self._lock:
+            if update_ids is None:
+                cur = self._db.execute(statement + " WHERE state = 'aside'")
+            else:
+                cur = self._db.executemany(statement + " WHERE state = 'aside' AND update_id = ?",
+                                           [(u,) for u in update_ids])
+        return cur.rowcount
+
+    def pending_ids(self) -> list[int]:
+        with self._lock:
+            return [r[0] for r in self._db.execute(
+                "SELECT update_id FROM journal WHERE state = 'pending' ORDER BY update_id")]
+
+    def entry(self, update_id: int) -> Entry | None:
+        """One pending update (a replay the administrator asked for while the bot runs)."""
+        with self._lock:
+            row = self._db.execute("SELECT payload, attempts FROM journal WHERE update_id = ? AND "
+                                   "state = 'pending'", (update_id,)).fetchone()
+        if row is None:
+            return None
+        payload = json.loads(self.cipher.decrypt_bytes(row[0]))
+        return Entry(update_id, lane_of(payload), payload, row[1])
 
     def counts(self) -> dict[str, int]:
         with self._lock:

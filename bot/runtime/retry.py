@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import AnswerCallbackQuery, TelegramMethod
+from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
+from aiogram.types import Chat, InlineKeyboardMarkup, Message
+from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +49,9 @@ class RetryRequests(BaseRequestMiddleware):
                     raise
                 log.info("Telegram asked to wait %s s before %s", exc.retry_after, type(method).__name__)
                 await asyncio.sleep(exc.retry_after + random.uniform(0, 0.2))
-            except (TelegramServerError, TelegramNetworkError) as exc:
-                if attempt == self.attempts:
+            except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as exc:
+                # ClientDecodeError: a 5xx whose body is a proxy's HTML page, not Telegram's JSON
+                if attempt == self.attempts or isinstance(getattr(exc, "original", None), ValidationError):
                     raise
                 log.info("%s failed (%s); retrying in %.1f s", type(method).__name__,
                          exc.__class__.__name__, delay)
@@ -117,7 +124,63 @@ class CommitBeforeTelegram(BaseRequestMiddleware):
         return await make_request(bot, method)
 
 
+@dataclass
+class SentScreens:
+    """The messages one update sent, in order, kept while the update is retried (see `NoSecondCopy`)."""
+
+    sent: list[tuple[str, int]] = field(default_factory=list)  # (chat id, message id)
+    position: int = 0
+
+    def again(self) -> None:
+        """A new try of the same update begins."""
+        self.position = 0
+
+
+current_screens: contextvars.ContextVar[SentScreens | None] = contextvars.ContextVar(
+    "coassess_sent_screens", default=None)
+
+
+class NoSecondCopy(BaseRequestMiddleware):
+    """A retried update (its final commit failed after a screen was sent) edits the screen it sent
+    before instead of sending a second copy: no second consent, no repeated question.
+
+    The n-th sendMessage of a retry to the chat that got the n-th message of an earlier try becomes
+    editMessageText of that message (inline keyboards only: a reply keyboard cannot be edited in).
+    """
+
+    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+        screens = current_screens.get()
+        if screens is None or not isinstance(method, SendMessage):
+            return await make_request(bot, method)
+        index = screens.position
+        screens.position += 1
+        if index < len(screens.sent) and screens.sent[index][0] == str(method.chat_id) and \
+                (method.reply_markup is None or isinstance(method.reply_markup, InlineKeyboardMarkup)):
+            chat_id, message_id = screens.sent[index]
+            edit = EditMessageText(chat_id=method.chat_id, message_id=message_id, text=method.text,
+                                   parse_mode=method.parse_mode, entities=method.entities,
+                                   link_preview_options=method.link_preview_options,
+                                   reply_markup=method.reply_markup)
+            try:
+                edited = await bot(edit)
+            except TelegramBadRequest as exc:
+                if "not modified" not in exc.message.lower():
+                    raise
+                edited = None
+            log.info("a retried update edited the screen it had sent instead of sending it again")
+            if isinstance(edited, Message):
+                return edited  # type: ignore[return-value]  # the session's chain passes results
+            return Message(message_id=message_id, date=datetime.now(UTC), text=method.text,  # type: ignore[return-value]
+                           chat=Chat(id=int(method.chat_id), type="private"))
+        result = await make_request(bot, method)
+        if index == len(screens.sent) and isinstance(result, Message):
+            screens.sent.append((str(method.chat_id), result.message_id))
+        return result
+
+
 def install(bot: Bot, **kwargs: Any) -> Bot:
+    bot.session.middleware(NoSecondCopy())
     bot.session.middleware(ExpiredCallbackAnswer())
     bot.session.middleware(CommitBeforeTelegram())
     bot.session.middleware(RetryRequests(**kwargs))

@@ -27,7 +27,9 @@ from aiogram.types import BotCommand, BotCommandScopeDefault
 
 from bot.db import Database
 from bot.runtime.app import BotConfig, build_dispatcher, make_bot
+from bot.runtime.failures import describe, is_temporary
 from bot.runtime.journal import Entry, Journal, JournalError, lane_of
+from bot.runtime.locks import ChatLocks
 from bot.runtime.pump import UpdatePump
 from bot.runtime.storage import hashed_id
 from bot.services.participants import Keys
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Every update type a handler exists for ("my_chat_member": someone blocked the bot). Telegram's
 # default would add edited messages, channel posts and more that nobody here reads.
-ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TOKEN_REFUSED = ("Telegram refused the bot token ({what}). Check COASSESS_BOT_TOKEN: it is the whole "
                  "token @BotFather gave (digits, a colon, then letters); a token revoked with /revoke "
@@ -71,6 +73,7 @@ class Runtime:
     pump: UpdatePump
     redis: Any = None
     menus: asyncio.Task[int] | None = None
+    upgrader: asyncio.Task[None] | None = None
 
     @classmethod
     async def create(cls, settings: Settings, *, journal_path: str | None = None) -> Runtime:
@@ -78,25 +81,71 @@ class Runtime:
         p_key, c_key = settings.secret_keys()
         keys = Keys(p_key, c_key)
         db = Database(settings.database_url)
-        await db.upgrade()
+        try:
+            await db.upgrade()
+            waiting: BaseException | None = None
+        except Exception as exc:
+            if not is_temporary(exc):
+                raise
+            # the bot still starts: updates are journalled and acknowledged, taps answered, and
+            # everything is processed once the database is back (see `_upgrade_when_back`)
+            waiting = exc
+            log.warning("the database is not reachable (%s); starting anyway: updates are kept in the "
+                        "journal and processed once it is back", describe(exc))
         inner: BaseStorage | None = None
-        isolation = None
         redis = None
+        locks = None
         if settings.redis_url:
-            from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+            from aiogram.fsm.storage.redis import RedisStorage
             from redis.asyncio import Redis
 
-            redis = Redis.from_url(settings.redis_url)
+            redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
             inner = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_destiny=True))
-            isolation = RedisEventIsolation(redis, key_builder=HashingKeyBuilder(p_key, with_destiny=True))
-        dp = build_dispatcher(db, keys, inner_storage=inner, events_isolation=isolation,
+            # One chat at a time across workers is the pump's per-chat lock, taken before anything
+            # reads the chat's state and held until its work is committed. aiogram-dialog's own
+            # isolation (its default, in-process) is left to order its events inside the update.
+            locks = ChatLocks(redis, p_key, url=settings.redis_url)
+        dp = build_dispatcher(db, keys, inner_storage=inner,
                               config=BotConfig(admin_ids=settings.admin_ids, bot_username=settings.bot_username,
                                                store_voice_audio=settings.store_voice_audio))
         bot = make_bot(token, settings.telegram_api_url, settings.telegram_timeout)
         journal = Journal(journal_path or settings.journal_file(), keys.cipher)
-        pump = UpdatePump(journal, dp, bot, concurrency=settings.concurrency)
+
+        async def probe() -> None:
+            async with db.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+            if redis is not None:
+                await redis.ping()
+
+        pump = UpdatePump(journal, dp, bot, concurrency=settings.concurrency, locks=locks, probe=probe)
         dp["runtime_settings"] = settings
-        return cls(settings, db, keys, dp, bot, journal, pump, redis)
+        runtime = cls(settings, db, keys, dp, bot, journal, pump, redis)
+        if waiting is not None:
+            pump.ready.clear()
+            pump.waiting_cause = waiting
+            runtime.upgrader = asyncio.create_task(runtime._upgrade_when_back(), name="coassess-upgrade")
+        return runtime
+
+    async def _upgrade_when_back(self) -> None:
+        """Started while the database was away: upgrade it as soon as it answers, then process."""
+        delay = 1.0
+        started = asyncio.get_running_loop().time()
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.db.upgrade()
+            except Exception as exc:  # noqa: BLE001 - still away (or a real error: said once it answers)
+                self.pump.waiting_cause = exc
+                if not is_temporary(exc):
+                    log.error("the database answers but cannot be upgraded: %s", describe(exc))
+                delay = min(delay * 1.5, 10.0)
+                continue
+            break
+        self.pump.ready.set()
+        self.pump.waiting_cause = None
+        log.warning("the database is reachable after %.0f s and up to date; processing the %d waiting updates",
+                    asyncio.get_running_loop().time() - started, len(self.pump._queued))
+        self.pump.wake()
 
     async def prepare_bot(self) -> None:
         """getMe (the token must be accepted), then the command menus; a refused menu is not fatal.
@@ -114,25 +163,54 @@ class Runtime:
                         _describe(exc))
             return
         self.dp["bot_username"] = me.username
+        with suppress(Exception):  # remembered for `coassess campaign show`; never fatal
+            from bot.services.invites import remember_username
+
+            await remember_username(self.db, self.bot.token, me.username)
         # in the background: with flood waits, fourteen menus could hold up the first update
         self.menus = asyncio.create_task(register_command_menus(self.bot), name="coassess-menus")
 
     async def close(self) -> None:
         self.pump.stop()
+        if self.upgrader is not None and not self.upgrader.done():
+            self.upgrader.cancel()
+            with suppress(BaseException):
+                await self.upgrader
         if self.menus is not None and not self.menus.done():
             self.menus.cancel()
             with suppress(BaseException):
                 await self.menus
+        # each step bounded: a connection left half-open by an outage must not hold up the exit
         with suppress(Exception):
-            await self.bot.session.close()
+            await asyncio.wait_for(self.bot.session.close(), 5)
         with suppress(Exception):
-            await self.dp.storage.close()
-        with suppress(Exception):
-            await self.db.dispose()
+            await asyncio.wait_for(self.dp.storage.close(), 5)
+        await _dispose_quietly(self.db)
+        if self.pump.locks is not None:
+            self.pump.locks.close()
         if self.redis is not None:
             with suppress(Exception):
-                await self.redis.aclose()
+                await asyncio.wait_for(self.redis.aclose(), 5)
         self.journal.close()
+
+
+class _CancelledClose(logging.Filter):
+    """At exit, a pooled connection the database stopped answering on is dropped, not reported."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+async def _dispose_quietly(db: Database) -> None:
+    pool_log = logging.getLogger("sqlalchemy.pool.impl.AsyncAdaptedQueuePool")
+    quiet = _CancelledClose()
+    pool_log.addFilter(quiet)
+    try:
+        await asyncio.wait_for(db.dispose(), 5)
+    except Exception as exc:  # noqa: BLE001 - exiting anyway: the sockets close with the process
+        log.info("database connections dropped at exit (%s)", exc.__class__.__name__)
+    finally:
+        pool_log.removeFilter(quiet)
 
 
 def _describe(exc: BaseException) -> str:
@@ -312,6 +390,16 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
+def health_report(runtime: Runtime) -> dict[str, Any]:
+    """What /healthz says: the journal, updates set aside, and what the bot is waiting for."""
+    counts = runtime.journal.counts()
+    pump = runtime.pump
+    waiting_for = "the database" if not pump.ready.is_set() else pump.outage.part
+    return {"ok": True, "journal": counts, "set_aside": counts.get("aside", 0), "waiting_for": waiting_for,
+            "waiting_updates": counts.get("pending", 0), "outages": pump.outage.count,
+            "taps_told_one_moment": pump.held_callbacks}
+
+
 def webhook_app(runtime: Runtime, path: str, secret: str) -> web.Application:
     """The aiohttp application that takes Telegram's webhook calls."""
 
@@ -334,7 +422,7 @@ def webhook_app(runtime: Runtime, path: str, secret: str) -> web.Application:
         return web.json_response({"ok": True})
 
     async def health(request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "journal": runtime.journal.counts()})
+        return web.json_response(health_report(runtime))
 
     app = web.Application()
     app.router.add_post(path, receive)

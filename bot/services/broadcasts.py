@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.campaigns.schema import PREFER_NOT, CampaignSpec
 from bot.campaigns.store import is_open
-from bot.models import Campaign, Contact, Outcome, Participant, Response, ResponseGroup, utcnow
+from bot.models import AuditEvent, Campaign, Contact, Delivery, Outcome, Participant, Response, ResponseGroup, utcnow
 from bot.db import Database
 from bot.services import audit
 from bot.services.delivery import (
@@ -307,6 +307,31 @@ def protect_total(n: int, k: int, key: int | None = None) -> str:
     return protect(p, k).text(v)
 
 
+@dataclass
+class InvitationPreview:
+    """Who a send of this invitation would message now, as the real run decides it.
+
+    Before the first send: everyone the filters select. Once it has started, its list is fixed
+    (see `_plan`): only the people of that list not sent yet; `before` says how far it got.
+    """
+
+    recipients: list[Candidate]
+    started_at: datetime | None = None
+    before: Summary | None = None
+
+
+async def preview_invitation(session: AsyncSession, campaign: Campaign,
+                             filters: InvitationFilters) -> InvitationPreview:
+    candidates = await load_candidates(session, campaign.id)
+    existing = await find_broadcast(session, campaign.id, filters.key())
+    if existing is None:
+        return InvitationPreview(invitation_recipients(candidates, filters, campaign.languages))
+    pending = set((await session.scalars(select(Delivery.participant_id).where(
+        Delivery.broadcast_id == existing.id, Delivery.state == "pending"))).all())
+    return InvitationPreview([c for c in candidates if c.participant_id in pending], existing.created_at,
+                             await summarise(session, existing.id))
+
+
 # --------------------------------------------------------------------------- reminders
 
 def reminder_due(c: Candidate, campaign: Campaign, now: datetime) -> bool:
@@ -574,8 +599,12 @@ async def send_plan(db: Database, keys: Keys, bot: Bot, plan: Plan, actor: str, 
     finally:
         with contextlib.suppress(Exception):
             async with db.session() as s:
-                final = summary or await summarise(s, plan.broadcast_id)
-                await audit.record(s, actor, f"{AUDIT_ACTIONS[plan.kind]}_sent", campaign_id,
-                                   broadcast=plan.broadcast_id, complete=summary is not None,
-                                   **final.counts)
+                action = f"{AUDIT_ACTIONS[plan.kind]}_sent"
+                earlier = (await s.scalars(select(AuditEvent.details).where(
+                    AuditEvent.action == action, AuditEvent.campaign_id == campaign_id))).all()
+                run = 1 + sum(1 for d in earlier if (d or {}).get("broadcast") == plan.broadcast_id)
+                final = summary or sender.run_summary((await summarise(s, plan.broadcast_id)).pending)
+                # this run's figures, numbered among the runs of the same broadcast
+                await audit.record(s, actor, action, campaign_id, broadcast=plan.broadcast_id, run=run,
+                                   complete=summary is not None, **final.counts)
                 await s.commit()

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Container, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -356,9 +356,16 @@ class Sender:
         self.request_timeout = request_timeout
         self.workers = workers or max(1, min(16, math.ceil(rate / 2.5)))
         self.on_result = on_result
+        # this run's own results: earlier runs of the same broadcast are not this run's figures
+        self.tally: Counter[str] = Counter()
 
     async def run(self, broadcast_id: int, compose: Composer, after_sent: AfterSent | None = None) -> Summary:
-        """Send every pending delivery; mark the broadcast done when none is left."""
+        """Send every pending delivery; mark the broadcast done when none is left.
+
+        Returns this run's figures (what it sent, skipped, ...), with `pending` for what is
+        still left of the whole broadcast.
+        """
+        self.tally = Counter()
         async with self.db.session() as s:
             pending = list((await s.scalars(select(Delivery.participant_id).where(
                 Delivery.broadcast_id == broadcast_id, Delivery.state == "pending")
@@ -374,6 +381,8 @@ class Sender:
                 except asyncio.QueueEmpty:
                     return
                 state = await self._deliver(broadcast_id, pid, compose, after_sent)
+                if state:
+                    self.tally[state] += 1
                 if state and self.on_result:
                     self.on_result(state)
 
@@ -396,7 +405,14 @@ class Sender:
                 await s.execute(update(Broadcast).where(Broadcast.id == broadcast_id, Broadcast.status != "done")
                                 .values(status="done", finished_at=utcnow()))
                 await s.commit()
-        return summary
+        return self.run_summary(summary.pending)
+
+    def run_summary(self, left: int = 0) -> Summary:
+        """This run's figures, and how many of the broadcast are still to send."""
+        counts = {state: n for state, n in self.tally.items() if n}
+        if left:
+            counts["pending"] = left
+        return Summary(counts)
 
     async def _set(self, broadcast_id: int, pid: int, state: str, error: str | None = None,
                    stop_participant: bool = False, after_sent: AfterSent | None = None) -> None:

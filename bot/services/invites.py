@@ -7,6 +7,7 @@ preset (the invite's `groups`).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import re
@@ -20,7 +21,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.campaigns.schema import INVITE_CODE_PATTERN, CampaignSpec
-from bot.models import Campaign, Invite, Response
+from bot.db import Database
+from bot.models import BotProfile, Campaign, Invite, Response, utcnow
 from bot.settings import ConfigurationError
 from dialogs.commands import start_payload
 from dialogs.i18n import RTL_LANGUAGES, base_language, tr
@@ -60,6 +62,54 @@ async def resolve_bot_username(configured: str | None, bot: Bot | None = None) -
     raise ConfigurationError(
         "the bot's username is needed to make links. Set COASSESS_BOT_USERNAME to the name "
         "@BotFather gave your bot (without the @), or set COASSESS_BOT_TOKEN so it can be looked up.")
+
+
+def _token_key(token: str) -> str:
+    # the token is a secret: only its hash is kept, to tell which bot a username belongs to
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def remembered_username(db: Database, token: str | None) -> str | None:
+    """The username getMe gave earlier for this token, if any."""
+    if not token:
+        return None
+    async with db.session() as s:
+        row = await s.get(BotProfile, _token_key(token))
+        return row.username if row else None
+
+
+async def keep_username(session: AsyncSession, token: str | None, username: str | None) -> None:
+    """Keep (flushed, not committed) the username getMe gave for this token."""
+    if not token or not username:
+        return
+    row = await session.get(BotProfile, _token_key(token))
+    if row is None:
+        session.add(BotProfile(token_hash=_token_key(token), username=clean_username(username)))
+    elif row.username != clean_username(username):
+        row.username, row.resolved_at = clean_username(username), utcnow()
+    await session.flush()
+
+
+async def remember_username(db: Database, token: str | None, username: str | None) -> None:
+    """Keep the username getMe gave for this token, so no command has to ask again."""
+    if not token or not username:
+        return
+    async with db.session() as s:
+        await keep_username(s, token, username)
+        await s.commit()
+
+
+async def known_bot_username(db: Database, configured: str | None, token: str | None,
+                             bot: Bot | None = None) -> str:
+    """COASSESS_BOT_USERNAME, else the username remembered for the token, else getMe (remembered)."""
+    if configured:
+        return clean_username(configured)
+    known = await remembered_username(db, token)
+    if known:
+        return known
+    username = await resolve_bot_username(None, bot)
+    await remember_username(db, token, username)
+    return username
 
 
 def invite_link(bot_username: str, campaign_id: str, code: str | None = None) -> str:

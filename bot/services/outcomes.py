@@ -253,6 +253,12 @@ async def preview_outcome(session: AsyncSession, campaign: Campaign, spec: Outco
     """
     candidates = await load_candidates(session, campaign.id)
     recipients = [c for c in candidates if outcome_wanted(c)]
+    started = await find_broadcast(session, campaign.id, outcome_broadcast_key(spec.key))
+    if started is not None:
+        # its list was fixed by the first run: sending again reaches only those not sent yet
+        pending = set((await session.scalars(select(Delivery.participant_id).where(
+            Delivery.broadcast_id == started.id, Delivery.state == "pending"))).all())
+        recipients = [c for c in candidates if c.participant_id in pending]
     own: dict[int, dict[str, list[str]]] = {}
     rows = await session.execute(select(Response.participant_id, ResponseGroup.dimension_id,
                                         ResponseGroup.groups)
@@ -274,7 +280,6 @@ async def preview_outcome(session: AsyncSession, campaign: Campaign, spec: Outco
     row = await _stored(session, campaign.id, spec.key)
     if row is not None:
         preview.refused = await _refusal(session, row, spec)
-    started = await find_broadcast(session, campaign.id, outcome_broadcast_key(spec.key))
     if started is not None:
         preview.started_at = started.created_at
         preview.started_summary = await summarise(session, started.id)

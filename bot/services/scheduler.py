@@ -102,6 +102,45 @@ async def send_due_reminders(db: Database, keys: Keys, bot: Bot, *, campaign_id:
     return run
 
 
+@dataclass(frozen=True)
+class Upcoming:
+    """Reminders not due yet in one open campaign: how many, the first due, the last sent by the bot."""
+
+    campaign_id: str
+    people: int
+    first_due: datetime | None
+    min_group_size: int
+    last_sent_by_scheduler: datetime | None = None
+
+
+async def upcoming_reminders(db: Database, campaign_id: str | None = None,
+                             now: datetime | None = None) -> list[Upcoming]:
+    """Per open campaign with reminders: who will be reminded later, and when the first falls due."""
+    from datetime import timedelta
+
+    from bot.models import AuditEvent
+    from bot.services.broadcasts import load_candidates, reminder_due
+
+    now = now or utcnow()
+    out: list[Upcoming] = []
+    async with db.session() as s:
+        stmt = select(Campaign).where(Campaign.reminder_after_hours.is_not(None))
+        if campaign_id:
+            stmt = stmt.where(Campaign.id == campaign_id)
+        for c in (await s.scalars(stmt)).all():
+            if campaign_state(c, now) != "open":
+                continue
+            delay = timedelta(hours=c.reminder_after_hours or 0)
+            later = [cand.consented_at + delay for cand in await load_candidates(s, c.id)
+                     if cand.consented_at is not None and not reminder_due(cand, c, now)
+                     and reminder_due(cand, c, max(now, cand.consented_at + delay))]
+            last = await s.scalar(select(AuditEvent.at).where(
+                AuditEvent.action == "remind_sent", AuditEvent.campaign_id == c.id,
+                AuditEvent.actor == SCHEDULER_ACTOR).order_by(AuditEvent.at.desc()).limit(1))
+            out.append(Upcoming(c.id, len(later), min(later) if later else None, c.min_group_size, last))
+    return out
+
+
 async def scheduler_tick(db: Database, keys: Keys, bot: Bot, settings: Settings | None = None,
                          now: datetime | None = None) -> ReminderRun:
     await apply_schedule(db, now)
@@ -124,6 +163,11 @@ async def scheduler_loop(db: Database, keys: Keys, bot: Bot, stop_event: asyncio
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - keep the clock running; say what failed
-            log.error("scheduler tick failed: %s", exc.__class__.__name__, exc_info=exc)
+            from bot.runtime.failures import describe, is_temporary
+
+            if is_temporary(exc):  # an outage: the pump says so once; the next tick tries again
+                log.info("scheduler tick waits: %s", describe(exc))
+            else:
+                log.error("scheduler tick failed: %s", exc.__class__.__name__, exc_info=exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop_event.wait(), timeout=interval)

@@ -147,8 +147,13 @@ class Citizen:
         reply = await self.client.wait_for_bot(self.p.user_id, after=sent, timeout=self.timeout,
                                                idle=self.IDLE)
         self.seq = reply.seq
-        if reply.last is not None:
-            self.message = reply.last
+        alive = [m for m in reply.messages if not m["deleted"]]
+        if alive:
+            # the screen is the newest message with buttons (else the newest): an older one touched
+            # after it (its keyboard taken away once the new screen is out) is not what a person
+            # looks at, whatever order the two calls reached Telegram in
+            with_buttons = [m for m in alive if _buttons(m)]
+            self.message = max(with_buttons or alive, key=lambda m: m["message_id"])
         self.result.steps += 1
 
     async def _tap(self, widget: str, item: str | None = None) -> None:

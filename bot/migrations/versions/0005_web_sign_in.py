@@ -1,7 +1,7 @@
 """one-time sign-in links to the officers' web console (hashed tokens)
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0004, 0007
 Create Date: 2026-12-02 22:50:00
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from bot.models import UTCDateTime
 
 revision = '0005'
-down_revision = '0004'
+down_revision = ('0004', '0007')  # also joins the branches merged from main
 branch_labels = None
 depends_on = None
 
