@@ -2,12 +2,15 @@
 
 The long and wide layouts are record-level data for analysts who work with the council
 (each export is recorded in the audit trail); the grouped layout has disclosure control
-applied and is fit to publish.
+applied and is fit to publish. Record-level exports give times to the day unless exact times
+are asked for (audited), and, with per-export pseudonyms, rows in a random order, so that two
+exports cannot be re-linked by time or by position (docs/analysis.md).
 """
 
 from __future__ import annotations
 
 import hmac
+import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +50,23 @@ class ExportResult:
     rows: int
     responses: int
     stable_ids: bool
+    exact_times: bool = False
+
+
+def to_the_day(r: ResponseRecord) -> ResponseRecord:
+    """The record with every time cut to its day (00:00 UTC): a time to the second re-links two
+    exports with different pseudonyms, and can point at a person seen answering."""
+    r.started_at = _day(r.started_at)  # type: ignore[assignment]
+    r.completed_at = _day(r.completed_at)
+    for a in r.answers:
+        stamp = a._stamp
+        a._at = _day(a._at) if a._at is not None else None
+        a._stamp = f"{stamp[:10]}T00:00:00.000000Z" if stamp is not None else None
+    return r
+
+
+def _day(t: Any) -> Any:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0) if t is not None else None
 
 
 def id_maker(stable_ids: bool, salt: bytes | None = None) -> Callable[[ResponseRecord], tuple[str, str]]:
@@ -68,8 +88,12 @@ def id_maker(stable_ids: bool, salt: bytes | None = None) -> Callable[[ResponseR
 
 
 async def _stream_layout(db: Database, ctx: CampaignContext, layout: Layout, writer: TableWriter, *,
-                         labels: str | None, stable_ids: bool, progress: Progress | None) -> int:
+                         labels: str | None, stable_ids: bool, progress: Progress | None,
+                         exact_times: bool = False) -> int:
     ids = id_maker(stable_ids)
+    # With per-export pseudonyms, responses are shuffled in windows of BATCH rows (all of a
+    # campaign below that size), so that row order does not re-link two exports; memory stays flat.
+    shuffle = None if stable_ids else random.Random(secrets.randbits(64)).shuffle
     labeller = Labeller(ctx.spec, labels) if labels else None
     # The long layout converts repeated cells once (per response, answer or option) for writers
     # that can take converted cells; the wide layout has one row per response and no repeats.
@@ -83,22 +107,31 @@ async def _stream_layout(db: Database, ctx: CampaignContext, layout: Layout, wri
 
         def make(r: ResponseRecord) -> list[Any]:
             return long.lines(r, csv_writer.render, csv_writer.render_value, csv_writer.line_end)
-    batch: list[Any] = []
+    groups: list[list[Any]] = []  # one group of rows per response
+    pending = 0
     responses = 0
+
+    def flush() -> None:
+        if shuffle is not None:
+            shuffle(groups)
+        write([row for g in groups for row in g])
+        groups.clear()
+
     async with snapshot(db) as conn:
         async for r in iter_responses(conn, ctx, in_start_order=True):
             responses += 1
-            if make is not None:
-                batch += make(r)
-            else:
-                batch.append(wide_row(ctx.spec, r, ids, labeller))
-            if len(batch) >= BATCH:
-                write(batch)
-                batch = []
+            if not exact_times:
+                r = to_the_day(r)
+            rows = make(r) if make is not None else [wide_row(ctx.spec, r, ids, labeller)]
+            groups.append(rows)
+            pending += len(rows)
+            if pending >= BATCH:
+                flush()
+                pending = 0
             if progress is not None and responses % 1000 == 0:
                 progress(1000)
-    if batch:
-        write(batch)
+    if groups:
+        flush()
     if progress is not None and responses % 1000:
         progress(responses % 1000)
     return responses
@@ -135,7 +168,7 @@ async def export_async(database: Database | str, campaign: str, path: str | Path
                        layout: Layout = "long", format: Format | None = None, *,  # noqa: A002
                        labels: str | None = None, stable_ids: bool = False, by: str | None = None,
                        progress: Progress | None = None, on_total: Callable[[int], None] | None = None,
-                       actor: str | None = None) -> ExportResult:
+                       actor: str | None = None, exact_times: bool = False) -> ExportResult:
     """Write one export file; see `export` for the arguments."""
     path = Path(path)
     fmt: Format = format or format_for(path) or "csv"
@@ -162,19 +195,21 @@ async def export_async(database: Database | str, campaign: str, path: str | Path
                        else wide_columns(ctx.spec, bool(labels)))
             with open_writer(path, fmt, columns, sheet=sheet) as w:
                 responses = await _stream_layout(db, ctx, layout, w, labels=labels,
-                                                 stable_ids=stable_ids, progress=progress)
+                                                 stable_ids=stable_ids, progress=progress,
+                                                 exact_times=exact_times)
                 rows = w.rows
         async with db.session() as session:
             await audit.record(session, actor or audit.cli_actor(), "export", campaign, layout=layout,
                                format=fmt, file=path.name, rows=rows, responses=responses,
-                               stable_ids=stable_ids, labels=labels, by=by)
+                               stable_ids=stable_ids, exact_times=exact_times and layout != "grouped",
+                               labels=labels, by=by)
             await session.commit()
-    return ExportResult(path, layout, fmt, rows, responses, stable_ids)
+    return ExportResult(path, layout, fmt, rows, responses, stable_ids, exact_times)
 
 
 def export(database: Database | str, campaign: str, path: str | Path, layout: Layout = "long",
            format: Format | None = None, *, labels: str | None = None,  # noqa: A002
-           stable_ids: bool = False, by: str | None = None) -> ExportResult:
+           stable_ids: bool = False, by: str | None = None, exact_times: bool = False) -> ExportResult:
     """Export a campaign's answers to a file.
 
     Args:
@@ -185,11 +220,13 @@ def export(database: Database | str, campaign: str, path: str | Path, layout: La
             "grouped" (counts per group with disclosure control).
         format: "csv", "xlsx", "parquet" or "json" (JSON Lines).
         labels: a language code; adds question and option texts in that language.
-        stable_ids: use the stored pseudonyms, so this export can be joined with another one.
+        stable_ids: use the stored pseudonyms, so this export can be joined with another one
+            (rows then keep the response order; recorded in the audit trail).
         by: for the grouped layout, one group dimension instead of all.
+        exact_times: times to the microsecond instead of the day (recorded in the audit trail).
 
     Returns:
         An `ExportResult` with the number of rows and responses written.
     """
     return run(export_async(database, campaign, path, layout, format, labels=labels,
-                            stable_ids=stable_ids, by=by))
+                            stable_ids=stable_ids, by=by, exact_times=exact_times))

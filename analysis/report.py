@@ -289,13 +289,14 @@ def _codesign(t: Tally, p: Protected, dims: Sequence[str], labels: Labels) -> li
                     if counter is not None:
                         row["words"] = [[w, n if written.n is not None else None]
                                         for w, n in counter.frequent(p.k, WORDS)]
-                # Quotes only under a published group of at least 2k written answers: a quote is
+                # Quotes only under a published group of at least 2k written answers ("c" is k or
+                # more, so quoting there tells nothing new about the count): a quote is
                 # never labelled with a hidden group, and street addresses cannot be found reliably
                 # in our languages (no kept library does it offline), so a small group, where an
                 # address or a detail would point at one person, is not quoted (rule 6).
                 cell = t.questions[qid].rows.get(key)
-                if (written.n is not None and head.n is not None and cell is not None
-                        and cell.counts.get("text", 0) >= 2 * p.k):
+                if ((written.n is not None or written.suppressed == "c") and head.n is not None
+                        and cell is not None and cell.counts.get("text", 0) >= 2 * p.k):
                     row["quotes"] = _quotes(texts_by.get((qid, key), []), p.k)
                 rows.append(row)
             section["dimensions"].append({"id": d, "title": labels.dimension(d), "rows": rows})
@@ -349,13 +350,14 @@ def _overall(t: Tally, p: Protected, pq: ProtectedQuestion, labels: Labels, popu
     idx, matrix = t.priority_matrix(q.id)
     everyone = t.questions[q.id].rows.get(ALL_KEY)
     # Effective sample sizes are whole numbers: "177.0 people" reads as a false precision.
-    sizes: dict[str, int] = {"unweighted": int(pq.line(ALL_KEY).n or 0)}
+    sizes: dict[str, int | str] = {"unweighted": int(pq.line(ALL_KEY).n or 0)}
     withheld: list[str] = []
     # Every order carries the cell key method's noise, one to two people's worth (as the
     # "(all)" row's figures do), so two reports a person apart do not give that person's answer.
-    # A weighted order and its effective size, beside published group figures, would let a
-    # hidden group's count and mean be solved (Kish's n is a function of the group counts): they
-    # are shown only when every group they weight by is published for this question.
+    # A weighted order's effective size, beside published group figures, would let a hidden
+    # group's count be solved (Kish's n is a function of the group counts): it is shown only when
+    # every group it weights by is published for this question ("c" otherwise, and the scheme is
+    # listed in "withheld"); the weighted scores themselves carry noise as above.
     key = everyone.key if everyone is not None else 0
     most = 1.0 if q.type == "budget" else float(max(rank_need(q), 1))
 
@@ -372,13 +374,14 @@ def _overall(t: Tally, p: Protected, pq: ProtectedQuestion, labels: Labels, popu
                           ("solidarity", solidarity)):
         if weights is None:
             continue
-        if not all_shown:
-            withheld.append(name)
-            continue
         w = weights.values[idx]
         n_eff = kish_effective_size(w)
         schemes[name] = noisy(name, weighted_mean(matrix, w), n_eff)
-        sizes[name] = max(round(n_eff) + noise(key, f"{name} size"), 0)
+        if all_shown:
+            sizes[name] = max(round(n_eff) + noise(key, f"{name} size"), 0)
+        else:
+            sizes[name] = "c"  # type: ignore[assignment]
+            withheld.append(name)
     options = []
     rank_of = {name: ranks(dict(zip(pq.options, vals, strict=True))) for name, vals in schemes.items()}
     for i, o in enumerate(pq.options):

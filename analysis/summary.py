@@ -154,8 +154,9 @@ def question_problem(t: Tally, qt: QuestionTally, k: int | None = None) -> _Plan
             n[(key, o)] = p.count((q.id, key, o), value, tier=2 if everyone else 0,
                                   zero_shown=answered == 0, key=cell.keys.get(o, 0) if cell else 0)
             # Everyone in a small group gave this answer (attribute disclosure, rule 5): the count
-            # is withheld, so the row tells only "at least k of them".
-            if k <= answered < 2 * k and value == answered:
+            # is withheld, so the row tells only "at least k of them". (Every ranking names each
+            # option it ranks, and written-or-spoken says nothing of what was said: not answers.)
+            if k <= answered < 2 * k and value == answered and q.type not in ("rank", "text"):
                 p.withhold(n[(key, o)])
     tokens = q.tokens or 10
     for key in keys:

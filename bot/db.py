@@ -18,7 +18,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout so workers can share it."""
+    """An async engine; SQLite gets WAL, foreign keys and a busy timeout so workers can share it.
+
+    SQL parameters (answers, pseudonyms) are never logged, echo or not, and never put into
+    error messages (`hide_parameters`); result rows are dropped from the log (`bot.runtime.logs`).
+    """
+    from bot.runtime.logs import install_sql_filter
+
+    install_sql_filter()
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_async_engine(url, **kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -57,6 +58,8 @@ class Settings(BaseSettings):
     # seconds a Bot API call may take before it is given up and retried
     telegram_timeout: float = 30.0
     log_level: str = "INFO"
+    # where the local SQLite key file lives (default: the user's config folder, apart from the data)
+    keys_file: str | None = None
 
     @field_validator("admin_ids", "analyst_ids", mode="before")
     @classmethod
@@ -88,8 +91,25 @@ class Settings(BaseSettings):
         return Path(rest.split("?", 1)[0])
 
     def keys_path(self) -> Path:
+        """The SQLite key file: COASSESS_KEYS_FILE, else one beside the database if an older version
+        made it there (still read, with a warning), else one in the user's config folder, named
+        after the database (a copy of the data folder must not carry the keys with it)."""
+        if self.keys_file:
+            return Path(self.keys_file)
+        legacy = self.legacy_keys_path()
+        return legacy if legacy.exists() else self.default_keys_path()
+
+    def legacy_keys_path(self) -> Path:
         db = self.sqlite_path()
         return (db.parent if db else Path(".")) / ((db.name if db else "coassess") + ".keys")
+
+    def default_keys_path(self) -> Path:
+        from platformdirs import user_config_dir
+
+        db = self.sqlite_path()
+        where = str((db or Path("coassess")).resolve())
+        tag = hashlib.sha256(where.encode()).hexdigest()[:12]
+        return Path(user_config_dir("coassess")) / "keys" / f"{(db.name if db else 'coassess')}-{tag}.keys"
 
     def journal_file(self) -> Path:
         if self.journal_path:
@@ -131,12 +151,15 @@ class Settings(BaseSettings):
                 "file. Generate each with: python -c \"import secrets; print(secrets.token_urlsafe(32))\" "
                 "and keep them apart from database backups."
             )
-        stored = _read_or_create_keys(self.keys_path(), self.sqlite_path())
+        path = self.keys_path()
+        if not self.keys_file and path == self.legacy_keys_path():
+            _warn_beside(path, self.default_keys_path())
+        stored = _read_or_create_keys(path, self.sqlite_path())
         return (pseudonym or stored["pseudonym_key"]).encode(), (contact or stored["contact_key"]).encode()
 
     def web_session_secret(self) -> bytes:
         """The key that signs the console's session cookies: COASSESS_WEB_SECRET, or for local
-        SQLite one generated into the key file beside the other keys (kept across restarts, so
+        SQLite one generated into the key file with the other keys (kept across restarts, so
         officers stay signed in)."""
         given = self.web_secret.get_secret_value() if self.web_secret else ""
         if given:
@@ -156,6 +179,19 @@ class Settings(BaseSettings):
                 json.dump(stored, fh)
             tmp.replace(path)
         return str(stored["web_secret"]).encode()
+
+
+_WARNED: set[Path] = set()
+
+
+def _warn_beside(path: Path, better: Path) -> None:
+    if path in _WARNED:
+        return
+    _WARNED.add(path)
+    log.warning(
+        "The key file %s lies beside the database: a copy of that folder (a backup, a shared drive) "
+        "turns the contact table back into Telegram ids. Move it apart with: mkdir -p %s && mv %s %s",
+        path, better.parent, path, better)
 
 
 def _participants_in(db: Path | None) -> int:
@@ -182,18 +218,19 @@ def _read_or_create_keys(path: Path, db: Path | None = None) -> dict[str, str]:
         raise ConfigurationError(
             f"The database {db} holds {held} participant{'s' if held != 1 else ''}, but its key file "
             f"{path} is missing. Copy the key file back from where you keep it (it is made once, "
-            "next to the database), or set COASSESS_PSEUDONYM_KEY and COASSESS_CONTACT_KEY to the "
+            "in your config folder, or set COASSESS_KEYS_FILE to where it is), or set "
+            "COASSESS_PSEUDONYM_KEY and COASSESS_CONTACT_KEY to the "
             "keys it held. To start afresh with new keys instead, move the database file away first."
         )
     keys = {"pseudonym_key": secrets.token_urlsafe(32), "contact_key": secrets.token_urlsafe(32)}
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(keys, fh)
     log.warning(
-        "Generated new pseudonym and contact keys in %s (mode 0600). Back this file up "
-        "separately from the database: without it participants cannot be recognised or "
-        "contacted again.", path,
+        "Generated new pseudonym and contact keys in %s (mode 0600), apart from the database. Back "
+        "this file up separately from the database: without it participants cannot be recognised "
+        "or contacted again; with it beside a copy of the data, they can be re-identified.", path,
     )
     return keys
 

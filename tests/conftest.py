@@ -62,6 +62,15 @@ async def drop_pg_database(url: str) -> None:
         await conn.close()
 
 
+@pytest.fixture(autouse=True)
+def config_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Key files made by a test (the user's config folder by default) go to a temporary folder,
+    never into the home folder of whoever runs the tests; subprocesses inherit it."""
+    folder = tmp_path_factory.getbasetemp() / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A fresh, migrated database URL on each backend."""

@@ -542,3 +542,30 @@ def test_complementary_suppression_does_not_hide_the_largest_group_where_less_wi
     assert hidden <= 96  # 48 started and 48 finished; hiding the 56 too made it 152
     for v, (lo, hi) in ranges(p, prot.status, prot.statistic_shown, K).items():
         assert p.derived[v] or hi - lo >= 1, "a hidden count can be worked out"
+
+
+def test_the_perturbation_table_keeps_zeros_the_threshold_and_its_mean() -> None:
+    """Cell key method: zeros stay zero, no count of k or more is published below k, the noise is
+    at most MAX_NOISE, fixed by (cell key, count), and unbiased at every count."""
+    from analysis.disclosure import MODULUS, perturb
+
+    keys = range(0, MODULUS, MODULUS // 4000)
+    assert all(perturb(0, key, K) == 0 for key in keys)
+    for count in (K, K + 1, K + 2, 57):
+        figures = [perturb(count, key, K) for key in keys]
+        assert min(figures) >= K and all(abs(f - count) <= MAX_NOISE for f in figures)
+        assert abs(sum(figures) / len(figures) - count) < 0.1  # unbiased
+        assert figures == [perturb(count, key, K) for key in keys]  # the same every time
+    assert {perturb(K, key, K) for key in keys} == {K}
+    assert {perturb(57, key, K) for key in keys} == {55, 56, 57, 58, 59}
+
+
+def test_a_shown_count_is_published_only_with_its_cell_key() -> None:
+    p = Problem()
+    v = p.count("people", 40)
+    with pytest.raises(ValueError, match="no cell key"):
+        protect(p, K).value(v)
+    p = Problem()
+    v = p.count("people", 40, key=123)
+    w = p.count("nobody", 0, zero_shown=True)  # a zero needs no key: it stays zero
+    assert abs(protect(p, K).value(v) - 40) <= MAX_NOISE and protect(p, K).value(w) == 0

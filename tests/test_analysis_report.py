@@ -58,7 +58,10 @@ def test_report_has_every_section(html_report) -> None:  # type: ignore[no-untyp
     assert [s["question"] for s in model["cocommissioning"]] == ["order", "spend"]
     overall = model["cocommissioning"][1]["overall"]
     assert overall["schemes"] == ["unweighted", "population", "solidarity"]
-    assert overall["effective_size"]["population"] < overall["effective_size"]["unweighted"]
+    # a weighted order's effective size is shown only while every group it weights by is
+    # published (issue 14, point 2: beside a hidden group it would let that group's count be solved)
+    population_size = overall["effective_size"]["population"]
+    assert population_size == "c" if "population" in overall["withheld"] else population_size < overall["effective_size"]["unweighted"]
     ease = model["coassessment"][0]["dimensions"][0]
     assert ease["gap"] is None or ease["gap"]["gap"] >= 0
     assert any(d["under_represented"] for d in model["reach"]["dimensions"])
@@ -119,7 +122,8 @@ async def test_free_text_is_escaped_and_quoted_per_group(db, example_spec, tmp_p
         await load_campaign(s, example_spec)
         await s.commit()
     evil = "<script>alert('x')</script> more evening hours"
-    people = [({"age": ["over64"]}, {"barrier": {"option": "hours"}, "idea": {"text": evil}})] * 12
+    # 20: quotes come only from published groups of at least twice the threshold (issue 14, point 4)
+    people = [({"age": ["over64"]}, {"barrier": {"option": "hours"}, "idea": {"text": evil}})] * 20
     # every other row well above the threshold, so no complementary suppression is needed
     for groups in ({"age": ["25_64"]}, {"age": ["under25"]}, {"age": ["prefer_not_to_say"]}, {}):
         people += [(groups, {"barrier": {"option": "hours"}, "idea": {"text": "Saturday clinic"}})] * 15

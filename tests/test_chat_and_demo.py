@@ -38,7 +38,7 @@ async def test_demo_small_crowd(tmp_path: Path) -> None:
     rows = list(csv.DictReader(result.export.open(encoding="utf-8-sig")))
     assert rows and rows[0]["campaign"] == "clinic-access"
     assert {r["language"] for r in rows} >= {"en"}
-    # the demo database keeps its keys beside it, so the officer's commands work on it afterwards
+    # the demo database's keys are kept (in the config folder), so the officer's commands work on it afterwards
     from sqlalchemy import select
 
     from bot.db import Database
@@ -47,7 +47,8 @@ async def test_demo_small_crowd(tmp_path: Path) -> None:
     from bot.settings import Settings
 
     url = f"sqlite+aiosqlite:///{(tmp_path / 'demo.db').resolve()}"
-    assert (tmp_path / "demo.db.keys").exists()
+    assert Settings(_env_file=None, database_url=url).keys_path().exists()
+    assert not (tmp_path / "demo.db.keys").exists()  # apart from the data
     keys = Keys(*Settings(_env_file=None, database_url=url).secret_keys())
     db = Database(url)
     try:

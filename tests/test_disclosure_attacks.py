@@ -23,6 +23,7 @@ from analysis.reading import AnswerRecord, CampaignContext, ResponseRecord
 from analysis.summary import protect_all
 from analysis.tally import ALL_KEY, tally
 from bot.campaigns.schema import CampaignSpec
+from tests.test_dialog_survey import world  # noqa: F401 - fixture
 
 K = 10
 # Published counts are within this of the truth (0 before the cell key method).
@@ -217,3 +218,190 @@ def test_a_small_group_where_everyone_gave_one_answer_does_not_show_it(example_s
     head, phone = pq.line(("age", "over64")), pq.line(("age", "over64"), "phone")
     assert head.n is not None, "the group itself is published"
     assert phone.n is None and phone.share is None, "every one of the 12 uses the phone, and the row says so"
+
+
+# ------------------------------------------------- 7. logs, DEBUG and SQL echo included
+
+async def test_a_debug_log_of_a_full_journey_holds_no_name_id_or_answer(world, db, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from tests.participants import Person
+    from tests.test_dialog_survey import complete_example
+
+    caplog.set_level(logging.DEBUG)
+    for name in ("sqlalchemy.engine", "aiogram", "aiogram_dialog"):  # as with echo="debug"
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    user_id, first, last, username = 7391028466, "Zamzamlog", "Qorsheeyelog", "zamzam_logtest"
+    dp, mm, bot = world
+    p = Person(dp, mm, bot, user_id=user_id, language_code="en", first_name=first)
+    p.client.user = p.client.user.model_copy(update={"last_name": last, "username": username})
+    await complete_example(p)
+    assert "SELECT" in caplog.text or "INSERT" in caplog.text, "the SQL echo was on"
+    for needle in (str(user_id), first, last, username, "The stairs"):
+        assert needle not in caplog.text, f"{needle!r} is in the DEBUG log"
+
+
+# ------------------------------------------------- 5. re-linking two record-level exports
+
+async def test_two_exports_cannot_be_relinked_by_time_or_row_order(db, example_spec, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import hashlib
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from analysis.exports import export_async
+    from bot.campaigns.flow import validate_answer
+    from bot.campaigns.store import load_campaign
+    from bot.models import Answer, Participant, Response
+
+    async with db.session() as s:
+        await load_campaign(s, example_spec)
+        for i in range(47):  # each person answers at their own minute, each writes a different idea
+            at = NOW + timedelta(hours=i % 5, minutes=7 * i, seconds=i)
+            pid = (await s.execute(insert(Participant).returning(Participant.id), [{
+                "pseudonym": hashlib.sha256(f"relink{i}".encode()).hexdigest(), "language": "en"}])).scalar_one()
+            rid = (await s.execute(insert(Response).returning(Response.id), [{
+                "campaign_id": example_spec.id, "participant_id": pid, "language": "en", "started_at": at,
+                "completed_at": at + timedelta(minutes=3)}])).scalar_one()
+            await s.execute(insert(Answer), [
+                {"response_id": rid, "question_id": "got_help", "status": "answered",
+                 "value": validate_answer(example_spec.question("got_help"), {"value": "yes"}),
+                 "answered_at": at + timedelta(seconds=30)},
+                {"response_id": rid, "question_id": "idea", "status": "answered",
+                 "value": validate_answer(example_spec.question("idea"), {"text": f"idea number {i}"}),
+                 "answered_at": at + timedelta(seconds=90)}])
+        await s.commit()
+
+    def people(path: Any) -> list[tuple[str, tuple[str, ...], str]]:
+        """Per participant, in file order: their answer times and (for the test only) their idea."""
+        seen: dict[str, list[Any]] = {}
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            for row in csv.DictReader(fh):
+                entry = seen.setdefault(row["participant"], [[], ""])
+                entry[0].append(row["answered_at"])
+                if row["question"] == "idea":
+                    entry[1] = row["value"]
+        return [(p, tuple(sorted(times)), idea) for p, (times, idea) in seen.items()]
+
+    a = people(await _export(export_async, db, example_spec, tmp_path / "a.csv"))
+    b = people(await _export(export_async, db, example_spec, tmp_path / "b.csv"))
+    assert {p for p, _, _ in a}.isdisjoint({p for p, _, _ in b}), "per-export pseudonyms"
+    by_time: dict[tuple[str, ...], list[str]] = {}
+    for _, times, idea in b:
+        by_time.setdefault(times, []).append(idea)
+    linked_by_time = sum(by_time.get(times) == [idea] for _, times, idea in a)
+    linked_by_order = sum(x[2] == y[2] for x, y in zip(a, b, strict=True))
+    # by chance alone, about one person in 47 lines up by order
+    assert linked_by_time == 0 and linked_by_order <= 5, (linked_by_time, linked_by_order)
+
+
+async def _export(export_async: Any, db: Any, spec: CampaignSpec, path: Any) -> Any:
+    await export_async(db, spec.id, path, "long")
+    return path
+
+
+# ------------------------------------------------- 8. two dry runs, with and without a filter
+
+DRY_RUN_SHARE = 0.35  # the difference of two totals equals the hidden count about 1 time in 4
+
+
+def test_two_dry_runs_do_not_differ_by_the_hidden_count(example_spec) -> None:  # type: ignore[no-untyped-def]
+    from bot.services.broadcasts import Candidate, breakdown, protect_reach
+
+    rng = random.Random(8)
+    dims = [d.id for d in example_spec.groups]
+    trials, exact = 40, 0
+    for _ in range(trials):
+        keyed = "key" in Candidate.__dataclass_fields__  # (before the cell key method: no keys)
+        people = [Candidate(participant_id=i, language="so" if i < 3 else "en",
+                            **({"key": rng.randrange(2 ** 31)} if keyed else {})) for i in range(40)]
+        everyone = protect_reach(breakdown(people, example_spec.languages, dims), example_spec)
+        english = protect_reach(breakdown([c for c in people if c.language == "en"], example_spec.languages, dims),
+                                example_spec)
+        assert dict(everyone.table("by language"))["so"] == "<10"
+        # the same 37 people give the same figure in both dry runs
+        assert dict(everyone.table("by language"))["en"] in (english.total, "c")
+        if everyone.total.isdigit() and english.total.isdigit():
+            exact += int(everyone.total) - int(english.total) == 3
+    assert exact / trials <= DRY_RUN_SHARE, f"{exact} of {trials} pairs of dry runs gave the hidden 3 away"
+
+
+# ------------------------------------------------- 6. keys beside the data
+
+def test_a_copy_of_the_data_folder_holds_no_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.settings import Settings
+
+    (tmp_path / "data").mkdir()
+    Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/data/coassess.db").secret_keys()
+    assert [p.name for p in (tmp_path / "data").iterdir()] == [], "the key file was written beside the data"
+    assert Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/data/coassess.db").keys_path().exists()
+
+
+# ------------------------------------------------- 4. quotes from a small group
+
+async def test_no_quote_from_a_small_group_or_under_a_hidden_one(db, example_spec, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from analysis.report import report_model_async
+    from bot.campaigns.store import load_campaign
+    from tests.test_analysis_disclosure import add_responses
+
+    async with db.session() as s:
+        await load_campaign(s, example_spec)
+        await s.commit()
+    address = "Deaf and in a wheelchair, I live above the bakery at 12 Elm St"
+    people: list[tuple[dict[str, list[str]], dict[str, Any]]] = [
+        ({"age": ["over64"], "disability": ["yes"]}, {"barrier": {"option": "hours"}, "idea": {"text": address}})] * 2
+    people += [({"age": ["25_64"], "disability": ["no"]},
+                {"barrier": {"option": "hours"}, "idea": {"text": f"longer evening hours {i}"}}) for i in range(14)]
+    await add_responses(db, example_spec, people)
+    model = await report_model_async(db, example_spec.id)
+    assert "Elm St" not in str(model), "a quote from a group of 2 (or from 16 people in all) was published"
+
+
+# ------------------------------------------------- 2. effective size and weighted priorities
+
+def test_a_weighted_order_does_not_give_a_hidden_groups_count_away(example_spec) -> None:  # type: ignore[no-untyped-def]
+    """Kish's effective size is a function of the group counts: beside the published groups it
+    solved the hidden one (3 people aged 65+). It must not be published while a group is hidden."""
+    from analysis.report import build_model
+
+    rng = random.Random(2)
+    baseline = {"age": {"under25": 0.3, "25_64": 0.52, "over64": 0.18}}
+    crowd = []
+    for i, age in enumerate(["under25"] * 30 + ["25_64"] * 40 + ["over64"] * 3):
+        coins = dict.fromkeys(["interpreters", "evening", "online"], 0)
+        for _ in range(10):
+            coins[rng.choice(list(coins))] += 1
+        crowd.append(record(i, {"age": [age]}, {"spend": {"coins": coins}}, rng.randrange(2 ** 31)))
+    ctx = CampaignContext(id=example_spec.id, spec=example_spec, min_group_size=K, baseline=baseline, invites={})
+    t = asyncio.run(tally(ctx, _stream(crowd)))
+    prot = protect_all(t)
+    assert prot.questions["spend"].line(("age", "over64")).n is None, "the 3 are hidden"
+    model = build_model(t, prot, dims=["age"], lang="en", baseline=baseline, baseline_source="given", need=None)
+    overall = next(s for s in model["cocommissioning"] if s["question"] == "spend")["overall"]
+    assert overall["effective_size"]["population"] == "c"
+    assert model["weighting"]["population"]["effective_size"] == "c"
+
+
+def test_existing_responses_get_random_record_keys_when_the_database_is_upgraded(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from bot.db import upgrade_sync
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    upgrade_sync(url, "0003")
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("INSERT INTO campaign (id, version, definition, status, languages, min_group_size, title, "
+                     "mode, created_at, updated_at) VALUES ('c', 1, '{}', 'open', '[]', 10, '{}', 'coassessment', "
+                     "'2026-01-01', '2026-01-01')")
+        for i in range(30):
+            conn.execute("INSERT INTO participant (pseudonym, allow_invitations, stopped, created_at) "
+                         "VALUES (?, 1, 0, '2026-01-01')", (f"p{i}",))
+            conn.execute("INSERT INTO response (campaign_id, participant_id, language, started_at, wants_outcome) "
+                         "VALUES ('c', ?, 'en', '2026-01-01', 0)", (i + 1,))
+    upgrade_sync(url)
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        for table in ("response", "participant"):
+            keys = [k for (k,) in conn.execute(f"SELECT record_key FROM {table}")]  # noqa: S608
+            assert len(keys) == 30 and None not in keys and len(set(keys)) == 30, table
+            assert all(0 <= k < 2 ** 31 for k in keys)

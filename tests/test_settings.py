@@ -13,13 +13,16 @@ from pydantic import SecretStr
 from bot.settings import ConfigurationError, Settings
 
 
-def test_sqlite_keys_are_generated_once_with_mode_0600(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_keys_are_generated_once_with_mode_0600(tmp_path: Path, caplog, config_folder) -> None:  # type: ignore[no-untyped-def]
     s = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/data/c.db")
     with caplog.at_level(logging.WARNING):
         first = s.secret_keys()
-    path = tmp_path / "data" / "c.db.keys"
+    # apart from the data (issue 14, point 6): a copy of the data folder carries no keys
+    path = s.keys_path()
+    assert not list((tmp_path / "data").glob("*.keys"))
+    assert path.is_relative_to(config_folder) and path.name.startswith("c.db-")
     assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert "Generated new pseudonym and contact keys" in caplog.text
+    assert "Generated new pseudonym and contact keys" in caplog.text and str(path) in caplog.text
     assert s.secret_keys() == first  # reused, not regenerated
     assert len(first[0]) >= 32 and first[0] != first[1]
 
@@ -35,13 +38,32 @@ def test_a_lost_key_file_is_not_silently_replaced(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE contact (participant_id INTEGER PRIMARY KEY, chat_ciphertext BLOB)")
         conn.execute("INSERT INTO participant (pseudonym) VALUES ('x')")
         conn.execute("INSERT INTO contact VALUES (1, x'00')")
-    (tmp_path / "c.db.keys").rename(tmp_path / "elsewhere.keys")
+    made = Settings(_env_file=None, database_url=url).keys_path()
+    made.rename(tmp_path / "elsewhere.keys")
     with pytest.raises(ConfigurationError, match="holds 1 participant, but its key file") as err:
         Settings(_env_file=None, database_url=url).secret_keys()
     assert "COASSESS_PSEUDONYM_KEY" in str(err.value) and "move the database file away" in str(err.value)
-    assert not (tmp_path / "c.db.keys").exists()  # nothing generated
-    (tmp_path / "elsewhere.keys").rename(tmp_path / "c.db.keys")
+    assert not made.exists()  # nothing generated
+    (tmp_path / "elsewhere.keys").rename(made)
     assert Settings(_env_file=None, database_url=url).secret_keys() == keys
+
+
+def test_a_key_file_beside_the_database_is_still_read_with_a_warning(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    beside = tmp_path / "old.db.keys"
+    beside.write_text('{"pseudonym_key": "%s", "contact_key": "%s"}' % ("p" * 43, "c" * 43))
+    s = Settings(_env_file=None, database_url=url)
+    with caplog.at_level(logging.WARNING):
+        assert s.secret_keys() == (b"p" * 43, b"c" * 43)
+    assert "lies beside the database" in caplog.text
+    assert f"mv {beside} {s.default_keys_path()}" in caplog.text
+
+
+def test_the_key_file_can_be_named(tmp_path: Path) -> None:
+    s = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/c.db",
+                 keys_file=str(tmp_path / "vault" / "c.keys"))
+    s.secret_keys()
+    assert (tmp_path / "vault" / "c.keys").exists()
 
 
 def test_postgres_without_keys_says_which_variable(tmp_path: Path) -> None:
@@ -56,7 +78,7 @@ def test_given_keys_win(tmp_path: Path) -> None:
     s = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/c.db",
                  pseudonym_key=SecretStr("p" * 40), contact_key=SecretStr("c" * 40))
     assert s.secret_keys() == (b"p" * 40, b"c" * 40)
-    assert not (tmp_path / "c.db.keys").exists()
+    assert not s.keys_path().exists()
 
 
 def test_environment_and_admin_ids(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,4 +112,4 @@ def test_made_up_participants_do_not_block_new_keys(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE contact (participant_id INTEGER PRIMARY KEY, chat_ciphertext BLOB)")
         conn.executemany("INSERT INTO participant (pseudonym) VALUES (?)", [("synth-1",), ("synth-2",)])
     keys = Settings(_env_file=None, database_url=url).secret_keys()
-    assert (tmp_path / "c.db.keys").exists() and len(keys[0]) >= 32
+    assert Settings(_env_file=None, database_url=url).keys_path().exists() and len(keys[0]) >= 32

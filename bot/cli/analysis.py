@@ -96,9 +96,14 @@ def export(
                                            "beside the ids."),
     stable_ids: bool = typer.Option(False, "--stable-ids",
                                     help="Use the same participant and response ids as in other exports, so "
-                                         "files can be joined. By default every export gets fresh ids, so a "
-                                         "lost file cannot be matched with another one."),
+                                         "files can be joined. By default every export gets fresh ids and its "
+                                         "rows in a random order, so a lost file cannot be matched with another "
+                                         "one. Recorded in the audit trail."),
     by: str | None = ByOption,
+    exact_times: bool = typer.Option(False, "--exact-times",
+                                     help="Give answer, start and finish times to the microsecond. By default "
+                                          "they are cut to the day, so that times cannot re-link two exports "
+                                          "or point at someone seen answering. Recorded in the audit trail."),
 ) -> None:
     """Export a campaign's answers to a file, for your own analysis or to share.
 
@@ -114,11 +119,11 @@ def export(
 
       coassess export clinic-access -o by-group.csv --layout grouped --by community
     """
-    run_async(_export)(campaign, output, layout, fmt, labels, stable_ids, by)
+    run_async(_export)(campaign, output, layout, fmt, labels, stable_ids, by, exact_times)
 
 
 async def _export(campaign: str, output: Path, layout: Layout, fmt: ExportFormat | None,
-                  labels: str | None, stable_ids: bool, by: str | None) -> None:
+                  labels: str | None, stable_ids: bool, by: str | None, exact_times: bool = False) -> None:
     from analysis.exports import export_async
 
     if by and layout != Layout.grouped:
@@ -128,7 +133,8 @@ async def _export(campaign: str, output: Path, layout: Layout, fmt: ExportFormat
         with _progress(f"Exporting {campaign} ({layout.value})") as (set_total, advance):
             result = await _friendly(lambda: export_async(
                 db, campaign, output, layout.value, fmt.value if fmt else None,  # type: ignore[arg-type]
-                labels=labels, stable_ids=stable_ids, by=by, progress=advance, on_total=set_total))
+                labels=labels, stable_ids=stable_ids, by=by, progress=advance, on_total=set_total,
+                exact_times=exact_times))
     took = time.monotonic() - started
     console.print(f"[green]✓[/] Wrote {plural(result.rows, 'row')} ({plural(result.responses, 'response')}, "
                   f"layout {result.layout}, {result.format}) to {result.path} in {took:.1f} s.", highlight=False)
