@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import html
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from operator import itemgetter
 from typing import Any
@@ -33,10 +34,10 @@ from aiogram_dialog.widgets.text import Format
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.campaigns.schema import CampaignSpec
+from bot.campaigns.schema import PREFER_NOT, CampaignSpec
 from bot.campaigns.store import campaign_state
 from bot.db import Database
-from bot.models import Campaign
+from bot.models import Campaign, Response
 from bot.services import audit
 from bot.services.participants import Keys
 from bot.services.participation import Participation, participation, protect_participation  # noqa: F401 (re-exported)
@@ -327,10 +328,13 @@ async def get_close_confirm(dialog_manager: DialogManager, **_: Any) -> dict[str
         return {"text": _e(t.gettext("This campaign no longer exists.")), **_labels(t)}
     c, spec = found
     session = _session(dialog_manager)
-    midway = await session.scalar(select(func.count()).select_from(Response).where(
-        Response.campaign_id == c.id, Response.consented_at.is_not(None), Response.completed_at.is_(None))) or 0
-    # a count of people, protected as every other count the officer sees
-    shown = protect_total(midway, spec.min_group_size)
+    midway, midway_key = (await session.execute(
+        select(func.count(), func.sum(Response.record_key)).select_from(Response).where(
+            Response.campaign_id == c.id, Response.consented_at.is_not(None),
+            Response.completed_at.is_(None)))).one()
+    midway = int(midway or 0)
+    # a count of people, protected as every other count the officer sees (with its cell key)
+    shown = protect_total(midway, spec.min_group_size, int(midway_key or 0))
     form = midway if shown == str(midway) else spec.min_group_size
     text = t.ngettext("Close “%(title)s” (%(id)s) now? Nobody new can start it. %(n)s person is "
                       "mid-way and can still finish.",
