@@ -24,7 +24,7 @@ from bot.db import Database
 from bot.models import AuditEvent, Campaign, Invite, WebSignIn, utcnow
 from bot.services.invites import create_invite
 from bot.services.participants import Keys
-from bot.services.signin import make_link, officer_link
+from bot.services.signin import officer_link
 from tests.admin_world import FIRST_USER, Someone, load_open, seed
 from tests.conftest import EXAMPLE
 from tests.web_world import (
@@ -33,7 +33,6 @@ from tests.web_world import (
     STRANGER,
     client,
     console_settings,
-    csrf_of,
     officer_signs_in,
     partner_link,
     post_form,

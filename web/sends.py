@@ -19,7 +19,6 @@ from starlette.routing import Route
 from bot.campaigns.schema import CampaignSpec
 from bot.campaigns.store import campaign_state
 from bot.models import Broadcast, Campaign, utcnow
-from bot.services import audit
 from bot.services.broadcasts import (
     InvitationFilters,
     breakdown,

@@ -88,9 +88,10 @@ async def miniapp_page(request: Request) -> Response:
 
 async def miniapp_signin(request: Request) -> Response:
     """Sign in with the initData Telegram gives a Mini App (checked with the bot's token)."""
-    if (busy := _too_many(request)) is not None:
-        return JSONResponse({"error": "too many attempts"}, status_code=429)
     _ = translator(request)
+    if not console_of(request).sign_in_limit.hit(client_of(request)):
+        return JSONResponse({"error": _("Too many attempts to sign in from here. Wait five minutes.")},
+                            status_code=429)
     console = console_of(request)
     form = await request.form(max_files=0, max_fields=5)
     init_data = str(form.get("init_data") or "")
