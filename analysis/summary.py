@@ -248,7 +248,6 @@ def _share(part: int | None, whole: int | None) -> float | None:
 def _lines_for_question(t: Tally, qt: QuestionTally, plan: _Plan, prot: Protection) -> ProtectedQuestion:
     q = qt.question
     out = ProtectedQuestion(q, qt.options)
-    p = plan.problem
     keys = [ALL_KEY, *[key for d in t.answered_dimensions() for key in _rows(t, d)]]
     for key in keys:
         bvar = plan.base[key]

@@ -328,14 +328,12 @@ async def get_close_confirm(dialog_manager: DialogManager, **_: Any) -> dict[str
         return {"text": _e(t.gettext("This campaign no longer exists.")), **_labels(t)}
     c, spec = found
     session = _session(dialog_manager)
-    midway, midway_key = (await session.execute(
-        select(func.count(), func.sum(Response.record_key)).select_from(Response).where(
-            Response.campaign_id == c.id, Response.consented_at.is_not(None),
-            Response.completed_at.is_(None)))).one()
-    midway = int(midway or 0)
-    # a count of people, protected as every other count the officer sees (with its cell key)
-    shown = protect_total(midway, spec.min_group_size, int(midway_key or 0))
-    form = midway if shown == str(midway) else spec.min_group_size
+    midway, key = (await session.execute(select(func.count(), func.sum(Response.record_key)).where(
+        Response.campaign_id == c.id, Response.consented_at.is_not(None), Response.completed_at.is_(None)))).one()
+    midway = midway or 0
+    # a count of people, protected (and perturbed with its cell key) as every other count the officer sees
+    shown = protect_total(midway, spec.min_group_size, int(key or 0))
+    form = int(shown) if shown.isdigit() else spec.min_group_size
     text = t.ngettext("Close “%(title)s” (%(id)s) now? Nobody new can start it. %(n)s person is "
                       "mid-way and can still finish.",
                       "Close “%(title)s” (%(id)s) now? Nobody new can start it. %(n)s people are "

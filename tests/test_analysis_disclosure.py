@@ -27,7 +27,6 @@ from analysis import export_async, protect, synthesize_async
 from analysis.disclosure import MAX_NOISE, Problem, ranges
 from analysis.render import render_html, render_markdown
 from analysis.report import report_model_async
-from analysis.stats import t_quantile
 from bot.campaigns.flow import validate_answer
 from bot.campaigns.schema import CampaignSpec
 from bot.campaigns.store import load_campaign

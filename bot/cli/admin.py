@@ -583,7 +583,7 @@ async def _note_scheduler(campaign_id: str | None) -> None:
         upcoming = await upcoming_reminders(db, campaign_id)
     for u in upcoming:
         if u.people and u.first_due is not None:
-            shown = protect_total(u.people, u.min_group_size)
+            shown = protect_total(u.people, u.min_group_size, u.key)
             console.print(f"{u.campaign_id}: reminders for {_people(u.people, shown, u.min_group_size)} "
                           f"fall due later, the first at {u.first_due:%Y-%m-%d %H:%M} UTC.",
                           highlight=False)

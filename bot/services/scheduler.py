@@ -111,6 +111,7 @@ class Upcoming:
     first_due: datetime | None
     min_group_size: int
     last_sent_by_scheduler: datetime | None = None
+    key: int = 0  # the people's record keys summed: `people` is shown perturbed with it
 
 
 async def upcoming_reminders(db: Database, campaign_id: str | None = None,
@@ -131,13 +132,15 @@ async def upcoming_reminders(db: Database, campaign_id: str | None = None,
             if campaign_state(c, now) != "open":
                 continue
             delay = timedelta(hours=c.reminder_after_hours or 0)
-            later = [cand.consented_at + delay for cand in await load_candidates(s, c.id)
-                     if cand.consented_at is not None and not reminder_due(cand, c, now)
-                     and reminder_due(cand, c, max(now, cand.consented_at + delay))]
+            waiting = [cand for cand in await load_candidates(s, c.id)
+                       if cand.consented_at is not None and not reminder_due(cand, c, now)
+                       and reminder_due(cand, c, max(now, cand.consented_at + delay))]
+            later = [cand.consented_at + delay for cand in waiting if cand.consented_at is not None]
             last = await s.scalar(select(AuditEvent.at).where(
                 AuditEvent.action == "remind_sent", AuditEvent.campaign_id == c.id,
                 AuditEvent.actor == SCHEDULER_ACTOR).order_by(AuditEvent.at.desc()).limit(1))
-            out.append(Upcoming(c.id, len(later), min(later) if later else None, c.min_group_size, last))
+            out.append(Upcoming(c.id, len(later), min(later) if later else None, c.min_group_size, last,
+                                sum(cand.key for cand in waiting)))
     return out
 
 

@@ -5,7 +5,7 @@ random key; a published count's perturbation is fixed by the sum of its records'
 (analysis.disclosure). Existing rows get keys here, from the operating system's random source.
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0007
 Create Date: 2026-12-02 22:45:00
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0004'
-down_revision = '0003'
+down_revision = '0007'  # chained after main's 0007 when main was merged (assigned: after 0003)
 branch_labels = None
 depends_on = None
 

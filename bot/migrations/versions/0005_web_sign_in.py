@@ -1,7 +1,7 @@
 """one-time sign-in links to the officers' web console (hashed tokens)
 
 Revision ID: 0005
-Revises: 0004, 0007
+Revises: 0004
 Create Date: 2026-12-02 22:50:00
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from bot.models import UTCDateTime
 
 revision = '0005'
-down_revision = ('0004', '0007')  # also joins the branches merged from main
+down_revision = '0004'  # assigned: after 0003; 0004 follows main's 0007 since the merges
 branch_labels = None
 depends_on = None
 
