@@ -1,4 +1,4 @@
-# The coassess bot image: Python 3.11, the package, compiled catalogs.
+# The coassess image (bot and web console): Python 3.11, the package, compiled catalogs.
 FROM python:3.11-slim
 WORKDIR /app
 # espeak-ng speaks questions to people who cannot read; libsndfile writes the OGG/Opus voice notes;
@@ -11,6 +11,7 @@ COPY bot ./bot
 COPY dialogs ./dialogs
 COPY locales ./locales
 COPY analysis ./analysis
+COPY web ./web
 COPY examples ./examples
 RUN pip install --no-cache-dir . && python -m locales compile
 USER nobody

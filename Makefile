@@ -28,6 +28,9 @@ test: install
 catalogs: | $(BIN)/pybabel
 	$(BIN)/pybabel extract -F babel.cfg -o locales/coassess.pot --no-location --sort-output \
 		--omit-header --project coassess --msgid-bugs-address none bot dialogs
+	$(BIN)/pybabel extract -F locales/web-babel.cfg -k _ -k N_ -k ngettext:1,2 -o locales/web.pot \
+		--no-location --sort-output --omit-header --project coassess --msgid-bugs-address none web
+	$(BIN)/pybabel update -D web -i locales/web.pot -d locales --no-wrap --ignore-obsolete
 	$(BIN)/python -m locales update
 	$(BIN)/python -m locales compile
 

@@ -401,3 +401,21 @@ class ProcessedUpdate(Base):
     update_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     bot_key: Mapped[str] = mapped_column(String(16), primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebSignIn(Base):
+    """A one-time sign-in link to the officers' console: only a hash of its token is kept.
+
+    `actor` is the officer's audit pseudonym (never a Telegram id); a partner's link names the
+    one invite it shows.
+    """
+
+    __tablename__ = "web_sign_in"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(12))  # admin | analyst | partner
+    actor: Mapped[str] = mapped_column(String(80))
+    invite_id: Mapped[int | None] = mapped_column(ForeignKey("invite.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

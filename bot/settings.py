@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
     contact_key: SecretStr | None = None
     admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
+    # the console (`coassess web`): analysts read results, reports, exports and the audit log
+    analyst_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
+    web_public_url: str = "http://127.0.0.1:8000"
+    web_secret: SecretStr | None = None
     redis_url: str | None = None
     webhook_secret: SecretStr | None = None
     journal_path: str | None = None
@@ -57,7 +61,7 @@ class Settings(BaseSettings):
     # where the local SQLite key file lives (default: the user's config folder, apart from the data)
     keys_file: str | None = None
 
-    @field_validator("admin_ids", mode="before")
+    @field_validator("admin_ids", "analyst_ids", mode="before")
     @classmethod
     def _parse_admin_ids(cls, value: object) -> object:
         if value is None or value == "":
@@ -68,7 +72,7 @@ class Settings(BaseSettings):
                 return frozenset(int(p) for p in parts)
             except ValueError as exc:
                 raise ValueError(
-                    "COASSESS_ADMIN_IDS must be Telegram user ids separated by commas, "
+                    "COASSESS_ADMIN_IDS and COASSESS_ANALYST_IDS must be Telegram user ids separated by commas, "
                     f"for example 12345,67890 (got {value!r})"
                 ) from exc
         return value
@@ -152,6 +156,29 @@ class Settings(BaseSettings):
             _warn_beside(path, self.default_keys_path())
         stored = _read_or_create_keys(path, self.sqlite_path())
         return (pseudonym or stored["pseudonym_key"]).encode(), (contact or stored["contact_key"]).encode()
+
+    def web_session_secret(self) -> bytes:
+        """The key that signs the console's session cookies: COASSESS_WEB_SECRET, or for local
+        SQLite one generated into the key file with the other keys (kept across restarts, so
+        officers stay signed in)."""
+        given = self.web_secret.get_secret_value() if self.web_secret else ""
+        if given:
+            return given.encode()
+        if not self.is_sqlite:
+            raise ConfigurationError(
+                "COASSESS_WEB_SECRET must be set when the database is not a local SQLite file (every "
+                "console process must sign sessions with the same key). Generate one with: "
+                "python -c \"import secrets; print(secrets.token_urlsafe(32))\"")
+        path = self.keys_path()
+        stored = _read_or_create_keys(path, self.sqlite_path())
+        if "web_secret" not in stored:
+            stored["web_secret"] = secrets.token_urlsafe(32)
+            tmp = path.with_name(path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(stored, fh)
+            tmp.replace(path)
+        return str(stored["web_secret"]).encode()
 
 
 _WARNED: set[Path] = set()

@@ -228,7 +228,8 @@ async def get_home(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     note = dialog_manager.dialog_data.pop("note", None)
     if note:
         lines.append("\n" + _e(note))
-    return {"text": _fit("\n".join(lines)), "campaigns": items, "leave": _("Leave")}
+    return {"text": _fit("\n".join(lines)), "campaigns": items, "leave": _("Leave"),
+            "console": _("Open the console")}
 
 
 async def get_campaign(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -372,6 +373,34 @@ async def on_pick(callback: CallbackQuery, widget: Any, manager: DialogManager, 
 
 async def on_leave(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
     await manager.done()
+
+
+async def on_console(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
+    """A one-time sign-in link to the web console (a Mini App button when it is served over https)."""
+    from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
+
+    from bot.services.signin import NotAnOfficer, officer_link
+
+    _ = _t(manager).gettext
+    s = _settings(manager)
+    base = s.web_public_url.rstrip("/")
+    if base.startswith("https://"):
+        button = InlineKeyboardButton(text=_("Open the console"), web_app=WebAppInfo(url=f"{base}/miniapp"))
+    else:
+        try:
+            config = manager.middleware_data.get("config")
+            link = await officer_link(_session(manager), manager.middleware_data["keys"], base,
+                                      callback.from_user.id, getattr(config, "admin_ids", None) or s.admin_ids,
+                                      s.analyst_ids)
+        except NotAnOfficer:
+            return
+        await _session(manager).commit()  # the link must work before it is sent
+        button = InlineKeyboardButton(text=_("Open the console"), url=link)
+    if callback.message is not None:
+        await manager.middleware_data["bot"].send_message(
+            callback.message.chat.id, _e(_("The console in your browser: this button signs you in once, "
+                                          "within ten minutes.")),
+            reply_markup=InlineKeyboardMarkup(inline_keyboard=[[button]]))
 
 
 async def on_home(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
@@ -620,6 +649,7 @@ def build_admin_dialog() -> Dialog:
             Format("{text}"),
             Column(Select(Format("{item[1]}"), id="A_c", item_id_getter=itemgetter(0), items="campaigns",
                           on_click=on_pick)),
+            Button(Format("{console}"), id="A_w", on_click=on_console),
             Button(Format("{leave}"), id="A_q", on_click=on_leave),
             MessageInput(on_text_elsewhere),
             state=Admin.home, getter=get_home,

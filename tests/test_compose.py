@@ -12,19 +12,25 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"POSTGRES_PASSWORD": "p", "COASSESS_BOT_TOKEN": "1:x", "COASSESS_WEBHOOK_SECRET": "s",
-       "COASSESS_PSEUDONYM_KEY": "k", "COASSESS_CONTACT_KEY": "c", "COASSESS_PUBLIC_URL": "https://x"}
+       "COASSESS_PSEUDONYM_KEY": "k", "COASSESS_CONTACT_KEY": "c", "COASSESS_PUBLIC_URL": "https://x",
+       "COASSESS_WEB_PUBLIC_URL": "https://console.x", "COASSESS_WEB_SECRET": "w"}
 
 
 def test_compose_file_has_every_service_and_healthcheck() -> None:
     data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = data["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "bot"}
-    for name in ("postgres", "redis", "bot"):
+    assert set(services) == {"postgres", "redis", "migrate", "bot", "web"}
+    for name in ("postgres", "redis", "bot", "web"):
         assert "healthcheck" in services[name]
     assert services["bot"]["command"][0] == "webhook"
     env = services["bot"]["environment"]
     for var in ("COASSESS_DATABASE_URL", "COASSESS_REDIS_URL", "COASSESS_WEBHOOK_SECRET", "COASSESS_PSEUDONYM_KEY"):
         assert var in env
+    web = services["web"]
+    assert web["command"][0] == "web"
+    for var in ("COASSESS_DATABASE_URL", "COASSESS_PSEUDONYM_KEY", "COASSESS_BOT_TOKEN", "COASSESS_WEB_SECRET",
+                "COASSESS_WEB_PUBLIC_URL"):
+        assert var in web["environment"]  # the same database and keys as the bot
 
 
 def _compose() -> list[str] | None:

@@ -10,6 +10,7 @@ from bot.cli import bot as bot_cmd
 from bot.cli import campaign, db, updates
 from bot.cli import i18n as i18n_cmd
 from bot.cli import demo as demo_cmd
+from bot.cli import web as web_cmd
 from bot.cli.common import plain_help
 
 plain_help()  # --help in words (FILE, NUMBER, CAMPAIGN), not Python types
@@ -30,6 +31,7 @@ app.add_typer(updates.app, name="updates")
 app.add_typer(i18n_cmd.app, name="i18n")
 app.add_typer(admin.invite_app, name="invite")
 app.add_typer(admin.outcome_app, name="outcome")
+app.add_typer(web_cmd.app, name="web")
 app.command("broadcast")(admin.broadcast)
 app.command("remind")(admin.remind)
 app.command("audit")(admin.audit)

@@ -12,7 +12,7 @@ from alembic import op
 import bot.models
 
 revision = '0006'
-down_revision = '0004'  # after main's head (0004, itself after 0007) when main was merged; assigned: after 0003
+down_revision = '0005'  # 0003 → 0007 → 0004 → 0005 → 0006 (chained when the branches were merged)
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,123 @@
+"""The console at scale: the campaign page and its live participation fragment, and the results
+page beside the CLI report, on PostgreSQL with a million synthetic answers.
+
+    python -m benchmarks.web_console                  # 1,000,000 answers (made once, kept)
+    python -m benchmarks.web_console --answers 100000 --requests 20
+
+Requests go through the whole ASGI app in-process (session cookie, permission check, templates),
+one at a time, after one warm-up request; the figures are the latency of each. The database is
+kept between runs (named by the number of answers) because making it takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from benchmarks.measure import machine, percentile, summary
+
+ADMIN = 900_001
+CAMPAIGN = "clinic-access"
+PG = os.environ.get("COASSESS_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+
+
+async def _database(answers: int, log: Any) -> str:
+    """A PostgreSQL database with the example campaign and at least `answers` synthetic answers."""
+    import asyncpg
+
+    from benchmarks.analysis_scale import _count, _synthesize
+
+    url = make_url(PG)
+    name = f"coassess_bench_web_{answers}"
+    conn = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username,
+                                 password=url.password, database=url.database or "postgres")
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    target = url.set(database=name).render_as_string(hide_password=False)
+    if exists:
+        got, _ = await _count(target)
+        if got >= answers:
+            return target
+    await _synthesize(target, answers, 7, log)
+    return target
+
+
+async def _timed(client: Any, path: str, n: int) -> list[float]:
+    await client.get(path)  # warm-up: compiled statements, templates
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = await client.get(path)
+        out.append(time.perf_counter() - t)
+        assert r.status_code == 200, (path, r.status_code)
+    return out
+
+
+async def run(answers: int, requests: int) -> dict[str, Any]:
+    from pydantic import SecretStr
+
+    from analysis.report import report_model_async
+    from benchmarks.analysis_scale import _count
+    from bot.db import Database
+    from bot.services.participants import Keys
+    from bot.settings import Settings
+    from tests.web_world import client, officer_signs_in
+    from web.app import create_app
+
+    url = await _database(answers, print)
+    got, responses = await _count(url)
+    keys = Keys(b"bench-pseudonym-key-0123456789abcdef", b"bench-contact-key-0123456789abcdef")
+    settings = Settings(_env_file=None, database_url=url, admin_ids=frozenset({ADMIN}),
+                        web_public_url="http://testserver", bot_username="BenchBot",
+                        web_secret=SecretStr("bench-web-secret-0123456789abcdef"))
+    db = Database(url)
+    app = create_app(settings, db=db, keys=keys)
+    out: dict[str, Any] = {"answers": got, "responses": responses, "requests": requests,
+                           "machine": machine()}
+    try:
+        async with client(app) as c:
+            await officer_signs_in(c, db, keys, settings, ADMIN)
+            for label, path in (("campaign page", f"/campaigns/{CAMPAIGN}"),
+                                ("live participation", f"/campaigns/{CAMPAIGN}/participation"),
+                                ("campaigns list", "/")):
+                times = sorted(await _timed(c, path, requests))
+                out[label] = {"p50_ms": round(percentile(times, 50) * 1000, 1),
+                              "p95_ms": round(percentile(times, 95) * 1000, 1),
+                              "max_ms": round(times[-1] * 1000, 1)}
+                print(f"{label}: p50 {out[label]['p50_ms']} ms, p95 {out[label]['p95_ms']} ms")
+            results = await _timed(c, f"/campaigns/{CAMPAIGN}/results", 2)
+        report = []
+        for _ in range(2):
+            t = time.perf_counter()
+            await report_model_async(db, CAMPAIGN)
+            report.append(time.perf_counter() - t)
+        out["results page s"] = summary(results, 2)
+        out["report model (CLI) s"] = summary(report, 2)
+        print(f"results page {out['results page s']['median']} s; report model alone "
+              f"{out['report model (CLI) s']['median']} s")
+    finally:
+        await db.dispose()
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.web_console", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--answers", type=int, default=1_000_000)
+    p.add_argument("--requests", type=int, default=30)
+    args = p.parse_args()
+    print(json.dumps(asyncio.run(run(args.answers, args.requests)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The officers' web console: campaigns, participation, invites, sends, results, in a browser."""
