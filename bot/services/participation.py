@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.campaigns.schema import PREFER_NOT, CampaignSpec
@@ -31,23 +32,30 @@ class Participation:
 
 async def participation(session: AsyncSession, spec: CampaignSpec, lang: str) -> Participation:
     """People who agreed to take part (and how many of them finished), per group, with small
-    counts hidden (disclosure control); the campaign list and the campaign's page show these."""
-    rows = (await session.execute(
-        select(Response.id, Response.completed_at, Response.record_key)
-        .where(Response.campaign_id == spec.id, Response.consented_at.is_not(None))
-    )).all()
-    ids = {r for r, _, _ in rows}
-    keys = {r: int(key or 0) for r, _, key in rows}
-    finished = sum(1 for _, done, _ in rows if done is not None)
-    finished_key = sum(int(key or 0) for _, done, key in rows if done is not None)
-    chosen: dict[str, dict[int, list[str]]] = {}
-    if ids:
-        for rid, dim, groups in (await session.execute(
-                select(ResponseGroup.response_id, ResponseGroup.dimension_id, ResponseGroup.groups)
+    counts hidden (disclosure control); the campaign list and the campaign's page show these.
+
+    Counted in the database: two aggregate queries (the people who agreed, and the group answers
+    per combination of groups, each with the sum of its record keys), so the console's live page
+    reads a few dozen rows, not one row per person, however large the campaign."""
+    agreed = (Response.campaign_id == spec.id, Response.consented_at.is_not(None))
+    done_key = case((Response.completed_at.is_not(None), Response.record_key), else_=0)
+    total, total_key, finished, finished_key = (await session.execute(
+        select(func.count(Response.id), func.coalesce(func.sum(Response.record_key), 0),
+               func.count(Response.completed_at), func.coalesce(func.sum(done_key), 0))
+        .where(*agreed))).one()
+    combos: dict[str, list[tuple[list[str], int, int]]] = {}
+    if total:
+        as_text = cast(ResponseGroup.groups, Text)
+        for dim, groups, n, key in (await session.execute(
+                select(ResponseGroup.dimension_id, as_text, func.count(),
+                       func.coalesce(func.sum(Response.record_key), 0))
                 .join(Response, Response.id == ResponseGroup.response_id)
-                .where(Response.campaign_id == spec.id, Response.consented_at.is_not(None)))).all():
-            chosen.setdefault(dim, {})[rid] = [str(g) for g in groups or []]
-    return protect_participation(spec, len(ids), chosen, lang, finished, keys=keys, finished_key=finished_key)
+                .where(*agreed)
+                .group_by(ResponseGroup.dimension_id, as_text))).all():
+            chosen = [str(g) for g in (json.loads(groups) if groups else None) or []]
+            combos.setdefault(dim, []).append((chosen, int(n), int(key or 0)))
+    return _protect(spec, int(total), int(total_key), combos, lang, int(finished), int(finished_key),
+                    keyed=bool(total))
 
 
 def protect_participation(spec: CampaignSpec, total: int, chosen: dict[str, dict[int, list[str]]],
@@ -61,13 +69,24 @@ def protect_participation(spec: CampaignSpec, total: int, chosen: dict[str, dict
     record key, for everyone who agreed) and `finished_key` (the sum of the finished ones' keys)
     give each count its cell key: shown counts are perturbed, as in the report.
     """
+    keys = keys or {}
+    combos: dict[str, list[tuple[list[str], int, int]]] = {}
+    for dim, answers in chosen.items():
+        combos[dim] = [(gs, 1, keys.get(rid, 0)) for rid, gs in answers.items()]
+    return _protect(spec, total, sum(keys.values()), combos, lang, finished, finished_key,
+                    keyed=bool(keys))
+
+
+def _protect(spec: CampaignSpec, total: int, everyone_key: int,
+             combos: Mapping[str, list[tuple[list[str], int, int]]], lang: str,
+             finished: int | None, finished_key: int | None, *, keyed: bool) -> Participation:
+    """`protect_participation` on counts already added up: per dimension, each combination of
+    groups people chose, how many chose it and the sum of their record keys."""
     from analysis.disclosure import Problem, protect
 
-    keys = keys or {}
-    everyone_key = sum(keys.values())
     p = Problem()
     # hide the total only if nothing else will do
-    total_var = p.count("total", total, tier=1, zero_shown=True, key=everyone_key if keys else None)
+    total_var = p.count("total", total, tier=1, zero_shown=True, key=everyone_key if keyed else None)
     finished_var = None
     if finished is not None:
         finished_var = p.count("finished", finished, tier=1, zero_shown=True,
@@ -78,19 +97,20 @@ def protect_participation(spec: CampaignSpec, total: int, chosen: dict[str, dict
     layout: list[tuple[str, list[tuple[str, int, float | None]]]] = []
     baseline = spec.baseline
     for dim in spec.groups:
-        answers = chosen.get(dim.id, {})
         counts: Counter[str] = Counter()
         group_keys: Counter[str] = Counter()
-        named = [rid for rid, gs in answers.items() if gs and gs != [PREFER_NOT]]
-        not_said = total - len(named)
-        for rid, gs in answers.items():
-            chosen_groups = {g for g in gs if g != PREFER_NOT}
-            counts.update(chosen_groups)
-            for g in chosen_groups:
-                group_keys[g] += keys.get(rid, 0)
+        named = named_key = 0
+        for gs, n, key in combos.get(dim.id, []):
+            for g in {g for g in gs if g != PREFER_NOT}:
+                counts[g] += n
+                group_keys[g] += key
+            if gs and gs != [PREFER_NOT]:
+                named += n
+                named_key += key
+        not_said = total - named
 
         def key_of(n: int, key: int) -> int | None:
-            return key if keys else None  # no keys given: only zeros can be published
+            return key if keyed else None  # no keys given: only zeros can be published
 
         cells: list[tuple[str, int, float | None]] = []
         vars_: list[int] = []
@@ -98,7 +118,7 @@ def protect_participation(spec: CampaignSpec, total: int, chosen: dict[str, dict
             vars_.append(p.count((dim.id, o.id), counts[o.id], zero_shown=True, key=key_of(counts[o.id], group_keys[o.id])))
             cells.append((spec.text(o.text, lang), vars_[-1], baseline.get(dim.id, {}).get(o.id)))
         ns = p.count((dim.id, None), not_said, zero_shown=True,
-                     key=key_of(not_said, everyone_key - sum(keys.get(rid, 0) for rid in named)))
+                     key=key_of(not_said, everyone_key - named_key))
         cells.append(("", ns, None))
         if dim.multiple:
             for v in [*vars_, ns]:
