@@ -8,6 +8,7 @@ as an appendix. The PDF is that page printed by WeasyPrint with the same print s
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from html import escape
 from typing import Any
@@ -677,6 +678,19 @@ def _whole_md(v: Any) -> str:
     return f"{round(v):,}" if _is_num(v) else mark(v, is_count=True)
 
 
+def _no_nan(value: Any) -> Any:
+    """A figure nobody's answer supports (a mean of no coins) is NaN in the model; JSON has no
+    NaN, and readers of the file expect null for "no figure"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    return value
+
+
 def render_json(m: dict[str, Any]) -> str:
-    """The report model itself, as indented JSON (hidden figures are the strings "<10" and "c")."""
-    return json.dumps(m, ensure_ascii=False, indent=2, allow_nan=False)
+    """The report model itself, as indented JSON (hidden figures are the strings "<10" and "c";
+    a figure that no answer supports is null)."""
+    return json.dumps(_no_nan(m), ensure_ascii=False, indent=2, allow_nan=False)

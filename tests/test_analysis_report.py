@@ -226,3 +226,13 @@ def test_a_campaign_without_group_questions_still_reports_everyone(tmp_path) -> 
     everyone = model["coassessment"][0]["dimensions"][0]["rows"][0]
     assert everyone["group"] == "(all)" and isinstance(everyone["n"], int) and everyone["n"] >= 50
     assert "Everyone" in (tmp_path / "r.md").read_text(encoding="utf-8")
+
+
+def test_json_report_writes_a_figure_without_answers_as_null() -> None:
+    """A mean of nobody's coins is NaN in the model; JSON has no NaN (it used to raise)."""
+    import json
+
+    from analysis.render import render_json
+
+    out = json.loads(render_json({"coins": {"mean": float("nan"), "rows": [1.5, float("inf")]}, "n": 3}))
+    assert out == {"coins": {"mean": None, "rows": [1.5, None]}, "n": 3}
