@@ -161,3 +161,5 @@ def _summary(console: Console, results: list[CitizenResult], out: Path, export: 
     console.print(f"Wide export for spreadsheets: [bold]{out / 'answers-wide.xlsx'}[/]")
     console.print(f"Grouped report (open in a browser): [bold]{report}[/]")
     console.print(f"Database: {out / 'demo.db'}   ({seconds:.0f} s)")
+    console.print("See it as an officer would, in the browser: [bold].venv/bin/coassess web --demo[/] "
+                  "(prints a sign-in link to this database)")
