@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,6 +30,13 @@ REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; bas
               "form-action 'none'; frame-ancestors 'self'")
 
 
+async def _off_the_loop(work: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a long analysis (the report's model, an export) in a thread with its own event loop and
+    its own connection to the database, so that the console keeps answering other officers (and
+    the live pages keep refreshing) while a large campaign is counted."""
+    return await asyncio.to_thread(lambda: asyncio.run(work(*args, **kwargs)))
+
+
 async def _campaign(request: Request) -> Campaign | None:
     async with console_of(request).db.session() as session:
         return await session.get(Campaign, request.path_params["cid"])
@@ -40,7 +48,7 @@ async def results_page(request: Request, officer: Officer) -> Response:
     if c is None:
         return render(request, "refused.html", status_code=404, officer=officer,
                       sentence=_("There is no such campaign."))
-    model = await report_model_async(console_of(request).db, c.id)
+    model = await _off_the_loop(report_model_async, console_of(request).db.url, c.id)
     reach = model["reach"]
     missing = [{"dimension": d["title"], "groups": d["under_represented"]}
                for d in reach["dimensions"] if d["under_represented"]]
@@ -56,7 +64,7 @@ async def report_file(request: Request, officer: Officer) -> Response:
     if c is None or fmt not in REPORT_FORMATS:
         return Response(status_code=404)
     console = console_of(request)
-    model = await report_model_async(console.db, c.id)
+    model = await _off_the_loop(report_model_async, console.db.url, c.id)
     body = render_report(model, fmt)  # type: ignore[arg-type]
     headers: dict[str, Any] = {"content-security-policy": REPORT_CSP}
     if request.query_params.get("download"):
@@ -76,8 +84,8 @@ async def export_file(request: Request, officer: Officer) -> Response:
     name = f"{c.id}-{layout}.{fmt}"
     try:
         # Recorded in the audit log by the export itself, under the officer's pseudonym.
-        await export_async(console_of(request).db, c.id, folder / name, layout, fmt,  # type: ignore[arg-type]
-                           actor=officer.actor)
+        await _off_the_loop(export_async, console_of(request).db.url, c.id, folder / name, layout, fmt,
+                            actor=officer.actor)
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
         raise
