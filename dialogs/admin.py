@@ -44,6 +44,7 @@ from bot.services.participation import Participation, participation, protect_par
 from dialogs.filters import DataIs, private_chat
 from dialogs.i18n import Tr, short_label, tr
 from dialogs.states import Admin
+from dialogs.screens import answer_tap
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ async def refuse(callback: CallbackQuery, lang: str | None = None) -> None:
     """Stop the spinner, say no, and log the attempt without saying who made it."""
     _ = tr(lang or "en").gettext
     with contextlib.suppress(Exception):
-        await callback.answer(_("This button is not for you."), show_alert=False)
+        await answer_tap(callback, _("This button is not for you."))
     log.warning("refused admin callback from a non-admin")
 
 

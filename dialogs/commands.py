@@ -25,6 +25,7 @@ from bot.services.participants import Keys
 from dialogs.context import load_campaign
 from dialogs.filters import DataStartsWith, has_message, private_chat
 from dialogs.i18n import Tr, best_language, short_label, tr
+from dialogs.screens import answer_tap
 from dialogs.states import Forget, LanguagePick, Survey
 from dialogs.survey import resume_target
 from locales import available
@@ -138,7 +139,7 @@ def build_commands_router() -> Router:
     @router.callback_query(DataStartsWith(START_CAMPAIGN), has_message)
     async def on_start_campaign(callback: CallbackQuery, dialog_manager: DialogManager,
                                 session: AsyncSession, keys: Keys) -> None:
-        await callback.answer()
+        await answer_tap(callback)
         campaign_id = (callback.data or "")[len(START_CAMPAIGN):]
         cc = await load_campaign(session, campaign_id)
         if cc is None or not is_open(cc.campaign) or callback.message is None:
@@ -292,7 +293,7 @@ def build_fallback_router() -> Router:
     @router.callback_query()
     async def unknown_tap(callback: CallbackQuery) -> None:
         # A forged or foreign tap: stop the spinner, store nothing.
-        await callback.answer()
+        await answer_tap(callback)
         log.info("ignored a button tap the bot does not know")
 
     return router

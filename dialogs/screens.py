@@ -31,8 +31,35 @@ BURST_SECONDS = 30.0
 KEEP = 5  # messages remembered per chat: the screen and a few older ones
 NO_KEYBOARD = "-"
 
-# Callback queries answered during this update (an answer with a notice comes before the
-# dialog's own empty answer, which Telegram would refuse as a second one).
+class AnsweredTaps:
+    """The button taps already answered, shared by everything that may answer one: the dialog,
+    a handler with a notice, and the runtime, which stops a spinner with "One moment…" when the
+    tap waits too long. Telegram accepts one answer per tap and refuses a second ("query is too
+    old ... or query ID is invalid"), so whoever claims a tap first answers it; the others don't.
+    """
+
+    def __init__(self, keep: int = 4096) -> None:
+        self._ids: dict[str, None] = {}
+        self._keep = keep
+
+    def claim(self, callback_id: str) -> bool:
+        """Mark a tap answered; False if it was already."""
+        if callback_id in self._ids:
+            return False
+        self._ids[callback_id] = None
+        while len(self._ids) > self._keep:  # the oldest first: a tap is answered within seconds
+            del self._ids[next(iter(self._ids))]
+        return True
+
+    def forget(self, callback_id: str) -> None:
+        """The tap's update is done: its id will not come again."""
+        self._ids.pop(callback_id, None)
+
+
+# The runtime sets this to its own record while it feeds an update (see bot.runtime.pump).
+answered_taps: contextvars.ContextVar[AnsweredTaps | None] = contextvars.ContextVar("coassess_answered_taps",
+                                                                                    default=None)
+# Without a runtime's record (an update fed directly): the taps answered in this context.
 _answered: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("coassess_answered", default=())
 
 
@@ -44,7 +71,10 @@ async def answer_tap(callback: CallbackQuery, text: str | None = None) -> None:
 
 
 def _first_answer(callback_id: str) -> bool:
-    """Mark a tap answered; False if it was already (the last few ids are enough)."""
+    """Mark a tap answered; False if it was already."""
+    shared = answered_taps.get()
+    if shared is not None:
+        return shared.claim(callback_id)
     done = _answered.get()
     if callback_id in done:
         return False

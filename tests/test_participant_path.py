@@ -356,3 +356,19 @@ async def test_a_double_tap_on_continue_does_not_pass_the_next_screen_unseen(db_
         assert "How easy" in await p.text() or "1 =" in await p.text()
         assert not await p.errors()
         assert not await p.unanswered()
+
+
+async def test_a_tap_held_past_the_grace_is_answered_once_not_twice(db_url: str, example_spec, tmp_path: Path,
+                                                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Under load a tap can wait longer than the runtime's grace: the runtime then stops its spinner
+    with "One moment…". The handler must not answer it again: Telegram refuses a second answer
+    ("query is too old ... or query ID is invalid"), as a CI run under load showed."""
+    import bot.runtime.pump as pump
+
+    monkeypatch.setattr(pump, "CALLBACK_GRACE", 0.0)  # every tap waits "too long"
+    async with live_bot(db_url, example_spec, tmp_path, limits=FREE) as live:
+        p = Talk(live, 9_100_031)
+        await p.start()
+        await p.to_question(1)
+        assert not await p.unanswered()
+        assert not await p.errors()

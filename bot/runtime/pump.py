@@ -28,6 +28,7 @@ from bot.runtime.failures import DATABASE, REDIS, ChatBusy, DatabaseWaiting, Fai
 from bot.runtime.journal import Entry, Journal
 from bot.runtime.locks import ChatLocks
 from bot.runtime.retry import SentScreens, current_screens
+from dialogs.screens import AnsweredTaps, answered_taps
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class UpdatePump:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._queued: set[int] = set()
         self._answered: set[int] = set()  # callback queries already told "One moment"
+        self.taps = AnsweredTaps()  # every tap answered, by this runtime or by a handler
         self._timers: dict[int, asyncio.Task[None]] = {}  # taps to answer if not handled in time
         self._answers: set[asyncio.Task[None]] = set()
         self._screens: dict[int, SentScreens] = {}  # what an update sent, while it may be retried
@@ -210,6 +212,8 @@ class UpdatePump:
                     queue.popleft()
                     self._queued.discard(entry.update_id)
                     self._answered.discard(entry.update_id)
+                    if (query_id := _callback_id(entry.payload)) is not None:
+                        self.taps.forget(query_id)
                     timer = self._timers.pop(entry.update_id, None)
                     if timer is not None:
                         timer.cancel()
@@ -241,10 +245,12 @@ class UpdatePump:
             screens = self._screens.setdefault(entry.update_id, SentScreens())
             screens.again()
             token = current_screens.set(screens)
+            taps = answered_taps.set(self.taps)
             try:
                 async with lock, self._slots:
                     await asyncio.wait_for(self.dp.feed_update(self.bot, update), UPDATE_TIMEOUT)
             finally:
+                answered_taps.reset(taps)
                 current_screens.reset(token)
         except Exception as exc:  # noqa: BLE001 - every failure is either retried or set aside, none dropped
             self.retries += 1
@@ -303,6 +309,8 @@ class UpdatePump:
         if query_id is None or entry.update_id in self._answered:
             return
         self._answered.add(entry.update_id)
+        if not self.taps.claim(query_id):  # the handler answered it already
+            return
         self.held_callbacks += 1
         from dialogs.i18n import base_language, tr
 
