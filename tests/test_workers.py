@@ -83,13 +83,17 @@ async def test_several_workers_fast_taps_under_cpu_load(workers: int, pg_url: st
             taps, in_time, moment = callbacks_report(sb)
             sorry = apologies(sb)
             hits = list(f.balancer.hits)
+            # every Bot API call the workers made and Telegram refused ("not modified", a second
+            # answer to a tap, an edit of a message that is gone...): none is expected
+            refused = [f"{c['method']}: {c.get('description')}" for c in await sb.client.calls() if not c.get("ok")]
         stored = await stored_by_person(pg_url, None)
         t = tally(results, {k: v for k, v in stored.items() if k in {of(p.user_id) for p in people}}, of)
         t["should_finish"] = sum(not p.declines for p in people)
         t["first_errors"] = [r.error[:160] for r in results if r.error][:3]
         t["unfinished_last_screens"] = [((c.message or {}).get("text") or "")[:100] for c, r in zip(citizens, results)
                                         if not r.finished and not r.error and not r.persona.declines][:3]
-        figures.append({**t, "taps": taps, "answered_in_time": in_time, "one_moment": moment, "sorry": sorry, "hits": hits})
+        figures.append({**t, "taps": taps, "answered_in_time": in_time, "one_moment": moment, "sorry": sorry, "hits": hits,
+                        "refused_calls": len(refused), "first_refused": refused[:3]})
         print(f"{workers} workers, run {run + 1}: {json.dumps(figures[-1])}")
         assert min(hits) > 10, hits  # every worker really served
         assert "Traceback" not in f.logs() and "ERROR" not in f.logs(), f.logs()[-3000:]
@@ -98,6 +102,7 @@ async def test_several_workers_fast_taps_under_cpu_load(workers: int, pg_url: st
         assert fig["errors"] == 0 and fig["stored_differently"] == 0, figures
         assert fig["finished"] == fig["should_finish"], figures
         assert fig["answered_in_time"] == fig["taps"] and fig["sorry"] == 0, figures
+        assert fig["refused_calls"] == 0, figures
 
 
 # --- one taxonomy of failures ------------------------------------------------------------------

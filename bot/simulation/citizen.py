@@ -317,7 +317,7 @@ class Citizen:
                     self.result.expected[q.id] = want
                 await self._tap("o", f"{qi}.{want['option']}")
         elif q.type == "multi":
-            if self._other_prompt():
+            if "text" in want and self._other_prompt():
                 self.result.expected[q.id] = {**want, "text": scrub(want["text"])}
                 await self._send(want["text"])
                 return False
