@@ -7,6 +7,7 @@ import contextvars
 import logging
 import random
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -126,14 +127,24 @@ class CommitBeforeTelegram(BaseRequestMiddleware):
 
 @dataclass
 class SentScreens:
-    """The messages one update sent, in order, kept while the update is retried (see `NoSecondCopy`)."""
+    """The messages one update sent, in order, kept while the update may be retried (see `NoSecondCopy`).
+
+    `keep` writes each one where a restarted worker finds it (the update journal): a worker killed
+    after a screen went out, before the update was done, replays the update from its journal then.
+    """
 
     sent: list[tuple[str, int]] = field(default_factory=list)  # (chat id, message id)
     position: int = 0
+    keep: Callable[[int, str, int], Awaitable[None]] | None = None  # (position, chat id, message id)
 
     def again(self) -> None:
         """A new try of the same update begins."""
         self.position = 0
+
+    async def sent_now(self, position: int, chat_id: str, message_id: int) -> None:
+        self.sent.append((chat_id, message_id))
+        if self.keep is not None:
+            await self.keep(position, chat_id, message_id)
 
 
 current_screens: contextvars.ContextVar[SentScreens | None] = contextvars.ContextVar(
@@ -175,7 +186,7 @@ class NoSecondCopy(BaseRequestMiddleware):
                            chat=Chat(id=int(method.chat_id), type="private"))
         result = await make_request(bot, method)
         if index == len(screens.sent) and isinstance(result, Message):
-            screens.sent.append((str(method.chat_id), result.message_id))
+            await screens.sent_now(index, str(method.chat_id), result.message_id)
         return result
 
 
