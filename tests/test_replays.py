@@ -278,3 +278,51 @@ async def test_a_worker_killed_after_the_consent_went_out_sends_no_second_copy(
         if front is not None:
             await front.close()
         await redis.close()
+
+
+# --- a replayed screen's voice note ---------------------------------------------------------------
+
+
+async def test_a_replay_sends_no_second_voice_note(pg_url: str, campaign_dir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone listens: the first question and its voice note are out when the final commit fails. The
+    replay shows the same question, and the voice note is not sent a second time."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot.campaigns.check import check_file
+    from bot.campaigns.store import load_and_open
+    from bot.runtime import middleware
+    from tests.test_spoken_questions import _button, _screen, _until_voices, _voices
+
+    spec = check_file(campaign_dir / "campaign.yaml").spec
+    assert spec is not None
+    await load_and_open(pg_url, spec, voice_notes_from=campaign_dir)
+    real_flush = middleware.state_storage.flush
+    armed = {"on": False, "failed": 0}
+
+    async def flush_fails_once(session, marker=None):  # type: ignore[no-untyped-def]
+        if armed["on"] and marker is not None and not armed["failed"]:
+            armed["failed"] += 1
+            raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost"))
+        return await real_flush(session, marker)
+
+    monkeypatch.setattr(middleware.state_storage, "flush", flush_fails_once)
+    uid = a_person()
+    async with live_bot(pg_url, spec, tmp_path, limits=FAST) as live:
+        client = live.sandbox.client
+        await client.create_user(uid, language_code="es")
+        sent = await client.send_command(uid, "start", spec.id)
+        consent = (await client.wait_for_bot(uid, after=sent, timeout=30)).last
+        sent = await client.tap(uid, consent["message_id"], data=_button(consent, "v"))
+        reply = await _until_voices(client, uid, sent, 1)  # they listen: the consent is spoken
+        armed["on"] = True
+        sent = await client.tap(uid, consent["message_id"], data=_button(_screen(reply), "y"))
+        await _until_voices(client, uid, sent, 1)
+        await live.runtime.pump.drained(timeout=30)  # the replay has run
+        assert armed["failed"] == 1 and live.runtime.pump.retries >= 1
+        everything = await client.wait_for_bot(uid, after=sent, timeout=30)
+        assert len(_voices(everything)) == 1, len(_voices(everything))  # the question's voice note, once
+        assert "conseguir una cita" in _screen(everything)["text"]
+
+
+from tests.test_spoken_questions import campaign_dir  # noqa: E402, F401 - the voiced campaign (a fixture)

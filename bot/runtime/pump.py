@@ -275,13 +275,13 @@ class UpdatePump:
         went out (before the update was done) edits that screen when it replays the update, instead
         of sending a second copy. Only an update found in the journal at start (or put back in line)
         can have sent anything before."""
-        earlier: list[tuple[str, int]] = []
+        earlier: list[tuple[str, int, str]] = []
         if update_id in self._recovered:
             earlier = await asyncio.to_thread(self.journal.sent, update_id)
 
-        async def keep(position: int, chat_id: str, message_id: int) -> None:
+        async def keep(position: int, chat_id: str, message_id: int, kind: str) -> None:
             try:
-                await asyncio.to_thread(self.journal.remember_sent, update_id, position, chat_id, message_id)
+                await asyncio.to_thread(self.journal.remember_sent, update_id, position, chat_id, message_id, kind)
             except Exception as exc:  # noqa: BLE001 - the message is out: only a replay after a crash would repeat it
                 log.warning("could not note a sent message in the update journal (%s)", describe(exc))
 
