@@ -188,6 +188,28 @@ async def test_an_answer_stored_before_redis_went_away_is_shown_and_kept(pg_url:
     assert stored["channels"] == {"options": ["walkin"]} and stored["again"] == {"value": "yes"}, stored
 
 
+# --- the journal's list of sent messages -----------------------------------------------------------
+
+
+def test_the_journal_keeps_what_an_update_sent_without_a_readable_chat_id(tmp_path: Path) -> None:
+    from bot.pseudonym import ContactCipher
+    from bot.runtime.journal import Journal
+
+    chat = 765_432_109
+    journal = Journal(tmp_path / "j.db", ContactCipher(b"k" * 32))
+    journal.append({"update_id": 7, "message": {"message_id": 1, "date": 0, "chat": {"id": chat, "type": "private"}}})
+    journal.remember_sent(7, 0, chat, 41, "text")
+    journal.remember_sent(7, 1, chat, 42, "voice")
+    journal.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert str(chat).encode() not in raw  # encrypted, as the payload is
+    journal = Journal(tmp_path / "j.db", ContactCipher(b"k" * 32))  # a restart
+    assert journal.sent(7) == [(str(chat), 41, "text"), (str(chat), 42, "voice")]
+    journal.mark_done(7)
+    assert journal.sent(7) == []
+    journal.close()
+
+
 # --- kill -9 of a worker after the screen went out ----------------------------------------------------
 
 
