@@ -81,3 +81,48 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGTERM)
     return proc.wait(30)
+
+
+class PausableProxy(TcpProxy):
+    """A TcpProxy that can also hang: connections stay open but nothing passes until `resume`.
+
+    `held` is set when a client sends something while the proxy hangs (it waits for an answer);
+    requests containing any of `hang(..., except_for=...)` do not count."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.held = asyncio.Event()
+        self._not_counted: tuple[bytes, ...] = ()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.flowing.wait()
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._pipes |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, request: bool) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    if request and not self.flowing.is_set() and not any(w in data for w in self._not_counted):
+                        self.held.set()
+                    await self.flowing.wait()
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(Exception):
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+        self._pipes -= {writer, up_writer}
+
+    def hang(self, except_for: tuple[bytes, ...] = ()) -> None:
+        self._not_counted = except_for
+        self.held.clear()
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()

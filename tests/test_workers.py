@@ -18,7 +18,7 @@ from bot.pseudonym import pseudonym
 from bot.sandbox import Limits, Sandbox
 from bot.simulation import Citizen, make_personas
 from tests.conftest import IN_CI, create_pg_database, drop_pg_database
-from tests.faults import TcpProxy
+from tests.faults import PausableProxy, TcpProxy
 from tests.live import PSEUDONYM_KEY, prepare_campaign, stored_by_person
 from tests.workers import (
     REDIS_URL,
@@ -210,46 +210,6 @@ async def test_poison_updates_are_set_aside_and_the_next_start_is_answered(
 
 
 # --- outages --------------------------------------------------------------------------------------
-
-
-class PausableProxy(TcpProxy):
-    """A TcpProxy that can also hang: connections stay open but nothing passes until `resume`."""
-
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__(host, port)
-        self.flowing = asyncio.Event()
-        self.flowing.set()
-
-    async def _handle(self, reader, writer):  # type: ignore[no-untyped-def]
-        await self.flowing.wait()
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self._pipes |= {writer, up_writer}
-
-        async def pipe(src, dst):  # type: ignore[no-untyped-def]
-            try:
-                while data := await src.read(65536):
-                    await self.flowing.wait()
-                    dst.write(data)
-                    await dst.drain()
-            except Exception:  # noqa: BLE001
-                pass
-            try:
-                dst.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._pipes -= {writer, up_writer}
-
-    def hang(self) -> None:
-        self.flowing.clear()
-
-    def resume(self) -> None:
-        self.flowing.set()
 
 
 async def test_a_tap_during_a_database_outage_is_told_one_moment_and_caught_up(

@@ -74,6 +74,11 @@ class Journal:
                 " received REAL NOT NULL, payload BLOB, state TEXT NOT NULL, attempts INTEGER NOT NULL"
                 " DEFAULT 0, done REAL)")
             self._db.execute("CREATE INDEX IF NOT EXISTS journal_pending ON journal(state, update_id)")
+            # the messages an update sent, so that its replay after a crash edits them instead of
+            # sending them again (see bot.runtime.retry.NoSecondCopy); the chat id is encrypted
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS sent (update_id INTEGER NOT NULL, position INTEGER NOT NULL,"
+                " chat BLOB NOT NULL, message_id INTEGER NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (update_id, position))")
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(journal)")}
             if "reason" not in columns:  # a journal written before updates could be set aside
                 self._db.execute("ALTER TABLE journal ADD COLUMN reason TEXT")
@@ -111,6 +116,22 @@ class Journal:
         with self._lock:
             self._db.execute("UPDATE journal SET state = 'done', payload = NULL, done = ? WHERE update_id = ?",
                              (time.time(), update_id))
+            self._db.execute("DELETE FROM sent WHERE update_id = ?", (update_id,))
+
+    def remember_sent(self, update_id: int, position: int, chat_id: int | str, message_id: int,
+                      kind: str) -> None:
+        """The `position`-th message the update sent (from 0), a `kind`, went to `chat_id` as `message_id`."""
+        token = self.cipher.encrypt_chat_id(int(chat_id))
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO sent(update_id, position, chat, message_id, kind) "
+                             "VALUES (?, ?, ?, ?, ?)", (update_id, position, token, message_id, kind))
+
+    def sent(self, update_id: int) -> list[tuple[str, int, str]]:
+        """(chat id, message id, kind) of each message an earlier try of the update sent, in order."""
+        with self._lock:
+            rows = self._db.execute("SELECT chat, message_id, kind FROM sent WHERE update_id = ? "
+                                    "ORDER BY position", (update_id,)).fetchall()
+        return [(str(self.cipher.decrypt_chat_id(chat)), message_id, kind) for chat, message_id, kind in rows]
 
     def mark_failed(self, update_id: int) -> int:
         """Count one more attempt that failed through the update's own fault; returns the count."""
@@ -147,8 +168,12 @@ class Journal:
 
     def drop(self, update_ids: list[int] | None = None) -> int:
         """Give up set-aside updates: their payload is erased, their id kept to recognise a redelivery."""
-        return self._change_aside("UPDATE journal SET state = 'done', payload = NULL, done = "
-                                  f"{time.time()!r}", update_ids)
+        dropped = self._change_aside("UPDATE journal SET state = 'done', payload = NULL, done = "
+                                     f"{time.time()!r}", update_ids)
+        with self._lock:
+            self._db.execute("DELETE FROM sent WHERE update_id NOT IN (SELECT update_id FROM journal "
+                             "WHERE state IN ('pending', 'aside'))")
+        return dropped
 
     def _change_aside(self, statement: str, update_ids: list[int] | None) -> int:
         with self._lock:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -81,12 +83,15 @@ class UpdateSessionMiddleware(BaseMiddleware):
         # aiogram's FSM middleware runs after this one; if the database fails here, the dialogs'
         # error handling still needs the storage
         data.setdefault("fsm_storage", self.storage)
+        redis = self.storage.redis_writes  # None when the dialog state is in the database
         async with self.sessions() as session:
             token = current_session.set(session)
+            held = redis.hold() if redis is not None else None
             try:
                 user: User | None = data.get("event_from_user")
                 pseudonym = self.keys.pseudonym(user.id) if user is not None and not user.is_bot else None
                 marker = None
+                fingerprint = ""
                 if self.dedupe and isinstance(event, Update):
                     bot = data.get("bot")
                     marker = {"update_id": event.update_id,
@@ -98,6 +103,9 @@ class UpdateSessionMiddleware(BaseMiddleware):
                         _first_read(session.bind.dialect.name),
                         {"pseudonym": pseudonym, **marker,
                          **(state_storage.key_range(prefix) if prefix else _NO_ROWS)})).one()
+                    if redis is not None:  # the marker is written with the dialog state, in Redis
+                        fingerprint = self._fingerprint(event)
+                        seen = await redis.seen(marker, fingerprint)
                     if seen:
                         log.info("update %s was already processed; skipped", event.update_id)
                         return None
@@ -119,15 +127,25 @@ class UpdateSessionMiddleware(BaseMiddleware):
                 for job in after:
                     await job()
                 # the dialog state and, last, the marker, in the final commit: a replay after a
-                # crash re-runs the update
-                await state_storage.flush(session, marker)
+                # crash re-runs the update. With Redis, the state and the marker go there together,
+                # once the database has the answers (see RedisUpdateStorage).
+                await state_storage.flush(session, marker if redis is None else None)
                 await session.commit()
+                if redis is not None:
+                    await redis.commit(marker, fingerprint)
                 return result
             except BaseException:
                 await session.rollback()
                 raise
             finally:
+                if held is not None:
+                    redis.release(held)  # type: ignore[union-attr]
                 current_session.reset(token)
+
+    def _fingerprint(self, update: Update) -> str:
+        """A keyed digest of the update as Telegram sent it (no id or text can be read back from it)."""
+        payload = update.model_dump_json(exclude_none=True, exclude_defaults=True).encode()
+        return hmac.new(self.keys.pseudonym_key, b"update:" + payload, hashlib.sha256).hexdigest()[:32]
 
     def _identify(self, data: dict[str, Any], user: User | None, participant: Participant | None) -> None:
         data["keys"] = self.keys

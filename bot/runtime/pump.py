@@ -110,6 +110,7 @@ class UpdatePump:
         self._timers: dict[int, asyncio.Task[None]] = {}  # taps to answer if not handled in time
         self._answers: set[asyncio.Task[None]] = set()
         self._screens: dict[int, SentScreens] = {}  # what an update sent, while it may be retried
+        self._recovered: set[int] = set()  # updates found in the journal: an earlier run may have sent screens
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -144,6 +145,7 @@ class UpdatePump:
     async def run(self) -> None:
         """Load what the journal still holds (a crash, a restart), then serve until stopped."""
         for entry in await asyncio.to_thread(self.journal.pending, 100_000):
+            self._recovered.add(entry.update_id)
             self.submit(entry)
             # a tap journalled before a crash has waited the whole restart: stop its spinner now
             self._answer_callback(entry)
@@ -199,6 +201,7 @@ class UpdatePump:
                     if uid not in self._queued:
                         entry = await asyncio.to_thread(self.journal.entry, uid)
                         if entry is not None and uid not in self._queued:
+                            self._recovered.add(uid)
                             self.submit(entry)
 
     async def _run_lane(self, lane: str) -> None:
@@ -211,6 +214,7 @@ class UpdatePump:
                 if ok:
                     queue.popleft()
                     self._queued.discard(entry.update_id)
+                    self._recovered.discard(entry.update_id)
                     self._answered.discard(entry.update_id)
                     if (query_id := _callback_id(entry.payload)) is not None:
                         self.taps.forget(query_id)
@@ -242,7 +246,9 @@ class UpdatePump:
                 raise DatabaseWaiting("the database was not reachable at start") from self.waiting_cause
             update = Update.model_validate(entry.payload, context={"bot": self.bot})
             lock: AbstractAsyncContextManager[None] = self.locks.hold(entry.lane) if self.locks else nullcontext()
-            screens = self._screens.setdefault(entry.update_id, SentScreens())
+            screens = self._screens.get(entry.update_id)
+            if screens is None:
+                screens = self._screens[entry.update_id] = await self._sent_screens(entry.update_id)
             screens.again()
             token = current_screens.set(screens)
             taps = answered_taps.set(self.taps)
@@ -263,6 +269,23 @@ class UpdatePump:
         self.processed += 1
         self.outage.succeeded()
         return True, 0.0
+
+    async def _sent_screens(self, update_id: int) -> SentScreens:
+        """What the update sent so far: kept in the journal, so that a worker killed after a screen
+        went out (before the update was done) edits that screen when it replays the update, instead
+        of sending a second copy. Only an update found in the journal at start (or put back in line)
+        can have sent anything before."""
+        earlier: list[tuple[str, int, str]] = []
+        if update_id in self._recovered:
+            earlier = await asyncio.to_thread(self.journal.sent, update_id)
+
+        async def keep(position: int, chat_id: str, message_id: int, kind: str) -> None:
+            try:
+                await asyncio.to_thread(self.journal.remember_sent, update_id, position, chat_id, message_id, kind)
+            except Exception as exc:  # noqa: BLE001 - the message is out: only a replay after a crash would repeat it
+                log.warning("could not note a sent message in the update journal (%s)", describe(exc))
+
+        return SentScreens(sent=earlier, keep=keep)
 
     async def _failed(self, entry: Entry, exc: BaseException) -> tuple[bool, float]:
         kind, part, real = cause(exc)

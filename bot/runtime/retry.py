@@ -7,6 +7,7 @@ import contextvars
 import logging
 import random
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage, TelegramMethod
+from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage, SendVoice, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import Chat, InlineKeyboardMarkup, Message
 from pydantic import ValidationError
@@ -124,16 +125,37 @@ class CommitBeforeTelegram(BaseRequestMiddleware):
         return await make_request(bot, method)
 
 
+TEXT, VOICE = "text", "voice"  # what a sent message was: a screen (editable), or a screen's voice note
+
+
 @dataclass
 class SentScreens:
-    """The messages one update sent, in order, kept while the update is retried (see `NoSecondCopy`)."""
+    """The messages one update sent, in order, kept while the update may be retried (see `NoSecondCopy`).
 
-    sent: list[tuple[str, int]] = field(default_factory=list)  # (chat id, message id)
+    `keep` writes each one where a restarted worker finds it (the update journal): a worker killed
+    after a screen went out, before the update was done, replays the update from its journal then.
+    """
+
+    sent: list[tuple[str, int, str]] = field(default_factory=list)  # (chat id, message id, TEXT or VOICE)
     position: int = 0
+    keep: Callable[[int, str, int, str], Awaitable[None]] | None = None  # (position, chat id, message id, kind)
 
     def again(self) -> None:
         """A new try of the same update begins."""
         self.position = 0
+
+    def earlier(self, index: int, chat_id: str, kind: str) -> int | None:
+        """The message an earlier try sent as its `index`-th, if it went to `chat_id` and was a `kind`."""
+        if index < len(self.sent) and self.sent[index][0] == chat_id and self.sent[index][2] == kind:
+            return self.sent[index][1]
+        return None
+
+    async def sent_now(self, position: int, chat_id: str, message_id: int, kind: str) -> None:
+        if position != len(self.sent):
+            return  # a message of an earlier try was not found again here: positions no longer match
+        self.sent.append((chat_id, message_id, kind))
+        if self.keep is not None:
+            await self.keep(position, chat_id, message_id, kind)
 
 
 current_screens: contextvars.ContextVar[SentScreens | None] = contextvars.ContextVar(
@@ -141,23 +163,31 @@ current_screens: contextvars.ContextVar[SentScreens | None] = contextvars.Contex
 
 
 class NoSecondCopy(BaseRequestMiddleware):
-    """A retried update (its final commit failed after a screen was sent) edits the screen it sent
+    """A replayed update (a failed final commit, a crash, a killed worker) edits the screen it sent
     before instead of sending a second copy: no second consent, no repeated question.
 
-    The n-th sendMessage of a retry to the chat that got the n-th message of an earlier try becomes
-    editMessageText of that message (inline keyboards only: a reply keyboard cannot be edited in).
+    The n-th sendMessage of a replay to the chat that got the n-th message of an earlier try becomes
+    editMessageText of that message (inline keyboards only: a reply keyboard cannot be edited in); the
+    n-th sendVoice (a screen's voice note) is not sent again when the earlier try's n-th message was
+    one: the person has it already.
     """
 
     async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
                        method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
         screens = current_screens.get()
-        if screens is None or not isinstance(method, SendMessage):
+        if screens is None or not isinstance(method, SendMessage | SendVoice):
             return await make_request(bot, method)
         index = screens.position
         screens.position += 1
-        if index < len(screens.sent) and screens.sent[index][0] == str(method.chat_id) and \
+        chat = str(method.chat_id)
+        kind = VOICE if isinstance(method, SendVoice) else TEXT
+        message_id = screens.earlier(index, chat, kind)
+        if message_id is not None and isinstance(method, SendVoice):
+            log.info("a replayed update did not send a voice note a second time")
+            return Message(message_id=message_id, date=datetime.now(UTC),  # type: ignore[return-value]
+                           chat=Chat(id=int(method.chat_id), type="private"))
+        if message_id is not None and isinstance(method, SendMessage) and \
                 (method.reply_markup is None or isinstance(method.reply_markup, InlineKeyboardMarkup)):
-            chat_id, message_id = screens.sent[index]
             edit = EditMessageText(chat_id=method.chat_id, message_id=message_id, text=method.text,
                                    parse_mode=method.parse_mode, entities=method.entities,
                                    link_preview_options=method.link_preview_options,
@@ -168,14 +198,14 @@ class NoSecondCopy(BaseRequestMiddleware):
                 if "not modified" not in exc.message.lower():
                     raise
                 edited = None
-            log.info("a retried update edited the screen it had sent instead of sending it again")
+            log.info("a replayed update edited the screen it had sent instead of sending it again")
             if isinstance(edited, Message):
                 return edited  # type: ignore[return-value]  # the session's chain passes results
             return Message(message_id=message_id, date=datetime.now(UTC), text=method.text,  # type: ignore[return-value]
                            chat=Chat(id=int(method.chat_id), type="private"))
         result = await make_request(bot, method)
-        if index == len(screens.sent) and isinstance(result, Message):
-            screens.sent.append((str(method.chat_id), result.message_id))
+        if isinstance(result, Message):
+            await screens.sent_now(index, chat, result.message_id, kind)
         return result
 
 

@@ -22,7 +22,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StorageKey
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.types import BotCommand, BotCommandScopeDefault
 
 from bot.db import Database
@@ -31,7 +31,7 @@ from bot.runtime.failures import describe, is_temporary
 from bot.runtime.journal import Entry, Journal, JournalError, lane_of
 from bot.runtime.locks import ChatLocks
 from bot.runtime.pump import UpdatePump
-from bot.runtime.storage import hashed_id
+from bot.runtime.storage import RedisUpdateStorage
 from bot.services.participants import Keys
 from bot.settings import ConfigurationError, Settings
 
@@ -44,20 +44,6 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TOKEN_REFUSED = ("Telegram refused the bot token ({what}). Check COASSESS_BOT_TOKEN: it is the whole "
                  "token @BotFather gave (digits, a colon, then letters); a token revoked with /revoke "
                  "stops working at once.")
-
-
-class HashingKeyBuilder(DefaultKeyBuilder):
-    """Redis keys (locks included) with keyed hashes instead of chat and user ids."""
-
-    def __init__(self, secret: bytes, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.secret = secret
-
-    def build(self, key: StorageKey, part: Any = None) -> str:
-        hashed = StorageKey(bot_id=key.bot_id, chat_id=hashed_id(self.secret, key.chat_id),
-                            user_id=hashed_id(self.secret, key.user_id), thread_id=key.thread_id,
-                            destiny=key.destiny)
-        return super().build(hashed, part) if part is not None else super().build(hashed)
 
 
 @dataclass
@@ -100,7 +86,9 @@ class Runtime:
             from redis.asyncio import Redis
 
             redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
-            inner = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_destiny=True))
+            # keys hold keyed hashes of chat and user ids (PseudonymousStorage); writes wait for the
+            # update's database commit (RedisUpdateStorage)
+            inner = RedisUpdateStorage(RedisStorage(redis, key_builder=DefaultKeyBuilder(with_destiny=True)))
             # One chat at a time across workers is the pump's per-chat lock, taken before anything
             # reads the chat's state and held until its work is committed. aiogram-dialog's own
             # isolation (its default, in-process) is left to order its events inside the update.

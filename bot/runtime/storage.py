@@ -5,6 +5,8 @@ chat and user ids in keys become keyed hashes, and the user ids aiogram-dialog w
 `access_settings` are stored as "self" and restored from the key on reading.
 `SqlStorage` writes through the update's own database session when one is active, so the
 dialog state and the answers of one update commit together, or not at all.
+`RedisUpdateStorage` holds an update's Redis writes until its database commit has gone through, then
+writes them with the update's processed marker in one MULTI/EXEC (see its docstring).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aiogram.exceptions import DataNotDictLikeError
+
 from aiogram.fsm.state import State
+from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 from sqlalchemy import bindparam, delete, event, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -243,6 +248,143 @@ def _forget_cached_rows(session: Session) -> None:
         session.info[_PENDING] = {}
 
 
+KEEP_MARKERS_SECONDS = 48 * 3600  # as long as the journal remembers a processed update's id
+
+
+@dataclass
+class _HeldWrites:
+    """One update's dialog-state writes, waiting for its database commit."""
+
+    states: dict[StorageKey, str | None]
+    data: dict[StorageKey, str]  # the data as JSON ("{}": delete)
+    open: bool = True
+
+
+_held: contextvars.ContextVar[_HeldWrites | None] = contextvars.ContextVar("coassess_redis_writes", default=None)
+
+
+class RedisUpdateStorage(BaseStorage):
+    """Dialog state in Redis that never disagrees with the answers in the database after a crash.
+
+    The answers of an update are committed to the database (before each Bot API call, and at its
+    end); its dialog state goes to Redis. Written as they come, a crash between the two would leave
+    Redis ahead of the database (the replay then runs on the next screen's state: a tick ticked
+    twice is unticked) or behind it. So, inside an update (`hold`), writes wait in memory (reads
+    see them) and `commit` writes them after the database commit, in one MULTI/EXEC together with
+    the update's processed marker, which is what tells a replay that the update is done (`seen`):
+
+    - a crash before the database commit: nothing of the update is kept; the replay runs it again;
+    - between the database commit and EXEC: Redis still has the state before the update and no
+      marker, so the replay runs in that state and stores the same answers again (idempotent);
+    - after EXEC: the marker is there and the replay is skipped.
+
+    Outside an update (a background dialog start, an error handler) writes go straight to Redis.
+    """
+
+    def __init__(self, inner: RedisStorage, keep_seconds: int = KEEP_MARKERS_SECONDS) -> None:
+        self.inner = inner
+        self.keep_seconds = keep_seconds
+
+    @property
+    def redis(self) -> Any:
+        return self.inner.redis
+
+    @staticmethod
+    def hold() -> contextvars.Token[_HeldWrites | None]:
+        """Start holding this update's writes (give the token to `release`)."""
+        return _held.set(_HeldWrites({}, {}))
+
+    @staticmethod
+    def release(token: contextvars.Token[_HeldWrites | None]) -> None:
+        held = _held.get()
+        if held is not None:
+            held.open = False  # a task the update left behind writes straight to Redis
+        _held.reset(token)
+
+    @staticmethod
+    def marker_key(marker: Mapping[str, Any]) -> str:
+        return f"coassess:done:{marker['bot_key']}:{marker['update_id']}"
+
+    async def seen(self, marker: Mapping[str, Any], fingerprint: str) -> bool:
+        """Whether the update's state was written (and so the update fully processed) before.
+
+        The marker holds a keyed digest of the update (`fingerprint`): an update id alone may come
+        again with another update (a bot's ids restart at random after a quiet week; a test server's
+        from 1), and such an update must not be taken for one already processed.
+        """
+        stored = await self.inner.redis.get(self.marker_key(marker))
+        return stored is not None and stored == fingerprint.encode()
+
+    async def commit(self, marker: Mapping[str, Any] | None = None, fingerprint: str = "") -> None:
+        """Write the held state and the update's marker at once; call after the database commit."""
+        held = _held.get()
+        if held is None or not held.open:
+            return
+        held.open = False
+        if not held.states and not held.data and marker is None:
+            return
+        build = self.inner.key_builder.build
+        async with self.inner.redis.pipeline(transaction=True) as pipe:
+            for key, state in held.states.items():
+                if state is None:
+                    pipe.delete(build(key, "state"))
+                else:
+                    pipe.set(build(key, "state"), state, ex=self.inner.state_ttl)
+            for key, text in held.data.items():
+                if text == "{}":
+                    pipe.delete(build(key, "data"))
+                else:
+                    pipe.set(build(key, "data"), text, ex=self.inner.data_ttl)
+            if marker is not None:
+                pipe.set(self.marker_key(marker), fingerprint.encode(), ex=self.keep_seconds)
+            await pipe.execute()
+
+    def forget_held(self, chat_hash: int, user_hash: int) -> None:
+        """Drop held writes of one chat (its state is being erased)."""
+        held = _held.get()
+        if held is None or not held.open:
+            return
+        for table in (held.states, held.data):
+            for key in [k for k in table if k.chat_id == chat_hash and k.user_id == user_hash]:
+                del table[key]
+
+    @staticmethod
+    def _open() -> _HeldWrites | None:
+        held = _held.get()
+        return held if held is not None and held.open else None
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        held = self._open()
+        if held is None:
+            await self.inner.set_state(key, state)
+            return
+        held.states[key] = _state_name(state)
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        held = self._open()
+        if held is not None and key in held.states:
+            return held.states[key]
+        return await self.inner.get_state(key)
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        held = self._open()
+        if held is None:
+            await self.inner.set_data(key, data)
+            return
+        if not isinstance(data, dict):
+            raise DataNotDictLikeError(f"Data must be a dict or dict-like object, got {type(data).__name__}")
+        held.data[key] = self.inner.json_dumps(data) if data else "{}"
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        held = self._open()
+        if held is not None and key in held.data:
+            return self.inner.json_loads(held.data[key])  # a fresh copy: callers change it in place
+        return await self.inner.get_data(key)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 class PseudonymousStorage(BaseStorage):
     """Wraps a storage so that no chat or user id is written into it."""
 
@@ -259,6 +401,11 @@ class PseudonymousStorage(BaseStorage):
             business_connection_id=None,
             destiny=key.destiny,
         )
+
+    @property
+    def redis_writes(self) -> RedisUpdateStorage | None:
+        """The Redis storage whose writes wait for the update's database commit, if that is the storage."""
+        return self.inner if isinstance(self.inner, RedisUpdateStorage) else None
 
     def chat_prefix(self, chat_id: int, user_id: int) -> str | None:
         """The key prefix of one chat's rows in `SqlStorage` (None for other storages)."""
@@ -283,6 +430,8 @@ class PseudonymousStorage(BaseStorage):
         if isinstance(self.inner, SqlStorage):
             await self.inner.forget(hashed_id(self.secret, chat_id), hashed_id(self.secret, user_id))
             return
+        if isinstance(self.inner, RedisUpdateStorage):
+            self.inner.forget_held(hashed_id(self.secret, chat_id), hashed_id(self.secret, user_id))
         redis = getattr(self.inner, "redis", None)
         if redis is not None:
             pattern = f"*:{hashed_id(self.secret, chat_id)}:{hashed_id(self.secret, user_id)}:*"
