@@ -219,6 +219,9 @@ class InviteReach:
     keys: tuple[int, int, int] = (0, 0, 0)
 
 
+NO_INVITE = "(no invite: shared link or search)"
+
+
 async def responses_per_invite(session: AsyncSession, campaign_id: str) -> list[InviteReach]:
     """Each invite with the responses that came through it (and one row for no invite)."""
     invites = (await session.scalars(select(Invite).where(Invite.campaign_id == campaign_id)
@@ -231,7 +234,7 @@ async def responses_per_invite(session: AsyncSession, campaign_id: str) -> list[
     out = [InviteReach(i.code, i.partner, dict(i.groups or {}), *counts.get(i.id, (0, 0, 0, (0, 0, 0))))
            for i in invites]
     if None in counts:
-        out.append(InviteReach("", "(no invite: shared link or search)", {}, *counts[None]))
+        out.append(InviteReach("", NO_INVITE, {}, *counts[None]))
     return out
 
 

@@ -1,0 +1,210 @@
+"""The live participation figures come from running tallies the database keeps, and after any
+mix of journeys, group changes, completions, consent withdrawals and erasures they say exactly
+what counting every response again says."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from sqlalchemy import delete, event, select, update
+
+from bot.campaigns.schema import PREFER_NOT, CampaignSpec
+from bot.campaigns.store import load_campaign
+from bot.db import Database
+from bot.models import Campaign, Invite, Participant, Response, ResponseGroup
+from bot.services.participants import forget
+from bot.services.participation import (
+    check_tallies,
+    participation,
+    recount,
+    repair_tallies,
+    tallied,
+)
+from bot.services.responses import complete, record_consent, set_groups, start_response
+from web.campaign import by_invite, by_language
+
+LANGS = ["en", "ar", "uk", "so"]
+
+
+def _random_groups(rng: random.Random, spec: CampaignSpec, dim_id: str) -> list[str]:
+    dim = next(d for d in spec.groups if d.id == dim_id)
+    options = [o.id for o in dim.options]
+    if rng.random() < 0.15:
+        return [PREFER_NOT]
+    if dim.multiple:
+        return rng.sample(options, rng.choice([1, 1, 2, 3]))
+    # most people in a few groups, so that some counts are large enough to be shown
+    return [rng.choice(options[:2] if rng.random() < 0.8 else options)]
+
+
+async def _journeys(db: Database, specs: list[CampaignSpec], seed: int, steps: int) -> None:
+    """Random things participants and officers do, in random transactions (some rolled back)."""
+    rng = random.Random(seed)
+    people: list[int] = []
+    async with db.session() as session:
+        invites = []
+        for spec in specs:
+            for code in ("lib", "mosque"):
+                inv = Invite(campaign_id=spec.id, code=f"{code}{seed}", partner=f"{code} group", groups={})
+                session.add(inv)
+                invites.append(inv)
+        await session.commit()
+        invite_ids = {spec.id: [i.id for i in invites if i.campaign_id == spec.id] for spec in specs}
+    step = 0
+    while step < steps:
+        before = list(people)
+        async with db.session() as session:
+            for _ in range(rng.randint(1, 8)):
+                step += 1
+                spec = rng.choice(specs)
+                roll = rng.random()
+                responses = (await session.scalars(select(Response).where(Response.campaign_id == spec.id))).all()
+                if roll < 0.3 or not responses:
+                    if people and rng.random() < 0.3:
+                        pid = rng.choice(people)  # the same person in the other campaign, or again
+                    else:
+                        person = Participant(pseudonym=f"p{seed}-{step}")
+                        session.add(person)
+                        await session.flush()
+                        pid = person.id
+                        people.append(pid)
+                    iid = rng.choice([None, *invite_ids[spec.id]])
+                    invite = await session.get(Invite, iid) if iid else None
+                    r = await start_response(session, spec.id, pid, rng.choice(LANGS), invite)
+                    if rng.random() < 0.8:
+                        await record_consent(session, r)
+                    continue
+                r = rng.choice(responses)
+                if roll < 0.65 or roll >= 0.96:
+                    dim = rng.choice(spec.groups).id
+                    await set_groups(session, r.id, dim, _random_groups(rng, spec, dim),
+                                     rng.choice(["asked", "invite", "reused"]))
+                elif roll < 0.75:
+                    await complete(session, r)
+                elif roll < 0.8:
+                    await record_consent(session, r)
+                elif roll < 0.83:
+                    r.consented_at = None  # consent withdrawn: no longer counted
+                elif roll < 0.87:
+                    r.language = rng.choice(LANGS)
+                elif roll < 0.89:
+                    await session.execute(delete(ResponseGroup).where(ResponseGroup.response_id == r.id))
+                elif roll < 0.91:
+                    r.record_key = rng.randrange(2 ** 31)
+                elif roll < 0.94 and people:
+                    await session.flush()
+                    victim = rng.choice(people)
+                    await forget(session, victim)  # erasure cascades through responses and groups
+                    people.remove(victim)
+                    session.expunge_all()
+                else:
+                    await session.execute(delete(Response).where(Response.id == r.id))
+                    session.expunge_all()
+            if rng.random() < 0.15:
+                await session.rollback()
+                people[:] = before
+            else:
+                await session.commit()
+    # an invite deleted: its people now count as "no invite" (ON DELETE SET NULL)
+    async with db.session() as session:
+        await session.execute(delete(Invite).where(Invite.id == invite_ids[specs[0].id][0]))
+        await session.commit()
+
+
+def _other(spec: CampaignSpec) -> CampaignSpec:
+    return spec.model_copy(update={"id": "other-campaign"})
+
+
+async def test_tallies_equal_a_full_recount_after_random_journeys(db: Database, example_spec) -> None:  # type: ignore[no-untyped-def]
+    specs = [example_spec, _other(example_spec)]
+    async with db.session() as session:
+        for spec in specs:
+            await load_campaign(session, spec)
+        await session.commit()
+    for seed in (1, 2):
+        await _journeys(db, specs, seed, 250)
+        async with db.session() as session:
+            for spec in specs:
+                counted = await recount(session, spec.id)
+                assert await tallied(session, spec.id) == counted
+                assert await participation(session, spec, "en") == await participation(
+                    session, spec, "en", counts=counted)
+                assert await check_tallies(session, spec.id) == []
+    async with db.session() as session:
+        counted = await recount(session, example_spec.id)
+    # the journeys made real figures: people agreed, chose groups, finished, and some were erased
+    assert counted.agreed[0] > 20 and counted.finished[0] > 0
+    assert sum(n for combos in counted.groups.values() for n, _ in combos.values()) > 20
+    assert None in counted.invites and len(counted.languages) > 1
+
+
+async def test_erasing_a_participant_takes_them_out_of_every_figure(db: Database, example_spec) -> None:  # type: ignore[no-untyped-def]
+    async with db.session() as session:
+        await load_campaign(session, example_spec)
+        person = Participant(pseudonym="erased")
+        session.add(person)
+        await session.flush()
+        r = await start_response(session, example_spec.id, person.id, "ar")
+        await record_consent(session, r)
+        for dim in example_spec.groups:
+            await set_groups(session, r.id, dim.id, [dim.options[0].id])
+        await complete(session, r)
+        await session.commit()
+        pid = person.id
+    async with db.session() as session:
+        counts = await tallied(session, example_spec.id)
+        assert counts.agreed[0] == 1 and counts.finished[0] == 1 and counts.languages == {"ar": (1, r.record_key)}
+        await forget(session, pid)
+        await session.commit()
+    async with db.session() as session:
+        assert await tallied(session, example_spec.id) == await recount(session, example_spec.id)
+        assert (await tallied(session, example_spec.id)).agreed == (0, 0)
+
+
+async def test_the_campaign_page_reads_tallies_not_responses(db: Database, example_spec) -> None:  # type: ignore[no-untyped-def]
+    """The console's live figures cost a few dozen rows however many people answered: no query
+    of the campaign page's figures reads the response or group answer tables."""
+    async with db.session() as session:
+        await load_campaign(session, example_spec)
+        await session.commit()
+    await _journeys(db, [example_spec], 3, 60)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with db.session() as session:
+            c = await session.get(Campaign, example_spec.id)
+            assert c is not None
+            counts = await tallied(session, c.id)
+            await participation(session, example_spec, "en", counts=counts)
+            by_language(c, counts)
+            await by_invite(session, c, counts)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if " FROM response" in s or "JOIN response" in s]
+    assert reads == []
+    assert any("participation_tally" in s for s in statements)
+
+
+async def test_repair_rebuilds_tallies_that_went_wrong(db: Database, example_spec) -> None:  # type: ignore[no-untyped-def]
+    async with db.session() as session:
+        await load_campaign(session, example_spec)
+        await session.commit()
+    await _journeys(db, [example_spec], 4, 60)
+    async with db.session() as session:
+        from bot.models import ParticipationTally
+
+        await session.execute(update(ParticipationTally).values(n=ParticipationTally.n + 1))
+        await session.commit()
+    async with db.session() as session:
+        problems = await check_tallies(session, example_spec.id)
+        assert any(p.startswith("agreed: kept") for p in problems)
+        await repair_tallies(session, example_spec.id)
+        await session.commit()
+    async with db.session() as session:
+        assert await check_tallies(session, example_spec.id) == []
+        assert await tallied(session, example_spec.id) == await recount(session, example_spec.id)
