@@ -45,6 +45,9 @@ async def _database(answers: int, log: Any) -> str:
         await conn.close()
     target = url.set(database=name).render_as_string(hide_password=False)
     if exists:
+        from bot.db import upgrade
+
+        await upgrade(target)  # a database kept from an older version gets the new schema (tallies)
         got, _ = await _count(target)
         if got >= answers:
             return target

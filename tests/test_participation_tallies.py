@@ -208,3 +208,35 @@ async def test_repair_rebuilds_tallies_that_went_wrong(db: Database, example_spe
     async with db.session() as session:
         assert await check_tallies(session, example_spec.id) == []
         assert await tallied(session, example_spec.id) == await recount(session, example_spec.id)
+
+
+async def _migrate(db: Database, revision: str, down: bool = False) -> None:
+    from alembic import command
+
+    from bot.db import _alembic_config
+
+    def run(sync_conn: Any) -> None:
+        cfg = _alembic_config(db.url)
+        cfg.attributes["connection"] = sync_conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(run)
+
+
+async def test_the_migration_counts_the_responses_already_there(db: Database, example_spec) -> None:  # type: ignore[no-untyped-def]
+    """A database made before the tallies gets them from its responses when it is upgraded, and
+    the triggers keep them from then on; downgrading takes table and triggers away."""
+    async with db.session() as session:
+        await load_campaign(session, example_spec)
+        await session.commit()
+    await _migrate(db, "0006", down=True)
+    await _journeys(db, [example_spec], 5, 150)  # nothing tallies these: as before the upgrade
+    await _migrate(db, "head")
+    async with db.session() as session:
+        counted = await recount(session, example_spec.id)
+        assert counted.agreed[0] > 3
+        assert await tallied(session, example_spec.id) == counted
+    await _journeys(db, [example_spec], 6, 80)
+    async with db.session() as session:
+        assert await tallied(session, example_spec.id) == await recount(session, example_spec.id)
