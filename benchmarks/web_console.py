@@ -5,7 +5,9 @@ page beside the CLI report, on PostgreSQL with a million synthetic answers.
     python -m benchmarks.web_console --answers 100000 --requests 20
 
 Requests go through the whole ASGI app in-process (session cookie, permission check, templates),
-one at a time, after one warm-up request; the figures are the latency of each. The database is
+one at a time, after one warm-up request; the figures are the latency of each. The campaign page
+and its live fragment are measured twice: on unchanging data, and with one more person agreeing
+(committed) before each request, as while a campaign is open. The database is
 kept between runs (named by the number of answers) because making it takes minutes.
 """
 
@@ -55,15 +57,55 @@ async def _database(answers: int, log: Any) -> str:
     return target
 
 
-async def _timed(client: Any, path: str, n: int) -> list[float]:
+async def _timed(client: Any, path: str, n: int, between: Any = None) -> list[float]:
     await client.get(path)  # warm-up: compiled statements, templates
     out = []
     for _ in range(n):
+        if between is not None:
+            await between()
         t = time.perf_counter()
         r = await client.get(path)
         out.append(time.perf_counter() - t)
         assert r.status_code == 200, (path, r.status_code)
     return out
+
+
+class _Newcomers:
+    """One more person agrees and answers the group questions before each request (committed, as
+    the bot would): the figures change every time, so nothing the console remembers (the
+    disclosure protection of the same table) can answer for it. Erased again afterwards."""
+
+    def __init__(self, db: Any) -> None:
+        self.db, self.people = db, []  # type: list[int]
+        self.rng = __import__("random").Random(13)
+
+    async def __call__(self) -> None:
+        import secrets
+
+        from bot.campaigns.schema import CampaignSpec
+        from bot.models import Campaign, Participant
+        from bot.services.responses import record_consent, set_groups, start_response
+
+        async with self.db.session() as session:
+            spec = CampaignSpec.model_validate((await session.get(Campaign, CAMPAIGN)).definition)
+            person = Participant(pseudonym=f"bench-live-{secrets.token_hex(8)}")
+            session.add(person)
+            await session.flush()
+            r = await start_response(session, CAMPAIGN, person.id, self.rng.choice(spec.languages))
+            await record_consent(session, r)
+            for dim in spec.groups:
+                await set_groups(session, r.id, dim.id, [self.rng.choice(dim.options).id])
+            await session.commit()
+            self.people.append(person.id)
+
+    async def erase(self) -> None:
+        from bot.services.participants import forget
+
+        async with self.db.session() as session:
+            for pid in self.people:
+                await forget(session, pid)
+            await session.commit()
+        self.people.clear()
 
 
 async def run(answers: int, requests: int) -> dict[str, Any]:
@@ -98,6 +140,18 @@ async def run(answers: int, requests: int) -> dict[str, Any]:
                               "p95_ms": round(percentile(times, 95) * 1000, 1),
                               "max_ms": round(times[-1] * 1000, 1)}
                 print(f"{label}: p50 {out[label]['p50_ms']} ms, p95 {out[label]['p95_ms']} ms")
+            newcomers = _Newcomers(db)
+            try:
+                for label, path in (("campaign page, one more person each time", f"/campaigns/{CAMPAIGN}"),
+                                    ("live participation, one more person each time",
+                                     f"/campaigns/{CAMPAIGN}/participation")):
+                    times = sorted(await _timed(c, path, requests, newcomers))
+                    out[label] = {"p50_ms": round(percentile(times, 50) * 1000, 1),
+                                  "p95_ms": round(percentile(times, 95) * 1000, 1),
+                                  "max_ms": round(times[-1] * 1000, 1)}
+                    print(f"{label}: p50 {out[label]['p50_ms']} ms, p95 {out[label]['p95_ms']} ms")
+            finally:
+                await newcomers.erase()
             results = await _timed(c, f"/campaigns/{CAMPAIGN}/results", 2)
         report = []
         for _ in range(2):
