@@ -240,3 +240,28 @@ async def test_the_migration_counts_the_responses_already_there(db: Database, ex
     await _journeys(db, [example_spec], 6, 80)
     async with db.session() as session:
         assert await tallied(session, example_spec.id) == await recount(session, example_spec.id)
+
+
+async def test_db_tallies_command_checks_and_repairs(db_url: str, db: Database, keys, example_spec) -> None:  # type: ignore[no-untyped-def]
+    from bot.models import ParticipationTally
+    from tests.test_admin_invites import cli
+
+    async with db.session() as session:
+        await load_campaign(session, example_spec)
+        await session.commit()
+    await _journeys(db, [example_spec], 7, 60)
+    fine = await cli(db_url, keys, "db", "tallies")
+    assert fine.exit_code == 0, fine.output
+    assert "agree with a full recount" in fine.output
+    async with db.session() as session:
+        await session.execute(update(ParticipationTally).where(ParticipationTally.kind == "agreed")
+                              .values(n=ParticipationTally.n + 3))
+        await session.commit()
+    wrong = await cli(db_url, keys, "db", "tallies")
+    said = " ".join(wrong.output.split())
+    assert wrong.exit_code == 1, said
+    assert f"{example_spec.id}: agreed: kept" in said and "coassess db tallies --repair" in said
+    repaired = await cli(db_url, keys, "db", "tallies", "--repair")
+    assert repaired.exit_code == 0, repaired.output
+    async with db.session() as session:
+        assert await check_tallies(session, example_spec.id) == []
