@@ -265,3 +265,32 @@ async def test_db_tallies_command_checks_and_repairs(db_url: str, db: Database, 
     assert repaired.exit_code == 0, repaired.output
     async with db.session() as session:
         assert await check_tallies(session, example_spec.id) == []
+
+
+async def test_people_agreeing_at_the_same_moment_are_all_counted(db: Database, example_spec) -> None:  # type: ignore[no-untyped-def]
+    """Many participants' transactions at once (each its own connection, as the bot's workers):
+    none waits forever on a shared row or fails, and every one is counted."""
+    import asyncio
+
+    async with db.session() as session:
+        await load_campaign(session, example_spec)
+        await session.commit()
+
+    async def one(i: int) -> None:
+        rng = random.Random(i)
+        async with db.session() as session:
+            person = Participant(pseudonym=f"same-moment-{i}")
+            session.add(person)
+            await session.flush()
+            r = await start_response(session, example_spec.id, person.id, rng.choice(LANGS))
+            await record_consent(session, r)
+            for dim in example_spec.groups:
+                await set_groups(session, r.id, dim.id, _random_groups(rng, example_spec, dim.id))
+            await complete(session, r)
+            await session.commit()
+
+    await asyncio.gather(*(one(i) for i in range(24)))
+    async with db.session() as session:
+        counts = await tallied(session, example_spec.id)
+        assert counts == await recount(session, example_spec.id)
+        assert counts.agreed[0] == counts.finished[0] == 24
