@@ -167,13 +167,45 @@ async def run(answers: int, requests: int) -> dict[str, Any]:
     return out
 
 
+PAGES = ("campaign page", "live participation", "campaign page, one more person each time",
+         "live participation, one more person each time", "campaigns list")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """web_console.md: the latencies as a table, with when, where and how loaded."""
+    m = result["machine"]
+    lines = ["# The console at scale", "",
+             f"Measured {result['measured_at']} on {m['cores']} cores ({m['cpu']}), load average "
+             f"{m['load_average_1m']} when it started, with `python -m benchmarks.web_console`: PostgreSQL, "
+             f"{result['answers']:,} synthetic answers in {result['responses']:,} responses; "
+             f"{result['requests']} requests per page through the whole app in-process, one at a time, "
+             "after a warm-up. Target: p95 ≤ 200 ms for the campaign page and its live fragment.", "",
+             "| Page | p50, ms | p95, ms | max, ms |", "| --- | --- | --- | --- |"]
+    lines += [f"| {page} | {result[page]['p50_ms']} | {result[page]['p95_ms']} | {result[page]['max_ms']} |"
+              for page in PAGES if page in result]
+    r, c = result["results page s"], result["report model (CLI) s"]
+    lines += ["", f"Results page {r['median']} s (runs {r['runs']}); the report model alone, as "
+              f"`coassess report` builds it, {c['median']} s (runs {c['runs']}).", ""]
+    return "\n".join(lines)
+
+
 def main() -> None:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
     p = argparse.ArgumentParser(prog="python -m benchmarks.web_console", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--answers", type=int, default=1_000_000)
     p.add_argument("--requests", type=int, default=30)
+    p.add_argument("--out", type=Path, default=None,
+                   help="write web_console.json and web_console.md into this folder (benchmarks/)")
     args = p.parse_args()
-    print(json.dumps(asyncio.run(run(args.answers, args.requests)), indent=2))
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    result = {"measured_at": started, **asyncio.run(run(args.answers, args.requests))}
+    print(json.dumps(result, indent=2))
+    if args.out is not None:
+        (args.out / "web_console.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        (args.out / "web_console.md").write_text(markdown(result), encoding="utf-8")
 
 
 if __name__ == "__main__":
