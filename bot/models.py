@@ -257,7 +257,8 @@ class ParticipationTally(Base):
     """Running totals of the people who agreed to take part in a campaign, and the sum of their
     record keys, per cell: `agreed`, `finished`, `language` (value: the language), `invite`
     (value: the invite id, or "" for none) and `groups` (dimension, value: the group answer as
-    stored JSON text). Kept exact by database triggers (migration 0008) in the transaction that
+    stored JSON text); and of everyone who started (`reached`) and finished (`completed`), agreed
+    or not, per invite. Kept exact by database triggers (migration 0008) in the transaction that
     changes a response or a group answer; each response counts in shard `id % 16`. Read by
     bot.services.participation."""
 

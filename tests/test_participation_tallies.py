@@ -22,7 +22,9 @@ from bot.services.participation import (
     tallied,
 )
 from bot.services.responses import complete, record_consent, set_groups, start_response
+from bot.services.invites import responses_per_invite
 from web.campaign import by_invite, by_language
+from web.campaigns import started_and_finished
 
 LANGS = ["en", "ar", "uk", "so"]
 
@@ -112,6 +114,30 @@ async def _journeys(db: Database, specs: list[CampaignSpec], seed: int, steps: i
         await session.commit()
 
 
+async def _reach_counted(session: Any, campaign_id: str) -> list[Any]:
+    """responses_per_invite as it was before the tallies: counted from every response."""
+    from sqlalchemy import case, func
+
+    from bot.services.invites import NO_INVITE, InviteReach
+
+    def keys(*when: Any) -> list[Any]:
+        return [func.sum(Response.record_key),
+                *(func.sum(case((w.is_not(None), Response.record_key), else_=0)) for w in when)]
+
+    invites = (await session.scalars(select(Invite).where(Invite.campaign_id == campaign_id)
+                                     .order_by(Invite.created_at, Invite.id))).all()
+    rows = await session.execute(
+        select(Response.invite_id, func.count(), func.count(Response.consented_at),
+               func.count(Response.completed_at), *keys(Response.consented_at, Response.completed_at))
+        .where(Response.campaign_id == campaign_id).group_by(Response.invite_id))
+    counts = {iid: (a, b, c, (int(ka or 0), int(kb or 0), int(kc or 0))) for iid, a, b, c, ka, kb, kc in rows.all()}
+    out = [InviteReach(i.code, i.partner, dict(i.groups or {}), *counts.get(i.id, (0, 0, 0, (0, 0, 0))))
+           for i in invites]
+    if None in counts:
+        out.append(InviteReach("", NO_INVITE, {}, *counts[None]))
+    return out
+
+
 def _other(spec: CampaignSpec) -> CampaignSpec:
     return spec.model_copy(update={"id": "other-campaign"})
 
@@ -131,6 +157,7 @@ async def test_tallies_equal_a_full_recount_after_random_journeys(db: Database, 
                 assert await participation(session, spec, "en") == await participation(
                     session, spec, "en", counts=counted)
                 assert await check_tallies(session, spec.id) == []
+                assert await responses_per_invite(session, spec.id) == await _reach_counted(session, spec.id)
     async with db.session() as session:
         counted = await recount(session, example_spec.id)
     # the journeys made real figures: people agreed, chose groups, finished, and some were erased
@@ -183,6 +210,9 @@ async def test_the_campaign_page_reads_tallies_not_responses(db: Database, examp
             await participation(session, example_spec, "en", counts=counts)
             by_language(c, counts)
             await by_invite(session, c, counts)
+            # the invites page and the campaign list: people per link, from the same tallies
+            await responses_per_invite(session, c.id)
+            await started_and_finished(session)
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
     reads = [s for s in statements if " FROM response" in s or "JOIN response" in s]

@@ -39,8 +39,8 @@ class Counts:
     their record keys), the keys giving each published count its cell key (analysis.disclosure).
 
     `groups`: per dimension, per group answer as stored (JSON text), e.g. '["a", "b"]'.
-    `invites`: per invite id, None for people who came without one; `reached`: the same for
-    everyone who started, whether they agreed or not."""
+    `invites`: per invite id, None for people who came without one; `reached` and `completed`:
+    the same for everyone who started, and who finished, whether they agreed or not."""
 
     agreed: tuple[int, int] = (0, 0)
     finished: tuple[int, int] = (0, 0)
@@ -48,6 +48,7 @@ class Counts:
     invites: dict[int | None, tuple[int, int]] = field(default_factory=dict)
     groups: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
     reached: dict[int | None, tuple[int, int]] = field(default_factory=dict)
+    completed: dict[int | None, tuple[int, int]] = field(default_factory=dict)
 
 
 def _counts(rows: Any) -> Counts:
@@ -63,8 +64,9 @@ def _counts(rows: Any) -> Counts:
             out = replace(out, finished=cell)
         elif kind == "language":
             out.languages[value] = cell
-        elif kind in ("invite", "reached"):
-            (out.invites if kind == "invite" else out.reached)[int(value) if value else None] = cell
+        elif kind in ("invite", "reached", "completed"):
+            per_invite = {"invite": out.invites, "reached": out.reached, "completed": out.completed}[kind]
+            per_invite[int(value) if value else None] = cell
         elif kind == "groups":
             out.groups.setdefault(dim, {})[value] = cell
     return out
@@ -104,6 +106,11 @@ async def recount(session: AsyncSession, campaign_id: str) -> Counts:
             select(Response.invite_id, func.count(), func.sum(key)).where(Response.campaign_id == campaign_id)
             .group_by(Response.invite_id))).all():
         rows.append(("reached", "", "" if iid is None else str(iid), c, k))
+    for iid, c, k in (await session.execute(
+            select(Response.invite_id, func.count(), func.sum(key))
+            .where(Response.campaign_id == campaign_id, Response.completed_at.is_not(None))
+            .group_by(Response.invite_id))).all():
+        rows.append(("completed", "", "" if iid is None else str(iid), c, k))
     as_text = cast(ResponseGroup.groups, Text)
     for dim, groups, c, k in (await session.execute(
             select(ResponseGroup.dimension_id, as_text, func.count(), func.sum(key))
@@ -118,6 +125,7 @@ def _cells(counts: Counts) -> dict[tuple[str, str, str], tuple[int, int]]:
     out.update({("language", "", lang): c for lang, c in counts.languages.items()})
     out.update({("invite", "", "" if i is None else str(i)): c for i, c in counts.invites.items()})
     out.update({("reached", "", "" if i is None else str(i)): c for i, c in counts.reached.items()})
+    out.update({("completed", "", "" if i is None else str(i)): c for i, c in counts.completed.items()})
     out.update({("groups", dim, g): c for dim, combos in counts.groups.items() for g, c in combos.items()})
     return {k: v for k, v in out.items() if v != (0, 0)}
 

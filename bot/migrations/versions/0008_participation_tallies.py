@@ -33,12 +33,17 @@ _UPSERT = ("ON CONFLICT (campaign_id, kind, dimension_id, value, shard) DO UPDAT
 
 
 def _add_response(r: str) -> list[str]:
-    """Statements adding response `r` (NEW) to the tallies: every response to `reached`, the rest
-    if it has consent."""
+    """Statements adding response `r` (NEW) to the tallies: every response to `reached` (and to
+    `completed` once finished), per invite; the rest only if it has consent."""
     return [
         f"""INSERT INTO participation_tally ({_COLS})
         VALUES ({r}.campaign_id, 'reached', '', COALESCE(CAST({r}.invite_id AS TEXT), ''), {r}.id % {SHARDS}, 1,
                 COALESCE({r}.record_key, 0))
+        {_UPSERT}""",
+        f"""INSERT INTO participation_tally ({_COLS})
+        SELECT {r}.campaign_id, 'completed', '', COALESCE(CAST({r}.invite_id AS TEXT), ''), {r}.id % {SHARDS}, 1,
+               COALESCE({r}.record_key, 0)
+        WHERE {r}.completed_at IS NOT NULL
         {_UPSERT}""",
         f"""INSERT INTO participation_tally ({_COLS})
         SELECT {r}.campaign_id, k.kind, '', k.value, {r}.id % {SHARDS}, 1, COALESCE({r}.record_key, 0)
@@ -58,13 +63,14 @@ def _add_response(r: str) -> list[str]:
 
 
 def _remove_response(r: str) -> list[str]:
-    """Statements taking response `r` (OLD) out of the tallies (all but `reached` only if it had
-    consent): its rows exist, since adding it made them."""
+    """Statements taking response `r` (OLD) out of the tallies (all but `reached` and `completed`
+    only if it had consent): its rows exist, since adding it made them."""
     minus = f"n = n - 1, key_sum = key_sum - COALESCE({r}.record_key, 0)"
     return [
         f"""UPDATE participation_tally SET {minus}
         WHERE campaign_id = {r}.campaign_id AND shard = {r}.id % {SHARDS} AND dimension_id = ''
-          AND kind = 'reached' AND value = COALESCE(CAST({r}.invite_id AS TEXT), '')""",
+          AND (kind = 'reached' OR (kind = 'completed' AND {r}.completed_at IS NOT NULL))
+          AND value = COALESCE(CAST({r}.invite_id AS TEXT), '')""",
         f"""UPDATE participation_tally SET {minus}
         WHERE {r}.consented_at IS NOT NULL AND campaign_id = {r}.campaign_id
           AND shard = {r}.id % {SHARDS} AND dimension_id = ''
@@ -200,6 +206,9 @@ BACKFILL = [
       SELECT campaign_id, 'reached' AS kind, COALESCE(CAST(invite_id AS TEXT), '') AS value,
              id % {SHARDS} AS shard, COALESCE(record_key, 0) AS key
         FROM response
+      UNION ALL SELECT campaign_id, 'completed', COALESCE(CAST(invite_id AS TEXT), ''), id % {SHARDS},
+                       COALESCE(record_key, 0)
+        FROM response WHERE completed_at IS NOT NULL
       UNION ALL SELECT campaign_id, 'agreed', '', id % {SHARDS}, COALESCE(record_key, 0)
         FROM response WHERE consented_at IS NOT NULL
       UNION ALL SELECT campaign_id, 'finished', '', id % {SHARDS}, COALESCE(record_key, 0)
