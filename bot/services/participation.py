@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Text, case, cast, delete, func, select, text
+from sqlalchemy import Text, case, cast, delete, func, literal, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.campaigns.schema import PREFER_NOT, CampaignSpec
@@ -82,42 +82,38 @@ async def tallied(session: AsyncSession, campaign_id: str) -> Counts:
     return _counts(rows.all())
 
 
+async def _recount_rows(session: AsyncSession, campaign_id: str) -> list[tuple[str, str, str, int, int, int]]:
+    """(kind, dimension, value, shard, people, key sum), counted from every response and group
+    answer, in the shards the triggers use, so that tallies written from them stay exact."""
+    r = Response
+    key, shard = func.coalesce(r.record_key, 0), r.id % TALLY_SHARDS
+    agreed = r.consented_at.is_not(None)
+    link = case((r.invite_id.is_(None), ""), else_=cast(r.invite_id, Text))
+    out: list[tuple[str, str, str, int, int, int]] = []
+    for kind, value, when in (("agreed", literal(""), agreed),
+                              ("finished", literal(""), agreed & r.completed_at.is_not(None)),
+                              ("language", r.language, agreed), ("invite", link, agreed),
+                              ("reached", link, true()), ("completed", link, r.completed_at.is_not(None))):
+        out += [(kind, "", v, sh, n, k) for v, sh, n, k in (await session.execute(
+            select(value, shard, func.count(), func.sum(key)).where(r.campaign_id == campaign_id, when)
+            .group_by(value, shard))).all()]
+    as_text = cast(ResponseGroup.groups, Text)
+    out += [("groups", dim, groups, sh, n, k) for dim, groups, sh, n, k in (await session.execute(
+        select(ResponseGroup.dimension_id, as_text, shard, func.count(), func.sum(key))
+        .join(r, r.id == ResponseGroup.response_id).where(r.campaign_id == campaign_id, agreed)
+        .group_by(ResponseGroup.dimension_id, as_text, shard))).all()]
+    return [(kind, dim, str(v), int(sh), int(n), int(k or 0)) for kind, dim, v, sh, n, k in out]
+
+
 async def recount(session: AsyncSession, campaign_id: str) -> Counts:
     """The same figures as `tallied`, counted again from every response and group answer: what
     the tallies must equal (`check_tallies`), and what `repair_tallies` writes back."""
-    agreed = (Response.campaign_id == campaign_id, Response.consented_at.is_not(None))
-    key = func.coalesce(Response.record_key, 0)
-    done_key = case((Response.completed_at.is_not(None), key), else_=0)
-    n, total_key, finished, finished_key = (await session.execute(
-        select(func.count(Response.id), func.coalesce(func.sum(key), 0),
-               func.count(Response.completed_at), func.coalesce(func.sum(done_key), 0))
-        .where(*agreed))).one()
-    rows: list[tuple[str, str, str, int, int]] = [("agreed", "", "", n, total_key),
-                                                  ("finished", "", "", finished, finished_key)]
-    for lang, c, k in (await session.execute(
-            select(Response.language, func.count(), func.sum(key)).where(*agreed)
-            .group_by(Response.language))).all():
-        rows.append(("language", "", lang, c, k))
-    for iid, c, k in (await session.execute(
-            select(Response.invite_id, func.count(), func.sum(key)).where(*agreed)
-            .group_by(Response.invite_id))).all():
-        rows.append(("invite", "", "" if iid is None else str(iid), c, k))
-    for iid, c, k in (await session.execute(
-            select(Response.invite_id, func.count(), func.sum(key)).where(Response.campaign_id == campaign_id)
-            .group_by(Response.invite_id))).all():
-        rows.append(("reached", "", "" if iid is None else str(iid), c, k))
-    for iid, c, k in (await session.execute(
-            select(Response.invite_id, func.count(), func.sum(key))
-            .where(Response.campaign_id == campaign_id, Response.completed_at.is_not(None))
-            .group_by(Response.invite_id))).all():
-        rows.append(("completed", "", "" if iid is None else str(iid), c, k))
-    as_text = cast(ResponseGroup.groups, Text)
-    for dim, groups, c, k in (await session.execute(
-            select(ResponseGroup.dimension_id, as_text, func.count(), func.sum(key))
-            .join(Response, Response.id == ResponseGroup.response_id)
-            .where(*agreed).group_by(ResponseGroup.dimension_id, as_text))).all():
-        rows.append(("groups", dim, groups, c, k))
-    return _counts(rows)
+    summed: dict[tuple[str, str, str], list[int]] = {}
+    for kind, dim, value, _shard, n, key in await _recount_rows(session, campaign_id):
+        cell = summed.setdefault((kind, dim, value), [0, 0])
+        cell[0] += n
+        cell[1] += key
+    return _counts([(kind, dim, value, n, key) for (kind, dim, value), (n, key) in summed.items()])
 
 
 def _cells(counts: Counts) -> dict[tuple[str, str, str], tuple[int, int]]:
@@ -132,26 +128,36 @@ def _cells(counts: Counts) -> dict[tuple[str, str, str], tuple[int, int]]:
 
 async def check_tallies(session: AsyncSession, campaign_id: str) -> list[str]:
     """Where the running tallies differ from a full recount, one line per figure (no one's data:
-    only counts); empty when they agree."""
+    only counts); empty when they agree. Figures that add up but sit in other shards than the
+    triggers use are said too: a later erasure would miss them."""
+    t = ParticipationTally
+    kept_rows = (await session.execute(
+        select(t.kind, t.dimension_id, t.value, t.shard, t.n, t.key_sum).where(t.campaign_id == campaign_id))).all()
+    counted_rows = await _recount_rows(session, campaign_id)
     kept, counted = _cells(await tallied(session, campaign_id)), _cells(await recount(session, campaign_id))
-    return [f"{kind} {dim} {value}".strip() + f": kept {kept.get((kind, dim, value), (0, 0))[0]} people, "
-            f"counted {counted.get((kind, dim, value), (0, 0))[0]}"
-            + ("" if kept.get((kind, dim, value), (0, 0))[0] != counted.get((kind, dim, value), (0, 0))[0]
-               else " (record keys differ)")
-            for kind, dim, value in sorted(set(kept) | set(counted))
-            if kept.get((kind, dim, value), (0, 0)) != counted.get((kind, dim, value), (0, 0))]
+    out = []
+    for cell in sorted(set(kept) | set(counted)):
+        (a, ka), (b, kb) = kept.get(cell, (0, 0)), counted.get(cell, (0, 0))
+        if (a, ka) != (b, kb):
+            out.append(" ".join(cell).strip() + f": kept {a} people, counted {b}"
+                       + ("" if a != b else " (record keys differ)"))
+    by_shard = {(*row[:4],): (int(row[4]), int(row[5])) for row in kept_rows if (row[4], row[5]) != (0, 0)}
+    if not out and by_shard != {(*row[:4],): (row[4], row[5]) for row in counted_rows}:
+        out.append("the figures add up, but some are kept in other shards than the triggers use")
+    return out
 
 
 async def repair_tallies(session: AsyncSession, campaign_id: str) -> None:
-    """Replace the campaign's tallies with a full recount (in the caller's transaction). The
-    responses are locked first on PostgreSQL, so no answer lands between the count and the write."""
+    """Replace the campaign's tallies with a full recount (in the caller's transaction), each
+    response in its shard, as the triggers keep them. The responses are locked first on
+    PostgreSQL, so no answer lands between the count and the write."""
     if session.bind.dialect.name == "postgresql":
         await session.execute(text("LOCK TABLE response, response_group IN SHARE MODE"))
-    counted = _cells(await recount(session, campaign_id))
+    rows = await _recount_rows(session, campaign_id)
     await session.execute(delete(ParticipationTally).where(ParticipationTally.campaign_id == campaign_id))
     session.add_all(ParticipationTally(campaign_id=campaign_id, kind=kind, dimension_id=dim, value=value,
-                                       shard=0, n=n, key_sum=key)
-                    for (kind, dim, value), (n, key) in counted.items())
+                                       shard=shard, n=n, key_sum=key)
+                    for kind, dim, value, shard, n, key in rows)
     await session.flush()
 
 
