@@ -52,6 +52,7 @@ async def tallies(
             for p in problems:
                 console.print(f"{cid}: {p}", markup=False, highlight=False)
             if repair:
+                await session.commit()  # the check's reading ends: the repair starts afresh
                 await repair_tallies(session, cid)
                 await session.commit()
                 console.print(f"{cid}: tallies rebuilt from a full recount.", markup=False, highlight=False)

@@ -150,11 +150,14 @@ async def check_tallies(session: AsyncSession, campaign_id: str) -> list[str]:
 async def repair_tallies(session: AsyncSession, campaign_id: str) -> None:
     """Replace the campaign's tallies with a full recount (in the caller's transaction), each
     response in its shard, as the triggers keep them. The responses are locked first on
-    PostgreSQL, so no answer lands between the count and the write."""
+    PostgreSQL, so no answer lands between the count and the write. Call it at the start of a
+    transaction (on SQLite a transaction that has read already may be refused the write)."""
     if session.bind.dialect.name == "postgresql":
         await session.execute(text("LOCK TABLE response, response_group IN SHARE MODE"))
-    rows = await _recount_rows(session, campaign_id)
+    # deleting first makes this transaction the writer on SQLite before it counts: no bot's
+    # write can land between the count and the tallies written from it
     await session.execute(delete(ParticipationTally).where(ParticipationTally.campaign_id == campaign_id))
+    rows = await _recount_rows(session, campaign_id)
     session.add_all(ParticipationTally(campaign_id=campaign_id, kind=kind, dimension_id=dim, value=value,
                                        shard=shard, n=n, key_sum=key)
                     for kind, dim, value, shard, n, key in rows)
