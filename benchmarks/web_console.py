@@ -108,6 +108,48 @@ class _Newcomers:
         self.people.clear()
 
 
+async def profile(db: Any, n: int = 15) -> dict[str, float]:
+    """What one campaign page costs, part by part (median ms): reading the tallies, the
+    disclosure protection worked out afresh and remembered, per language and invite; and the full
+    recount the tallies replace (what the page did per request before, at this size)."""
+    import analysis.disclosure as disclosure
+    from bot.campaigns.schema import CampaignSpec
+    from bot.models import Campaign
+    from bot.services.participation import participation, recount, tallied
+    from web.campaign import by_invite, by_language
+
+    async def median(f: Any, runs: int = n, fresh: bool = False) -> float:
+        times = []
+        for _ in range(runs):
+            if fresh:
+                disclosure._CACHE.clear()
+            t = time.perf_counter()
+            await f()
+            times.append(time.perf_counter() - t)
+        return round(percentile(sorted(times), 50) * 1000, 2)
+
+    async with db.session() as s:
+        c = await s.get(Campaign, CAMPAIGN)
+        spec = CampaignSpec.model_validate(c.definition)
+        counts = await tallied(s, CAMPAIGN)
+        await participation(s, spec, "en", counts=counts)  # imports SciPy once
+
+        async def languages() -> None:
+            by_language(c, counts)
+
+        return {
+            "read the tallies (one query)": await median(lambda: tallied(s, CAMPAIGN)),
+            "protect participation, figures changed": await median(
+                lambda: participation(s, spec, "en", counts=counts), fresh=True),
+            "protect participation, same figures": await median(
+                lambda: participation(s, spec, "en", counts=counts)),
+            "per language, protected": await median(languages, fresh=True),
+            "per invite, protected (one query)": await median(lambda: by_invite(s, c, counts), fresh=True),
+            "full recount of every response (coassess db tallies)": await median(
+                lambda: recount(s, CAMPAIGN), runs=3),
+        }
+
+
 async def run(answers: int, requests: int) -> dict[str, Any]:
     from pydantic import SecretStr
 
@@ -132,6 +174,9 @@ async def run(answers: int, requests: int) -> dict[str, Any]:
     try:
         async with client(app) as c:
             await officer_signs_in(c, db, keys, settings, ADMIN)
+            out["profile, median ms"] = await profile(db)
+            for part, ms in out["profile, median ms"].items():
+                print(f"  {part}: {ms} ms")
             for label, path in (("campaign page", f"/campaigns/{CAMPAIGN}"),
                                 ("live participation", f"/campaigns/{CAMPAIGN}/participation"),
                                 ("campaigns list", "/")):
@@ -183,6 +228,8 @@ def markdown(result: dict[str, Any]) -> str:
              "| Page | p50, ms | p95, ms | max, ms |", "| --- | --- | --- | --- |"]
     lines += [f"| {page} | {result[page]['p50_ms']} | {result[page]['p95_ms']} | {result[page]['max_ms']} |"
               for page in PAGES if page in result]
+    lines += ["", "One campaign page, part by part (median ms):", "", "| Part | ms |", "| --- | --- |"]
+    lines += [f"| {part} | {ms} |" for part, ms in result.get("profile, median ms", {}).items()]
     r, c = result["results page s"], result["report model (CLI) s"]
     lines += ["", f"Results page {r['median']} s (runs {r['runs']}); the report model alone, as "
               f"`coassess report` builds it, {c['median']} s (runs {c['runs']}).", ""]
