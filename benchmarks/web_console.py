@@ -76,8 +76,11 @@ class _Newcomers:
     disclosure protection of the same table) can answer for it. Erased again afterwards."""
 
     def __init__(self, db: Any) -> None:
-        self.db, self.people = db, []  # type: list[int]
-        self.rng = __import__("random").Random(13)
+        import random
+
+        self.db = db
+        self.people: list[int] = []
+        self.rng = random.Random(13)
 
     async def __call__(self) -> None:
         import secrets
