@@ -33,6 +33,7 @@ class Participation:
 
 TALLY_SHARDS = 16  # each response counts in shard `id % TALLY_SHARDS` (migration 0008)
 
+
 @dataclass(frozen=True)
 class Counts:
     """The people who agreed to take part in a campaign, added up: each figure is (people, sum of
