@@ -355,3 +355,12 @@ async def test_figures_in_the_wrong_shard_are_found(db: Database, example_spec) 
         await session.commit()
     async with db.session() as session:
         assert await check_tallies(session, example_spec.id) == []
+
+
+def test_the_service_and_the_triggers_use_the_same_shards() -> None:
+    import importlib
+
+    from bot.services.participation import TALLY_SHARDS
+
+    migration = importlib.import_module("bot.migrations.versions.0008_participation_tallies")
+    assert migration.SHARDS == TALLY_SHARDS
