@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -250,6 +251,26 @@ class ResponseGroup(Base):
     answered_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     response: Mapped[Response] = relationship(back_populates="groups")
+
+
+class ParticipationTally(Base):
+    """Running totals of the people who agreed to take part in a campaign, and the sum of their
+    record keys, per cell: `agreed`, `finished`, `language` (value: the language), `invite`
+    (value: the invite id, or "" for none) and `groups` (dimension, value: the group answer as
+    stored JSON text); and of everyone who started (`reached`) and finished (`completed`), agreed
+    or not, per invite. Kept exact by database triggers (migration 0008) in the transaction that
+    changes a response or a group answer; each response counts in shard `id % 16`. Read by
+    bot.services.participation."""
+
+    __tablename__ = "participation_tally"
+
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)
+    dimension_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    key_sum: Mapped[int] = mapped_column(BigInteger)
 
 
 class Answer(Base):

@@ -142,3 +142,25 @@ def test_command_line_writes_both_files(tmp_path: Path) -> None:
     assert "| Answer path, SQLite |" in (tmp_path / "results.md").read_text(encoding="utf-8")
     with pytest.raises(SystemExit):
         main(["--only", "nonsense", "--out", str(tmp_path)])
+
+
+async def test_tally_writes_tiny() -> None:
+    from benchmarks.tally_writes import measure
+
+    for dialect in ("sqlite", "postgresql"):
+        out = await measure(dialect, 3, 1)
+        assert out["journeys"] == 3 and out["commits per journey"] >= 4
+        assert out["with tallies"]["p50_ms"] > 0 and out["without"]["p95_ms"] > 0
+
+
+async def test_web_console_markdown_has_every_page_and_part() -> None:
+    from benchmarks.web_console import PAGES, markdown
+
+    page = {"p50_ms": 1.0, "p95_ms": 2.0, "max_ms": 3.0}
+    result = {"measured_at": "now", "machine": {"cores": 2, "cpu": "x", "load_average_1m": 0.1},
+              "answers": 10, "responses": 2, "requests": 3, **dict.fromkeys(PAGES, page),
+              "profile, median ms": {"read the tallies (one query)": 1.2},
+              "results page s": {"median": 1, "runs": [1]}, "report model (CLI) s": {"median": 1, "runs": [1]}}
+    md = markdown(result)
+    assert all(f"| {p} | 1.0 | 2.0 | 3.0 |" in md for p in PAGES)
+    assert "| read the tallies (one query) | 1.2 |" in md

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,9 +14,9 @@ from starlette.routing import Route
 from analysis.summary import UNDER_REPRESENTED
 from bot.campaigns.schema import CampaignSpec
 from bot.campaigns.store import campaign_state
-from bot.models import Campaign, Response as ResponseRow
-from bot.services.invites import protect_column, responses_per_invite
-from bot.services.participation import Participation, participation
+from bot.models import Campaign, Invite
+from bot.services.invites import NO_INVITE, protect_column
+from bot.services.participation import Counts, Participation, participation, tallied
 from web.access import Officer, page
 from web.app import console_of, render, translator
 from web.campaigns import days_left, title_of
@@ -52,24 +52,25 @@ def who_is_missing(part: Participation, k: int) -> list[Missing]:
     return out
 
 
-async def by_language(session: AsyncSession, c: Campaign) -> tuple[str, list[tuple[str, str]]]:
+def by_language(c: Campaign, counts: Counts) -> tuple[str, list[tuple[str, str]]]:
     """People who agreed to take part per language they answered in, protected as one column."""
-    rows = (await session.execute(
-        select(ResponseRow.language, func.count(), func.sum(ResponseRow.record_key))
-        .where(ResponseRow.campaign_id == c.id, ResponseRow.consented_at.is_not(None))
-        .group_by(ResponseRow.language))).all()
-    counts = {lang: (int(n), int(key or 0)) for lang, n, key in rows}
-    langs = [*c.languages, *sorted(set(counts) - set(c.languages))]
+    langs = [*c.languages, *sorted(set(counts.languages) - set(c.languages))]
     # each row's record keys give its cell key: shown counts are perturbed as in the report
-    total, shown = protect_column([counts.get(lang, (0, 0))[0] for lang in langs], c.min_group_size,
-                                  [counts.get(lang, (0, 0))[1] for lang in langs])
+    total, shown = protect_column([counts.languages.get(lang, (0, 0))[0] for lang in langs], c.min_group_size,
+                                  [counts.languages.get(lang, (0, 0))[1] for lang in langs])
     return total, list(zip(langs, shown, strict=True))
 
 
-async def by_invite(session: AsyncSession, c: Campaign) -> tuple[str, list[dict[str, Any]]]:
-    reach = await responses_per_invite(session, c.id)
-    total, shown = protect_column([r.consented for r in reach], c.min_group_size, [r.keys[1] for r in reach])
-    return total, [{"code": r.code, "partner": r.partner, "agreed": s} for r, s in zip(reach, shown, strict=True)]
+async def by_invite(session: AsyncSession, c: Campaign, counts: Counts) -> tuple[str, list[dict[str, Any]]]:
+    """People who agreed to take part per invite (and without one), protected as one column."""
+    invites = (await session.scalars(select(Invite).where(Invite.campaign_id == c.id)
+                                     .order_by(Invite.created_at, Invite.id))).all()
+    rows = [(i.code, i.partner, counts.invites.get(i.id, (0, 0))) for i in invites]
+    if None in counts.reached:  # someone came without an invite (as responses_per_invite shows)
+        rows.append(("", NO_INVITE, counts.invites.get(None, (0, 0))))
+    total, shown = protect_column([n for _, _, (n, _) in rows], c.min_group_size, [k for _, _, (_, k) in rows])
+    return total, [{"code": code, "partner": partner, "agreed": s}
+                   for (code, partner, _), s in zip(rows, shown, strict=True)]
 
 
 def chart_rows(part: Participation) -> list[dict[str, Any]]:
@@ -91,9 +92,10 @@ async def _context(request: Request) -> dict[str, Any] | None:
         if c is None:
             return None
         spec = CampaignSpec.model_validate(c.definition)
-        part = await participation(session, spec, _.lang)
-        lang_total, langs = await by_language(session, c)
-        invite_total, invites = await by_invite(session, c)
+        counts = await tallied(session, c.id)  # a few dozen rows: the figures of every table below
+        part = await participation(session, spec, _.lang, counts=counts)
+        lang_total, langs = by_language(c, counts)
+        invite_total, invites = await by_invite(session, c, counts)
     k = c.min_group_size
     rows = chart_rows(part)
     hidden = any(not x.isdigit() for x in [part.total_shown, part.finished_shown or "0", lang_total,

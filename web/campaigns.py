@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -15,10 +16,9 @@ from starlette.routing import Route
 
 from bot.campaigns.check import CheckResult, Problem, check_text
 from bot.campaigns.store import CampaignChangeRefused, campaign_state, load_campaign
-from bot.models import Campaign, utcnow
-from bot.models import Response as ResponseRow
+from bot.models import Campaign, ParticipationTally, utcnow
 from bot.services import audit
-from bot.services.invites import protect_column, record_key_sums
+from bot.services.invites import protect_column
 from web.access import UPLOAD_LIMIT, N_, Officer, action, page
 from web.app import console_of, render, translator
 
@@ -39,19 +39,32 @@ def days_left(c: Campaign, now: datetime | None = None) -> int | None:
     return max(0, (c.closes - now).days + (1 if (c.closes - now).seconds else 0))
 
 
+async def started_and_finished(session: AsyncSession) -> dict[str, list[tuple[int, int, int, int]]]:
+    """Per campaign, per invite link (and no link): people who started and who finished, and the
+    sums of their record keys, from the running tallies (bot.services.participation): as `coassess
+    campaign list` counts them, so that each total is protected with the rows it is made of."""
+    t = ParticipationTally
+    cells: dict[str, dict[str, dict[str, tuple[int, int]]]] = {}
+    for cid, kind, link, n, key in (await session.execute(
+            select(t.campaign_id, t.kind, t.value, func.sum(t.n), func.sum(t.key_sum))
+            .where(t.kind.in_(("reached", "completed"))).group_by(t.campaign_id, t.kind, t.value))).all():
+        cells.setdefault(cid, {}).setdefault(link, {})[kind] = (int(n), int(key or 0))
+    out: dict[str, list[tuple[int, int, int, int]]] = {}
+    for cid, links in cells.items():
+        for link in sorted(links):
+            (started, started_key), (done, done_key) = (links[link].get("reached", (0, 0)),
+                                                        links[link].get("completed", (0, 0)))
+            if started:
+                out.setdefault(cid, []).append((started, done, started_key, done_key))
+    return out
+
+
 async def campaign_list(request: Request, officer: Officer) -> Response:
     _ = translator(request)
     console = console_of(request)
     rows = []
     async with console.db.session() as session:
-        # As `coassess campaign list` counts them: aggregated per invite link in SQL (no row of a
-        # response is read), so that each total is protected with the rows it is made of.
-        per_link: dict[str, list[tuple[int, int, int, int]]] = {}
-        for cid, _iid, started, done, started_key, done_key in (await session.execute(
-                select(ResponseRow.campaign_id, ResponseRow.invite_id, func.count(), func.count(ResponseRow.completed_at),
-                       *record_key_sums(ResponseRow.completed_at))
-                .group_by(ResponseRow.campaign_id, ResponseRow.invite_id))).all():
-            per_link.setdefault(cid, []).append((started, done, int(started_key or 0), int(done_key or 0)))
+        per_link = await started_and_finished(session)
         for c in (await session.scalars(select(Campaign).order_by(Campaign.created_at))).all():
             links = per_link.get(c.id, [])
             started_shown = protect_column([n for n, _, _, _ in links], c.min_group_size,

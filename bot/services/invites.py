@@ -219,19 +219,26 @@ class InviteReach:
     keys: tuple[int, int, int] = (0, 0, 0)
 
 
+NO_INVITE = "(no invite: shared link or search)"
+
+
 async def responses_per_invite(session: AsyncSession, campaign_id: str) -> list[InviteReach]:
-    """Each invite with the responses that came through it (and one row for no invite)."""
+    """Each invite with the responses that came through it (and one row for no invite), from
+    the campaign's running tallies (bot.services.participation.tallied): no response is read."""
+    from bot.services.participation import tallied
+
     invites = (await session.scalars(select(Invite).where(Invite.campaign_id == campaign_id)
                                      .order_by(Invite.created_at, Invite.id))).all()
-    rows = await session.execute(
-        select(Response.invite_id, func.count(), func.count(Response.consented_at),
-               func.count(Response.completed_at), *record_key_sums(Response.consented_at, Response.completed_at))
-        .where(Response.campaign_id == campaign_id).group_by(Response.invite_id))
-    counts = {iid: (a, b, c, (int(ka or 0), int(kb or 0), int(kc or 0))) for iid, a, b, c, ka, kb, kc in rows.all()}
-    out = [InviteReach(i.code, i.partner, dict(i.groups or {}), *counts.get(i.id, (0, 0, 0, (0, 0, 0))))
-           for i in invites]
-    if None in counts:
-        out.append(InviteReach("", "(no invite: shared link or search)", {}, *counts[None]))
+    counts = await tallied(session, campaign_id)
+
+    def reach(iid: int | None) -> tuple[int, int, int, tuple[int, int, int]]:
+        (a, ka), (b, kb), (c, kc) = (counts.reached.get(iid, (0, 0)), counts.invites.get(iid, (0, 0)),
+                                     counts.completed.get(iid, (0, 0)))
+        return a, b, c, (ka, kb, kc)
+
+    out = [InviteReach(i.code, i.partner, dict(i.groups or {}), *reach(i.id)) for i in invites]
+    if None in counts.reached:
+        out.append(InviteReach("", NO_INVITE, {}, *reach(None)))
     return out
 
 
