@@ -110,7 +110,9 @@ class SandboxClient:
     async def _request(self, method: str, path: str, *, json: Any = None,
                        params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # no cap on connections: every simulated citizen may be waiting for the bot at once
+            # (aiohttp's default of 100 made the 101st citizen's wait time out, not the bot)
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
             self._own_session = True
         async with self._session.request(
             method, f"{self.base_url}/sandbox{path}", json=json,
