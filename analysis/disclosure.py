@@ -354,12 +354,30 @@ CANDIDATE_TRIES = 6  # complementary candidates tried (cheapest first) for one p
 def _show_what_is_not_needed(problem: Problem, status: list[Status], k: int, stuck: set[int]) -> None:
     secondary = [v for v, s in enumerate(status) if s == "secondary" and not problem.is_derived(v)
                  and v not in problem.withheld and not problem.is_implied(v)]
+    facts_of: dict[int, list[Fact]] = defaultdict(list)
+    for f in problem.facts:
+        if f.is_equality:
+            for u in f.variables:
+                facts_of[u].append(f)
     for v in sorted(secondary, key=lambda u: _cost(problem, u), reverse=True)[:RESTORE_TRIES]:
         status[v] = "shown"
+        if _leaves_a_single_gap(problem, status, facts_of[v]):
+            status[v] = "secondary"  # the classic rule first: no row or column with one hidden count
+            continue
         pinned = [u for u in _pinned(problem, status, _shown_statistics(problem, status), k)
                   if u not in stuck and not problem.is_derived(u)]
         if pinned:
             status[v] = "secondary"
+
+
+def _leaves_a_single_gap(problem: Problem, status: list[Status], facts: list[Fact]) -> bool:
+    """Whether one of these equalities (a row, a column) has exactly one hidden published count: it
+    could be worked out by subtraction, even where the counts it protects stay safe."""
+    for f in facts:
+        hidden = [u for u in f.variables if status[u] != "shown"]
+        if len(hidden) == 1 and not problem.is_derived(hidden[0]):
+            return True
+    return False
 
 
 def _cost(problem: Problem, v: int) -> tuple[int, int]:

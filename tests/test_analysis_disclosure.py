@@ -568,3 +568,29 @@ def test_a_shown_count_is_published_only_with_its_cell_key() -> None:
     v = p.count("people", 40, key=123)
     w = p.count("nobody", 0, zero_shown=True)  # a zero needs no key: it stays zero
     assert abs(protect(p, K).value(v) - 40) <= MAX_NOISE and protect(p, K).value(w) == 0
+
+
+async def test_a_complementary_count_shown_again_leaves_no_row_with_one_hidden_count(
+        example_spec: CampaignSpec, tmp_path: Path) -> None:
+    """A full suite run found, about once in 25 draws of the random record keys, a line of the
+    grouped export with one hidden count (ease × disability "no": total 155 and four options
+    shown, option 2 hidden), so it could be worked out by subtraction. The cause: the last step,
+    which shows again complementary counts that turn out unneeded, checked only that no small count
+    could be pinned, not the classic rule. The synthetic campaign of that draw is kept (its record
+    keys are in it) so the case is tested every time."""
+    import gzip
+    import shutil
+
+    db_path = tmp_path / "coassess.db"
+    with gzip.open(Path(__file__).parent / "data" / "disclosure-single-gap.db.gz", "rb") as src, \
+            db_path.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+    url = f"sqlite+aiosqlite:///{db_path}"
+    await upgrade(url)
+    db = Database(url)
+    try:
+        await export_async(db, "clinic-access", tmp_path / "grouped.csv", "grouped")
+    finally:
+        await db.dispose()
+    test_no_hidden_count_can_be_recovered_from_the_grouped_export(
+        {"spec": example_spec, "files": {"csv": tmp_path / "grouped.csv"}})
