@@ -180,5 +180,6 @@ def test_the_fuzz_reached_the_questions() -> None:
     """Runs after the property test: it must have got past consent and groups into the questions."""
     wanted = {"welcome", "ease", "barrier", "order"}
     if not wanted <= reached:  # hypothesis draws anew each run: some draws stop before "order"
+        _prepare()
         asyncio.run(_scenario("en", [("advance", i) for i in range(60)]))
     assert wanted <= reached
